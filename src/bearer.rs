@@ -1,0 +1,265 @@
+//! MCP access tokens: minting, bearer verification at the MCP endpoint, and the 401/403
+//! challenges (R2, R5, R49–R51, R54).
+//!
+//! An access token is `cga_` + base64url(payload ‖ HMAC-SHA256(payload)). The payload
+//! names the key, expiry, grant, audience hash, client, subject and scope. Verification
+//! is one HMAC over ~100 bytes with a pre-keyed state: no store lookup, no allocation
+//! beyond the decode. Revocation is the grant's existence, checked by
+//! [`BearerClaims::confirm`].
+
+use core::fmt;
+
+use crate::crypto::{StoreKey, sha256_labeled, unb64};
+use crate::error::BearerError;
+use crate::reply::Reply;
+use crate::scope::ScopeSet;
+use crate::token::GrantRecord;
+use crate::{Gate, UnixTime};
+
+const PREFIX: &str = "cga_";
+const VERSION: u8 = 1;
+const MAX_TOKEN: usize = 4096;
+
+fn audience_hash(resource: &str) -> [u8; 16] {
+    let h = sha256_labeled("audience", resource.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h[..16]);
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
+}
+
+pub(crate) fn mint_access_token(
+    gate: &Gate,
+    grant: &GrantRecord,
+    scope: &ScopeSet,
+    now: UnixTime,
+) -> String {
+    let keys = &gate.config.keys;
+    let mut p = Vec::with_capacity(128);
+    p.push(VERSION);
+    p.extend_from_slice(&keys.current_id().to_be_bytes());
+    p.extend_from_slice(&now.plus(gate.config.lifetimes.access_token).0.to_be_bytes());
+    p.extend_from_slice(grant.grant_id());
+    p.extend_from_slice(&audience_hash(&gate.config.resource));
+    put_str(&mut p, grant.client_id());
+    put_str(&mut p, grant.subject());
+    put_str(&mut p, &scope.to_scope_string());
+    let tag = keys.mac("access token").bytes(&p).finish();
+    p.extend_from_slice(&tag);
+    let mut s = String::with_capacity(PREFIX.len() + p.len() * 4 / 3 + 4);
+    s.push_str(PREFIX);
+    s.push_str(&crate::crypto::b64(&p));
+    s
+}
+
+/// A reader over the payload that fails instead of panicking.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn str(&mut self) -> Option<&'a str> {
+        let len = u16::from_be_bytes(self.take(2)?.try_into().ok()?);
+        core::str::from_utf8(self.take(usize::from(len))?).ok()
+    }
+}
+
+/// A bearer token whose MAC, expiry and audience verified; its grant is not yet checked.
+#[must_use = "confirm the grant still exists before trusting the token"]
+pub struct BearerClaims {
+    grant_id: [u8; 16],
+    client_id: String,
+    subject: String,
+    scope: ScopeSet,
+}
+
+impl fmt::Debug for BearerClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BearerClaims")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BearerClaims {
+    /// The store key of the grant to look up.
+    pub fn grant_key(&self) -> StoreKey {
+        StoreKey::derive("grant", &self.grant_id)
+    }
+
+    /// The revocation check: the grant must still exist (a replayed code or a reused
+    /// refresh token deletes it, R43/R53).
+    pub fn confirm(
+        self,
+        grant: Option<&GrantRecord>,
+        now: UnixTime,
+    ) -> Result<Principal, BearerError> {
+        match grant {
+            Some(g) if g.grant_id() == &self.grant_id && now < g.expires_at() => Ok(Principal {
+                grant_key: self.grant_key(),
+                subject: self.subject,
+                client_id: self.client_id,
+                scope: self.scope,
+            }),
+            _ => Err(BearerError::Revoked),
+        }
+    }
+}
+
+/// Who is calling the MCP endpoint: verified token, live grant.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Principal {
+    subject: String,
+    client_id: String,
+    scope: ScopeSet,
+    grant_key: StoreKey,
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("subject", &self.subject)
+            .field("client_id", &self.client_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Principal {
+    /// The upstream subject (`github:1`).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    /// The MCP client acting for the user.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// The granted scopes.
+    pub fn scope(&self) -> &ScopeSet {
+        &self.scope
+    }
+    /// The grant (to find the upstream token for the server's own upstream calls).
+    pub fn grant_key(&self) -> &StoreKey {
+        &self.grant_key
+    }
+}
+
+impl Gate {
+    /// Verifies `Authorization: Bearer …` (R49, R50, R51): ours (MAC under a known key),
+    /// unexpired, for this resource. Upstream tokens and anything else are `Invalid`.
+    /// Pass the header value, or `None` when absent; the query string is never read.
+    pub fn verify_bearer(
+        &self,
+        authorization: Option<&str>,
+        now: UnixTime,
+    ) -> Result<BearerClaims, BearerError> {
+        let header = authorization.ok_or(BearerError::Missing)?;
+        let (scheme, token) = header.split_once(' ').ok_or(BearerError::Invalid)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(BearerError::Missing);
+        }
+        let token = token.trim_start_matches(' ');
+        if token.len() > MAX_TOKEN {
+            return Err(BearerError::Invalid);
+        }
+        let raw = token
+            .strip_prefix(PREFIX)
+            .and_then(unb64)
+            .ok_or(BearerError::Invalid)?;
+        if raw.len() < 1 + 4 + 32 {
+            return Err(BearerError::Invalid);
+        }
+        let (payload, tag) = raw.split_at(raw.len() - 32);
+        let mut r = Reader(payload);
+        if r.take(1) != Some(&[VERSION][..]) {
+            return Err(BearerError::Invalid);
+        }
+        let kid = u32::from_be_bytes(
+            r.take(4)
+                .ok_or(BearerError::Invalid)?
+                .try_into()
+                .map_err(|_| BearerError::Invalid)?,
+        );
+        let mac = self
+            .config
+            .keys
+            .mac_with(kid, "access token")
+            .ok_or(BearerError::Invalid)?;
+        if !mac.bytes(payload).verify(tag) {
+            return Err(BearerError::Invalid);
+        }
+        // Authentic from here on: a malformed payload is our own bug, still an error.
+        let exp = r.u64().ok_or(BearerError::Invalid)?;
+        let grant_id: [u8; 16] = r
+            .take(16)
+            .and_then(|g| g.try_into().ok())
+            .ok_or(BearerError::Invalid)?;
+        let aud = r.take(16).ok_or(BearerError::Invalid)?;
+        let client_id = r.str().ok_or(BearerError::Invalid)?.to_owned();
+        let subject = r.str().ok_or(BearerError::Invalid)?.to_owned();
+        let scope = r
+            .str()
+            .and_then(ScopeSet::parse)
+            .ok_or(BearerError::Invalid)?;
+        if now.0 >= exp {
+            return Err(BearerError::Expired);
+        }
+        if aud != audience_hash(&self.config.resource) {
+            return Err(BearerError::WrongAudience);
+        }
+        Ok(BearerClaims {
+            grant_id,
+            client_id,
+            subject,
+            scope,
+        })
+    }
+
+    fn challenge(&self, error: Option<&str>, scope: &ScopeSet) -> String {
+        let mut v = format!(
+            "Bearer resource_metadata=\"{}\"",
+            self.protected_resource_metadata_url()
+        );
+        if !scope.is_empty() {
+            v.push_str(&format!(", scope=\"{scope}\""));
+        }
+        if let Some(e) = error {
+            v.push_str(&format!(", error=\"{e}\""));
+        }
+        v
+    }
+
+    /// The 401 for a request without a valid token (R2, R5; RFC 6750 §3: `error` only
+    /// when a token was presented).
+    pub fn unauthorized(&self, error: BearerError) -> Reply {
+        let www = self.challenge(error.oauth_error(), &self.config.scopes_supported);
+        let mut r = Reply::json(
+            401,
+            &serde_json::json!({ "error": error.oauth_error().unwrap_or("unauthorized"), "error_description": error.to_string() }),
+        );
+        r.headers.push(("www-authenticate", www));
+        r
+    }
+
+    /// The 403 step-up challenge when the token lacks scopes (R54).
+    pub fn insufficient_scope(&self, required: &ScopeSet) -> Reply {
+        let www = self.challenge(Some("insufficient_scope"), required);
+        let mut r = Reply::json(403, &serde_json::json!({ "error": "insufficient_scope" }));
+        r.headers.push(("www-authenticate", www));
+        r
+    }
+}

@@ -1,0 +1,502 @@
+//! Client registration (RFC 7591), the validated [`RedirectUri`] type and redirect matching.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{
+    MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, ct_eq, fresh32, sha256_labeled,
+};
+use crate::error::RegistrationError;
+use crate::reply::Reply;
+use crate::{Entropy, Gate, UnixTime};
+
+/// Longest redirect URI we accept.
+pub(crate) const MAX_REDIRECT_URI: usize = 2000;
+/// Most redirect URIs per client.
+const MAX_REDIRECT_URIS: usize = 10;
+/// Longest client name.
+const MAX_CLIENT_NAME: usize = 100;
+/// Largest registration body.
+pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
+
+/// A redirect URI that passed registration validation (R11): `https`, or `http` on a
+/// loopback host; no fragment, no userinfo, no whitespace or control characters, no other
+/// scheme in any spelling (A17). Only registration makes one; only
+/// [`RedirectUri::matching`] hands one out for a request (R17, R18).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RedirectUri(String);
+
+impl fmt::Debug for RedirectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for RedirectUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a parsed host is loopback: 127.0.0.0/8, `[::1]` or `localhost` (RFC 8252 §7.3;
+/// MCP uses `localhost`).
+pub(crate) fn is_loopback_host<S: AsRef<str>>(host: &url::Host<S>) -> bool {
+    match host {
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => a.is_loopback(),
+        url::Host::Domain(d) => d.as_ref().eq_ignore_ascii_case("localhost"),
+    }
+}
+
+/// Splits `http://AUTHORITY REST` into (host, port, rest) on the raw string.
+fn split_http(raw: &str) -> Option<(&str, &str, &str)> {
+    let after = raw.strip_prefix("http://")?;
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(end);
+    let host_end = if authority.starts_with('[') {
+        authority.find(']')? + 1
+    } else {
+        authority.find(':').unwrap_or(authority.len())
+    };
+    let (host, port) = authority.split_at(host_end);
+    let port = match port.strip_prefix(':') {
+        Some(p) => p,
+        None if port.is_empty() => "",
+        None => return None,
+    };
+    Some((host, port, rest))
+}
+
+fn is_port(p: &str) -> bool {
+    p.is_empty()
+        || (p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|n| n <= 65535))
+}
+
+impl RedirectUri {
+    /// Validates a redirect URI for registration (R11, A17).
+    pub fn parse(raw: &str) -> Result<Self, RegistrationError> {
+        use RegistrationError::InvalidRedirectUri as Bad;
+        if raw.is_empty() || raw.len() > MAX_REDIRECT_URI {
+            return Err(Bad("empty or too long"));
+        }
+        if raw.bytes().any(|b| b <= 0x20 || b >= 0x7f) {
+            return Err(Bad("whitespace, control or non-ASCII characters"));
+        }
+        // The scheme must be spelled exactly: `JaVaScript:`, ` https:` and friends never
+        // reach the URL parser's normalisation (cloudflare/workers-oauth-provider #97).
+        if !(raw.starts_with("https://") || raw.starts_with("http://")) {
+            return Err(Bad("scheme must be https, or http on a loopback host"));
+        }
+        if raw.contains('#') {
+            return Err(Bad("fragment not allowed"));
+        }
+        let url = url::Url::parse(raw).map_err(|_| Bad("not an absolute URL"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Bad("userinfo not allowed"));
+        }
+        let Some(host) = url.host() else {
+            return Err(Bad("no host"));
+        };
+        if url.scheme() == "http" {
+            if !is_loopback_host(&host) {
+                return Err(Bad("http is only allowed on loopback hosts"));
+            }
+            // The raw authority must be a plain host[:port], so that port-only matching
+            // (R18) can work on the raw string.
+            match split_http(raw) {
+                Some((_, port, _)) if is_port(port) => {}
+                _ => return Err(Bad("malformed loopback authority")),
+            }
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The URI as registered.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host, for the consent page (R12, R27: always shown next to the name).
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// Whether this is an `http` loopback URI (the consent page warns, R27/A11).
+    pub fn is_loopback(&self) -> bool {
+        self.0.starts_with("http://")
+    }
+
+    /// Matches a presented `redirect_uri` against this registration: simple string
+    /// comparison (RFC 3986 §6.2.1, R17), except that for loopback `http` only the port
+    /// may differ, including a portless registration (RFC 8252 §7.3, R18). Returns the
+    /// presented URI as a validated value.
+    pub fn matching(&self, presented: &str) -> Option<RedirectUri> {
+        if presented == self.0 {
+            return Some(self.clone());
+        }
+        let (rh, _, rr) = split_http(&self.0)?;
+        let (ph, pp, pr) = split_http(presented)?;
+        (rh == ph && rr == pr && is_port(pp)).then(|| RedirectUri(presented.to_owned()))
+    }
+
+    /// The A10 fault: prefix matching (never compiled into a matching path without the
+    /// `_faults` feature switched on).
+    pub(crate) fn matching_by_prefix(&self, presented: &str) -> Option<RedirectUri> {
+        presented
+            .starts_with(&self.0)
+            .then(|| RedirectUri(presented.to_owned()))
+    }
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// A public client (every MCP client on a user's machine).
+    None,
+    /// `client_secret` in the form body.
+    ClientSecretPost,
+    /// HTTP Basic.
+    ClientSecretBasic,
+}
+
+impl TokenAuthMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+}
+
+/// A registered client: store it under [`ClientRecord::client_id`]. It carries a MAC, so
+/// an edited record (say, a swapped redirect URI, A16) is refused when used.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientRecord {
+    client_id: String,
+    secret_hash: Option<[u8; 32]>,
+    auth_method: TokenAuthMethod,
+    client_name: Option<String>,
+    redirect_uris: Vec<RedirectUri>,
+    refresh_allowed: bool,
+    native: bool,
+    issued_at: UnixTime,
+    mac: RecordMac,
+}
+
+impl Sealed for ClientRecord {
+    const LABEL: &'static str = "client record v1";
+    fn feed(&self, mut w: MacWriter) -> MacWriter {
+        w = w
+            .str(&self.client_id)
+            .bytes(self.secret_hash.as_ref().map_or(&[][..], |h| &h[..]));
+        w = w
+            .str(self.auth_method.as_str())
+            .opt_str(self.client_name.as_deref());
+        w = w.u64(self.redirect_uris.len() as u64);
+        for r in &self.redirect_uris {
+            w = w.str(r.as_str());
+        }
+        w.u64(u64::from(self.refresh_allowed))
+            .u64(u64::from(self.native))
+            .u64(self.issued_at.0)
+    }
+    fn mac(&self) -> &RecordMac {
+        &self.mac
+    }
+}
+
+impl ClientRecord {
+    /// The client id (the store key of this record; not a secret).
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The store key of this record.
+    pub fn key(&self) -> StoreKey {
+        StoreKey::client(&self.client_id)
+    }
+
+    /// The self-asserted name (R12: never shown without the redirect host).
+    pub fn client_name(&self) -> Option<&str> {
+        self.client_name.as_deref()
+    }
+
+    /// The registered redirect URIs.
+    pub fn redirect_uris(&self) -> &[RedirectUri] {
+        &self.redirect_uris
+    }
+
+    /// How the client authenticates at the token endpoint.
+    pub fn auth_method(&self) -> TokenAuthMethod {
+        self.auth_method
+    }
+
+    /// Whether the client registered the `refresh_token` grant.
+    pub fn refresh_allowed(&self) -> bool {
+        self.refresh_allowed
+    }
+
+    /// Finds the registered redirect URI that `presented` matches (R17, R18).
+    pub(crate) fn match_redirect(
+        &self,
+        presented: &str,
+        prefix_fault: bool,
+    ) -> Option<RedirectUri> {
+        self.redirect_uris.iter().find_map(|r| {
+            if prefix_fault {
+                r.matching_by_prefix(presented)
+            } else {
+                r.matching(presented)
+            }
+        })
+    }
+
+    /// Verifies a presented secret in constant time.
+    pub(crate) fn secret_matches(&self, secret: &str) -> bool {
+        match &self.secret_hash {
+            Some(h) => ct_eq(h, &sha256_labeled("client secret", secret.as_bytes())),
+            None => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RegistrationRequest {
+    redirect_uris: Option<Vec<String>>,
+    client_name: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+    application_type: Option<String>,
+    scope: Option<String>,
+}
+
+/// A successful registration: the record to store and the `201 Created` to send.
+#[derive(Debug)]
+#[must_use = "store the record, then send the reply"]
+pub struct Registered {
+    /// The record to store under its client id.
+    pub record: ClientRecord,
+    /// The RFC 7591 §3.2.1 response (echoes the registered metadata).
+    pub reply: Reply,
+}
+
+impl Gate {
+    /// Registers a client (RFC 7591, R10, R11, R15). The server assigns the client id; a
+    /// `client_id` in the request is ignored. Unknown metadata is ignored.
+    pub fn register(
+        &self,
+        body: &[u8],
+        now: UnixTime,
+        entropy: &mut (impl Entropy + ?Sized),
+    ) -> Result<Registered, RegistrationError> {
+        use RegistrationError::InvalidClientMetadata as Bad;
+        if body.len() > MAX_REGISTRATION_BODY {
+            return Err(Bad("request too large"));
+        }
+        let req: RegistrationRequest = serde_json::from_slice(body)
+            .map_err(|_| Bad("not a JSON object of the expected shape"))?;
+        let raw_uris = req.redirect_uris.unwrap_or_default();
+        if raw_uris.is_empty() {
+            return Err(RegistrationError::InvalidRedirectUri(
+                "redirect_uris is required",
+            ));
+        }
+        if raw_uris.len() > MAX_REDIRECT_URIS {
+            return Err(RegistrationError::InvalidRedirectUri(
+                "too many redirect_uris",
+            ));
+        }
+        let mut redirect_uris = Vec::with_capacity(raw_uris.len());
+        for raw in &raw_uris {
+            let uri = RedirectUri::parse(raw)?;
+            if !redirect_uris.contains(&uri) {
+                redirect_uris.push(uri);
+            }
+        }
+        let client_name = match req.client_name {
+            Some(n) if n.chars().count() > MAX_CLIENT_NAME => {
+                return Err(Bad("client_name too long"));
+            }
+            Some(n) if n.chars().any(char::is_control) => {
+                return Err(Bad("client_name has control characters"));
+            }
+            Some(n) if n.trim().is_empty() => None,
+            other => other,
+        };
+        let auth_method = match req.token_endpoint_auth_method.as_deref() {
+            Some("none") => TokenAuthMethod::None,
+            Some("client_secret_post") => TokenAuthMethod::ClientSecretPost,
+            // RFC 7591 §2: the default is client_secret_basic.
+            Some("client_secret_basic") | None => TokenAuthMethod::ClientSecretBasic,
+            Some(_) => return Err(Bad("unsupported token_endpoint_auth_method")),
+        };
+        let grant_types = req
+            .grant_types
+            .unwrap_or_else(|| vec!["authorization_code".into()]);
+        if grant_types
+            .iter()
+            .any(|g| g != "authorization_code" && g != "refresh_token")
+            || !grant_types.iter().any(|g| g == "authorization_code")
+        {
+            return Err(Bad(
+                "grant_types must be authorization_code and optionally refresh_token",
+            ));
+        }
+        if let Some(rt) = &req.response_types {
+            if rt.iter().any(|t| t != "code") {
+                return Err(Bad("response_types must be [\"code\"]"));
+            }
+        }
+        let native = match req.application_type.as_deref() {
+            None | Some("web") => false,
+            Some("native") => true,
+            Some(_) => return Err(Bad("unsupported application_type")),
+        };
+        if let Some(s) = &req.scope {
+            match crate::scope::ScopeSet::parse(s) {
+                Some(set) if set.is_subset_of(&self.config.scopes_supported) => {}
+                _ => return Err(Bad("scope not offered by this server")),
+            }
+        }
+        let id_bytes = fresh32(entropy);
+        let client_id = b64(&id_bytes[..16]);
+        let secret = (auth_method != TokenAuthMethod::None).then(|| b64(&fresh32(entropy)));
+        let mut record = ClientRecord {
+            client_id,
+            secret_hash: secret
+                .as_ref()
+                .map(|s| sha256_labeled("client secret", s.as_bytes())),
+            auth_method,
+            client_name,
+            redirect_uris,
+            refresh_allowed: grant_types.iter().any(|g| g == "refresh_token"),
+            native,
+            issued_at: now,
+            mac: UNSEALED,
+        };
+        record.mac = record.compute_mac(&self.config.keys);
+        let mut body = serde_json::json!({
+            "client_id": record.client_id,
+            "client_id_issued_at": now.0,
+            "redirect_uris": record.redirect_uris,
+            "token_endpoint_auth_method": auth_method.as_str(),
+            "grant_types": grant_types,
+            "response_types": ["code"],
+            "application_type": if native { "native" } else { "web" },
+        });
+        if let Some(name) = &record.client_name {
+            body["client_name"] = name.clone().into();
+        }
+        if let Some(s) = &req.scope {
+            body["scope"] = s.clone().into();
+        }
+        if let Some(secret) = secret {
+            body["client_secret"] = secret.into();
+            body["client_secret_expires_at"] = 0.into();
+        }
+        Ok(Registered {
+            record,
+            reply: Reply::json(201, &body),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(s: &str) -> RedirectUri {
+        RedirectUri::parse(s).unwrap()
+    }
+
+    #[test]
+    fn registration_refuses_script_schemes_in_any_spelling_a17() {
+        for bad in [
+            "javascript:alert(1)",
+            "JaVaScript:alert(1)",
+            " https://a.example/cb",
+            "\thttps://a.example/cb",
+            "\u{0}https://a.example/cb",
+            "data:text/html,x",
+            "file:///etc/passwd",
+            "vbscript:x",
+            "HTTPS://a.example/cb",
+            "https://a.example/cb#frag",
+            "http://a.example/cb",
+            "https://user@a.example/cb",
+            "https:a.example",
+            "http://127.0.0.1:99999/cb",
+            "http://127.0.0.1:8x/cb",
+        ] {
+            assert!(RedirectUri::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+        for good in [
+            "https://a.example/cb",
+            "https://a.example/cb?x=1",
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:33418/cb",
+            "http://[::1]:8080/cb",
+            "http://localhost/callback",
+        ] {
+            assert!(
+                RedirectUri::parse(good).is_ok(),
+                "{good:?} must be accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn exact_match_only_for_https_a10() {
+        let r = uri("https://app.example/cb");
+        assert!(r.matching("https://app.example/cb").is_some());
+        for bad in [
+            "https://app.example/cb/../evil",
+            "https://app.example/cb?x=",
+            "https://app.example.evil.com/cb",
+            "https://app.example@evil.com/cb",
+            "HTTPS://APP.example/cb",
+            "https://app.example/cb/",
+            "https://app.example:443/cb",
+            "https://app.example/%63b",
+        ] {
+            assert!(r.matching(bad).is_none(), "{bad:?} must not match");
+        }
+    }
+
+    #[test]
+    fn loopback_may_differ_only_in_port_r18() {
+        let r = uri("http://127.0.0.1/cb");
+        assert_eq!(
+            r.matching("http://127.0.0.1:8080/cb").unwrap().as_str(),
+            "http://127.0.0.1:8080/cb"
+        );
+        for bad in [
+            "http://127.0.0.1.evil.com:8080/cb",
+            "http://localhost.evil.com/cb",
+            "http://127.0.0.1:9/other",
+            "http://127.0.0.1:80@evil.com/cb",
+            "http://127.0.0.2:80/cb",
+            "https://127.0.0.1:8080/cb",
+            "http://127.0.0.1:8080/cb?x",
+            "http://127.0.0.1:/cb/",
+        ] {
+            assert!(r.matching(bad).is_none(), "{bad:?} must not match");
+        }
+        let l = uri("http://localhost:3000/callback");
+        assert!(l.matching("http://localhost:51234/callback").is_some());
+        assert!(l.matching("http://localhost/callback").is_some());
+        let v6 = uri("http://[::1]/cb");
+        assert!(v6.matching("http://[::1]:1234/cb").is_some());
+        assert!(v6.matching("http://[::2]:1234/cb").is_none());
+    }
+}

@@ -1,0 +1,427 @@
+//! Issuer, resource, upstream endpoints, keys, lifetimes and policies.
+//!
+//! A [`Config`] is validated once, when built; after that every step can rely on it.
+
+use crate::crypto::{ClientSecret, Keys};
+use crate::error::ConfigError;
+use crate::scope::ScopeSet;
+
+/// How long each kind of record lives, in seconds. Each default is documented with the
+/// requirement it follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Lifetimes {
+    /// A rendered consent page (default 600 s).
+    pub consent: u64,
+    /// An upstream transaction, from approval to callback (default 600 s, R36).
+    pub transaction: u64,
+    /// An authorization code (default 60 s; OAuth 2.1 §4.1.2 allows up to 10 min, R42).
+    pub code: u64,
+    /// An access token (default 3600 s, R52).
+    pub access_token: u64,
+    /// A refresh token (default 30 days).
+    pub refresh_token: u64,
+    /// How long a rotated refresh token may still be presented by a concurrent refresh
+    /// and get the same successor (default 10 s; 0 disables; peer bug FastMCP #4901).
+    pub refresh_grace: u64,
+    /// A remembered consent, when that policy is on (default 30 days).
+    pub remembered_consent: u64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            consent: 600,
+            transaction: 600,
+            code: 60,
+            access_token: 3600,
+            refresh_token: 30 * 24 * 3600,
+            refresh_grace: 10,
+            remembered_consent: 30 * 24 * 3600,
+        }
+    }
+}
+
+/// Whether consent is asked every time (the default) or remembered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConsentPolicy {
+    /// Show the consent page on every authorization (A4: FastMCP's default since
+    /// GHSA-6x8h-498w-gv8c).
+    #[default]
+    Always,
+    /// Remember an approval in a signed browser cookie, keyed by client id, exact redirect
+    /// URI, scope and resource, capped, and honoured only on navigations with
+    /// `Sec-Fetch-Site` of `none`, `same-origin` or `same-site` (a missing header prompts).
+    Remember,
+}
+
+/// The upstream OAuth provider this server is a client of, with its static client id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpstreamConfig {
+    /// Shown on the consent page ("… then sign in with GitHub").
+    pub display_name: String,
+    /// The upstream's RFC 9207 issuer; when set, an `iss` on the callback must equal it.
+    pub issuer: Option<String>,
+    /// The browser-facing authorization endpoint.
+    pub authorize_endpoint: String,
+    /// The back-channel token endpoint.
+    pub token_endpoint: String,
+    /// The user document endpoint (GitHub `GET /user`, OIDC userinfo).
+    pub user_endpoint: String,
+    /// Our static client id at the upstream.
+    pub client_id: String,
+    /// Our client secret at the upstream.
+    pub client_secret: ClientSecret,
+    /// The upstream scopes we request (shown on the consent page, R27).
+    pub scopes: Vec<String>,
+    /// Prefix of subjects (`github:` + the numeric user id).
+    pub subject_prefix: String,
+}
+
+impl UpstreamConfig {
+    /// github.com with the endpoints from GitHub's documentation (UPSTREAMS §1).
+    pub fn github(client_id: impl Into<String>, client_secret: ClientSecret) -> Self {
+        Self {
+            display_name: "GitHub".into(),
+            issuer: Some("https://github.com/login/oauth".into()),
+            authorize_endpoint: "https://github.com/login/oauth/authorize".into(),
+            token_endpoint: "https://github.com/login/oauth/access_token".into(),
+            user_endpoint: "https://api.github.com/user".into(),
+            client_id: client_id.into(),
+            client_secret,
+            scopes: vec!["read:user".into()],
+            subject_prefix: "github:".into(),
+        }
+    }
+
+    /// Any provider that speaks the authorization-code flow with PKCE S256.
+    pub fn custom(
+        display_name: impl Into<String>,
+        authorize_endpoint: impl Into<String>,
+        token_endpoint: impl Into<String>,
+        user_endpoint: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+    ) -> Self {
+        Self {
+            display_name: display_name.into(),
+            issuer: None,
+            authorize_endpoint: authorize_endpoint.into(),
+            token_endpoint: token_endpoint.into(),
+            user_endpoint: user_endpoint.into(),
+            client_id: client_id.into(),
+            client_secret,
+            scopes: Vec::new(),
+            subject_prefix: String::new(),
+        }
+    }
+}
+
+/// Cookie attributes: `__Host-` + `Secure` on https; plain names without `Secure` only in
+/// the explicit loopback development mode (R30).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum CookieMode {
+    Secure,
+    DevLoopback,
+}
+
+/// The fault switches of DESIGN §7; without the `_faults` feature they are all off and
+/// cannot be turned on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Faults {
+    /// A1/A4: a remembered consent counts for every client, not just the approved one.
+    pub consent_per_browser: bool,
+    /// A3: the consent CSRF token is checked against the server record only.
+    pub csrf_unbound: bool,
+    /// A2: the callback does not check the binding cookie.
+    pub callback_unbound: bool,
+    /// A7: the callback hands the transaction back to the store.
+    pub state_reusable: bool,
+    /// A8: a redeemed code is stored back as unredeemed.
+    pub code_reusable: bool,
+    /// A10: `redirect_uri` is matched by prefix.
+    pub redirect_prefix_match: bool,
+}
+
+impl Faults {
+    /// Every switch, by name, for checkers that must catch each one.
+    pub const ALL: [(&'static str, Faults); 6] = [
+        (
+            "consent_per_browser",
+            Faults {
+                consent_per_browser: true,
+                ..Faults::NONE
+            },
+        ),
+        (
+            "csrf_unbound",
+            Faults {
+                csrf_unbound: true,
+                ..Faults::NONE
+            },
+        ),
+        (
+            "callback_unbound",
+            Faults {
+                callback_unbound: true,
+                ..Faults::NONE
+            },
+        ),
+        (
+            "state_reusable",
+            Faults {
+                state_reusable: true,
+                ..Faults::NONE
+            },
+        ),
+        (
+            "code_reusable",
+            Faults {
+                code_reusable: true,
+                ..Faults::NONE
+            },
+        ),
+        (
+            "redirect_prefix_match",
+            Faults {
+                redirect_prefix_match: true,
+                ..Faults::NONE
+            },
+        ),
+    ];
+
+    /// No fault.
+    pub const NONE: Faults = Faults {
+        consent_per_browser: false,
+        csrf_unbound: false,
+        callback_unbound: false,
+        state_reusable: false,
+        code_reusable: false,
+        redirect_prefix_match: false,
+    };
+}
+
+/// Everything the gate needs to know, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) issuer: String,
+    pub(crate) resource: String,
+    pub(crate) callback_uri: String,
+    pub(crate) upstream: UpstreamConfig,
+    pub(crate) upstream_scope: String,
+    pub(crate) scopes_supported: ScopeSet,
+    pub(crate) keys: Keys,
+    pub(crate) lifetimes: Lifetimes,
+    pub(crate) cookie_mode: CookieMode,
+    pub(crate) consent_policy: ConsentPolicy,
+    pub(crate) faults: Faults,
+}
+
+/// Builds a [`Config`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ConfigBuilder {
+    issuer: String,
+    resource: String,
+    upstream: UpstreamConfig,
+    keys: Keys,
+    scopes: Vec<String>,
+    lifetimes: Lifetimes,
+    dev_loopback_http: bool,
+    consent_policy: ConsentPolicy,
+    callback_path: String,
+    faults: Faults,
+}
+
+impl Config {
+    /// Starts a configuration.
+    ///
+    /// * `issuer`: our issuer identifier, e.g. `https://mcp.example.com` (no path is
+    ///   recommended: MCP 2025-03-26 clients look for metadata at the origin root, R9).
+    /// * `resource`: the canonical URI of the MCP endpoint, e.g.
+    ///   `https://mcp.example.com/mcp`, exactly as clients use it (R4).
+    pub fn builder(
+        issuer: impl Into<String>,
+        resource: impl Into<String>,
+        upstream: UpstreamConfig,
+        keys: Keys,
+    ) -> ConfigBuilder {
+        ConfigBuilder {
+            issuer: issuer.into(),
+            resource: resource.into(),
+            upstream,
+            keys,
+            scopes: vec!["mcp".into()],
+            lifetimes: Lifetimes::default(),
+            dev_loopback_http: false,
+            consent_policy: ConsentPolicy::Always,
+            callback_path: "/callback".into(),
+            faults: Faults::NONE,
+        }
+    }
+
+    /// Our issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The canonical MCP resource URI (also the token audience, R4/R21/R49).
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The upstream redirect URI: where the upstream sends the browser back.
+    pub fn callback_uri(&self) -> &str {
+        &self.callback_uri
+    }
+
+    /// The upstream provider.
+    pub fn upstream(&self) -> &UpstreamConfig {
+        &self.upstream
+    }
+
+    /// The lifetimes in force.
+    pub fn lifetimes(&self) -> &Lifetimes {
+        &self.lifetimes
+    }
+
+    /// The scopes this server offers to MCP clients.
+    pub fn scopes_supported(&self) -> &ScopeSet {
+        &self.scopes_supported
+    }
+
+    pub(crate) fn faults(&self) -> Faults {
+        self.faults
+    }
+}
+
+fn check_url(value: &str, what: &'static str, dev: bool) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(value).map_err(|_| ConfigError::InvalidUrl(what))?;
+    if url.fragment().is_some() || url.cannot_be_a_base() {
+        return Err(ConfigError::InvalidUrl(what));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http"
+            if dev
+                && url
+                    .host()
+                    .is_some_and(|h| crate::client::is_loopback_host(&h)) =>
+        {
+            Ok(url)
+        }
+        "http" => Err(ConfigError::InsecureUrl(what)),
+        _ => Err(ConfigError::InvalidUrl(what)),
+    }
+}
+
+impl ConfigBuilder {
+    /// The scopes offered to MCP clients (default `["mcp"]`).
+    pub fn scopes(mut self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Lifetimes other than the defaults.
+    pub fn lifetimes(mut self, lifetimes: Lifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
+    }
+
+    /// Allows `http://` issuer, resource and upstream on loopback hosts only, with cookies
+    /// that drop `Secure` and the `__Host-` prefix (which plain HTTP forbids). For
+    /// development on a laptop; refused for any non-loopback host (R48).
+    pub fn dev_loopback_http(mut self, on: bool) -> Self {
+        self.dev_loopback_http = on;
+        self
+    }
+
+    /// The consent policy (default [`ConsentPolicy::Always`]).
+    pub fn consent_policy(mut self, policy: ConsentPolicy) -> Self {
+        self.consent_policy = policy;
+        self
+    }
+
+    /// The path of the upstream callback under the issuer (default `/callback`).
+    pub fn callback_path(mut self, path: impl Into<String>) -> Self {
+        self.callback_path = path.into();
+        self
+    }
+
+    /// Turns fault switches on (tests, model checking and fuzzing only).
+    #[cfg(feature = "_faults")]
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Validates and builds.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let dev = self.dev_loopback_http;
+        let issuer_url = check_url(&self.issuer, "issuer", dev)?;
+        if issuer_url.query().is_some() {
+            return Err(ConfigError::InvalidUrl("issuer"));
+        }
+        check_url(&self.resource, "resource", dev)?;
+        check_url(
+            &self.upstream.authorize_endpoint,
+            "upstream.authorize_endpoint",
+            dev,
+        )?;
+        check_url(
+            &self.upstream.token_endpoint,
+            "upstream.token_endpoint",
+            dev,
+        )?;
+        check_url(&self.upstream.user_endpoint, "upstream.user_endpoint", dev)?;
+        if !self.callback_path.starts_with('/') {
+            return Err(ConfigError::InvalidUrl("callback_path"));
+        }
+        let issuer = self.issuer.trim_end_matches('/').to_owned();
+        let callback_uri = format!("{issuer}{}", self.callback_path);
+        check_url(&callback_uri, "callback_path", dev)?;
+        let scopes_supported =
+            ScopeSet::parse(&self.scopes.join(" ")).ok_or(ConfigError::InvalidScope)?;
+        let upstream_scope = self.upstream.scopes.join(" ");
+        if ScopeSet::parse(&upstream_scope).is_none() {
+            return Err(ConfigError::InvalidScope);
+        }
+        let l = self.lifetimes;
+        for (v, name, max) in [
+            (l.consent, "consent", 24 * 3600),
+            (l.transaction, "transaction", 24 * 3600),
+            (l.code, "code", 600),
+            (l.access_token, "access_token", 7 * 24 * 3600),
+            (l.refresh_token, "refresh_token", 400 * 24 * 3600),
+            (l.remembered_consent, "remembered_consent", 400 * 24 * 3600),
+        ] {
+            if v == 0 || v > max {
+                return Err(ConfigError::InvalidLifetime(name));
+            }
+        }
+        if l.refresh_grace > 300 {
+            return Err(ConfigError::InvalidLifetime("refresh_grace"));
+        }
+        let cookie_mode = if issuer_url.scheme() == "https" {
+            CookieMode::Secure
+        } else {
+            CookieMode::DevLoopback
+        };
+        Ok(Config {
+            issuer,
+            resource: self.resource,
+            callback_uri,
+            upstream: self.upstream,
+            upstream_scope,
+            scopes_supported,
+            keys: self.keys,
+            lifetimes: l,
+            cookie_mode,
+            consent_policy: self.consent_policy,
+            faults: self.faults,
+        })
+    }
+}

@@ -1,0 +1,488 @@
+//! The consent page, its browser-bound CSRF protection, the decision, and
+//! [`ConsentGiven`]: the only key to the upstream (R25–R31).
+//!
+//! CSRF binding (R28, A3): the browser holds a random secret in an `HttpOnly` cookie; the
+//! form's token is `HMAC(server key, browser secret, transaction handle)`. An attacker who
+//! loads its own consent page learns a token bound to *its* browser secret, which the
+//! victim's browser does not send. One cookie serves every tab and every re-render, so a
+//! double GET or a prefetch never breaks the form (FastMCP #4814), and parallel flows in
+//! one browser do not clobber each other.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::authorize::AuthorizationDetails;
+use crate::config::ConsentPolicy;
+use crate::cookie::{self, BrowserContext};
+use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, unb64};
+use crate::error::{ConsentError, ParamError};
+use crate::params::Params;
+use crate::reply::{ClientRedirect, Reply};
+use crate::{Entropy, Gate, UnixTime};
+
+const BROWSER_COOKIE: &str = "cg-browser";
+const REMEMBER_COOKIE: &str = "cg-consent";
+/// Most remembered consents kept in the cookie (bounded header size, FastMCP #3747).
+const MAX_REMEMBERED: usize = 16;
+const REMEMBER_ENTRY: usize = 24;
+
+/// What `GET /authorize` leads to.
+#[derive(Debug)]
+#[must_use]
+// Moved once per request; boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+pub enum Authorization {
+    /// Show the consent page.
+    NeedsConsent(ConsentPrompt),
+    /// A remembered consent for exactly this client, redirect URI, scope and resource
+    /// applied ([`ConsentPolicy::Remember`] only): go upstream.
+    Remembered(ConsentGiven),
+}
+
+/// Everything the consent page shows (R12, R27). The redirect host is always there, next
+/// to the self-asserted name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ConsentView {
+    /// The client's self-asserted name (may be absent).
+    pub client_name: Option<String>,
+    /// The client id.
+    pub client_id: String,
+    /// The exact redirect URI the code will be sent to.
+    pub redirect_uri: String,
+    /// Its host.
+    pub redirect_host: String,
+    /// The MCP scopes requested.
+    pub scopes: Vec<String>,
+    /// The upstream provider's name.
+    pub upstream_name: String,
+    /// The upstream scopes our server will ask for.
+    pub upstream_scopes: Vec<String>,
+    /// The MCP resource the token is for.
+    pub resource: String,
+    /// Whether the redirect goes to a loopback address only (R27, A11: any local program
+    /// can listen there).
+    pub loopback_warning: bool,
+    /// The form's hidden transaction handle.
+    pub form_tx: String,
+    /// The form's hidden CSRF token.
+    pub form_csrf: String,
+}
+
+/// A rendered consent page waiting for the user's decision.
+#[must_use = "store the pending record, then send the page"]
+pub struct ConsentPrompt {
+    view: ConsentView,
+    pending: PendingConsent,
+    cookie: String,
+}
+
+impl fmt::Debug for ConsentPrompt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsentPrompt")
+            .field("client_id", &self.view.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsentPrompt {
+    /// The view model, for hosts that render their own page.
+    pub fn view(&self) -> &ConsentView {
+        &self.view
+    }
+
+    /// The record to store under its key until the decision comes back.
+    pub fn pending_record(&self) -> &PendingConsent {
+        &self.pending
+    }
+
+    /// The browser-binding cookie every page reply must carry.
+    pub fn set_cookie(&self) -> &str {
+        &self.cookie
+    }
+
+    /// The default page: escaped, no external resources, one form (`decision` =
+    /// `approve` | `deny`), with the security headers and the cookie.
+    pub fn page(&self) -> Reply {
+        crate::html::consent_page(&self.view).with_cookie(self.cookie.clone())
+    }
+
+    /// Takes the pending record and the page apart.
+    pub fn into_parts(self) -> (PendingConsent, Reply) {
+        let page = self.page();
+        (self.pending, page)
+    }
+}
+
+/// A consent page that was shown and not yet answered. Store it under
+/// [`PendingConsent::key`]; take it (get and delete, atomically) on the decision.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PendingConsent {
+    key: StoreKey,
+    details: AuthorizationDetails,
+    expires_at: UnixTime,
+    mac: RecordMac,
+}
+
+impl Sealed for PendingConsent {
+    const LABEL: &'static str = "pending consent v1";
+    fn feed(&self, w: MacWriter) -> MacWriter {
+        self.details
+            .feed(w.bytes(&self.key.0))
+            .u64(self.expires_at.0)
+    }
+    fn mac(&self) -> &RecordMac {
+        &self.mac
+    }
+}
+
+impl PendingConsent {
+    /// The store key (a hash of the form's transaction handle).
+    pub fn key(&self) -> &StoreKey {
+        &self.key
+    }
+    /// When it may be deleted.
+    pub fn expires_at(&self) -> UnixTime {
+        self.expires_at
+    }
+    /// What the user is asked to approve.
+    pub fn details(&self) -> &AuthorizationDetails {
+        &self.details
+    }
+}
+
+/// The user's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// "Approve".
+    Approve,
+    /// "Deny".
+    Deny,
+}
+
+/// A parsed consent form body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConsentForm {
+    tx: String,
+    csrf: String,
+    choice: Choice,
+}
+
+impl fmt::Debug for ConsentForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsentForm")
+            .field("choice", &self.choice)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsentForm {
+    /// Parses the `application/x-www-form-urlencoded` body.
+    pub fn parse(body: &[u8]) -> Result<Self, ConsentError> {
+        let p = Params::parse(body)?;
+        let tx = p.required("tx", 64)?;
+        let csrf = p.required("csrf", 64)?;
+        let choice = match p.required("decision", 16)? {
+            "approve" => Choice::Approve,
+            "deny" => Choice::Deny,
+            _ => return Err(ConsentError::InvalidDecision),
+        };
+        if unb64(tx).is_none_or(|b| b.len() != 32) {
+            return Err(ParamError::Invalid("tx").into());
+        }
+        Ok(Self {
+            tx: tx.to_owned(),
+            csrf: csrf.to_owned(),
+            choice,
+        })
+    }
+
+    /// The key of the pending record to take.
+    pub fn pending_key(&self) -> StoreKey {
+        StoreKey::derive("consent tx", self.tx.as_bytes())
+    }
+
+    /// What the user chose.
+    pub fn choice(&self) -> Choice {
+        self.choice
+    }
+}
+
+/// The outcome of a verified consent decision.
+#[derive(Debug)]
+#[must_use]
+pub enum Decision {
+    /// Approved in this browser: the proof to go upstream.
+    Approved(ConsentGiven),
+    /// Denied after seeing the page: tell the client `access_denied` (with `state`, `iss`).
+    Denied(ClientRedirect),
+}
+
+/// Proof that this browser approved this client, redirect URI, scope and resource on a
+/// page we rendered, within its lifetime, once.
+///
+/// Private fields, no `Clone`, no `Default`, no `Deserialize`, no public constructor:
+/// outside this crate it can only be obtained from [`Gate::decide`] (or a remembered
+/// consent in [`Gate::authorize`]), and [`Gate::upstream_redirect`] consumes it. The
+/// compile-fail tests in `tests/ui/compile_fail/` prove each of these.
+#[must_use = "consent given is only useful to go upstream"]
+pub struct ConsentGiven {
+    pub(crate) details: AuthorizationDetails,
+    pub(crate) remember_cookie: Option<String>,
+}
+
+impl fmt::Debug for ConsentGiven {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsentGiven")
+            .field("client_id", &self.details.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsentGiven {
+    /// What was approved.
+    pub fn details(&self) -> &AuthorizationDetails {
+        &self.details
+    }
+}
+
+fn browser_secret(browser: &BrowserContext<'_>, name: &str) -> Option<[u8; 32]> {
+    let v = cookie::find(browser.cookies, name)?;
+    unb64(v).and_then(|b| <[u8; 32]>::try_from(b).ok())
+}
+
+impl Gate {
+    fn csrf_token(&self, browser: &[u8; 32], tx: &str) -> [u8; 32] {
+        let w = self.config.keys.mac("consent csrf");
+        if self.config.faults().csrf_unbound {
+            // A3 fault: the token depends on the server-side transaction only.
+            return w.str(tx).finish();
+        }
+        w.bytes(browser).str(tx).finish()
+    }
+
+    pub(crate) fn prompt(
+        &self,
+        details: AuthorizationDetails,
+        browser: BrowserContext<'_>,
+        now: UnixTime,
+        entropy: &mut (impl Entropy + ?Sized),
+    ) -> ConsentPrompt {
+        let mode = self.config.cookie_mode;
+        let cookie_name = cookie::name(mode, BROWSER_COOKIE);
+        let secret = browser_secret(&browser, &cookie_name).unwrap_or_else(|| fresh32(entropy));
+        let tx = b64(&fresh32(entropy));
+        let csrf = b64(&self.csrf_token(&secret, &tx));
+        let lifetime = self.config.lifetimes.consent;
+        let mut pending = PendingConsent {
+            key: StoreKey::derive("consent tx", tx.as_bytes()),
+            details,
+            expires_at: now.plus(lifetime),
+            mac: UNSEALED,
+        };
+        pending.mac = pending.compute_mac(&self.config.keys);
+        let d = &pending.details;
+        let up = &self.config.upstream;
+        let view = ConsentView {
+            client_name: d.client_name.clone(),
+            client_id: d.client_id.clone(),
+            redirect_uri: d.redirect_uri.as_str().to_owned(),
+            redirect_host: d.redirect_uri.host(),
+            scopes: d.scope.iter().map(str::to_owned).collect(),
+            upstream_name: up.display_name.clone(),
+            upstream_scopes: up.scopes.clone(),
+            resource: d.resource.clone(),
+            loopback_warning: d.redirect_uri.is_loopback(),
+            form_tx: tx,
+            form_csrf: csrf,
+        };
+        // The browser cookie lives as long as the longest page it protects.
+        let cookie = cookie::set(mode, &cookie_name, &b64(&secret), lifetime);
+        ConsentPrompt {
+            view,
+            pending,
+            cookie,
+        }
+    }
+
+    /// Verifies a consent decision (DESIGN §3, third step).
+    ///
+    /// `pending` is the record the host *took* under [`ConsentForm::pending_key`]. The
+    /// CSRF token must be bound to this browser's cookie (R28, constant time); `Origin`
+    /// and `Sec-Fetch-Site` are checked as defence in depth (A3).
+    pub fn decide(
+        &self,
+        form: ConsentForm,
+        pending: Option<PendingConsent>,
+        browser: BrowserContext<'_>,
+        now: UnixTime,
+    ) -> Result<Decision, ConsentError> {
+        if self.is_cross_site(&browser) {
+            return Err(ConsentError::CrossSite);
+        }
+        let pending = pending.ok_or(ConsentError::UnknownTransaction)?;
+        if !pending.mac_is_valid(&self.config.keys) {
+            return Err(ConsentError::TamperedRecord);
+        }
+        if pending.key != form.pending_key() {
+            return Err(ConsentError::UnknownTransaction);
+        }
+        if now >= pending.expires_at {
+            return Err(ConsentError::Expired);
+        }
+        let cookie_name = cookie::name(self.config.cookie_mode, BROWSER_COOKIE);
+        let secret = match browser_secret(&browser, &cookie_name) {
+            Some(s) => s,
+            None if self.config.faults().csrf_unbound => [0; 32],
+            None => return Err(ConsentError::CsrfMismatch),
+        };
+        let expected = self.csrf_token(&secret, &form.tx);
+        let presented = unb64(&form.csrf).unwrap_or_default();
+        if !crate::crypto::ct_eq(&expected, &presented) {
+            return Err(ConsentError::CsrfMismatch);
+        }
+        let details = pending.details;
+        match form.choice {
+            Choice::Deny => Ok(Decision::Denied(ClientRedirect::error(
+                &details.redirect_uri,
+                "access_denied",
+                details.client_state.as_deref(),
+                &self.config.issuer,
+            ))),
+            Choice::Approve => {
+                let remember_cookie = (self.config.consent_policy == ConsentPolicy::Remember)
+                    .then(|| self.remember_cookie(&details, &browser, now));
+                Ok(Decision::Approved(ConsentGiven {
+                    details,
+                    remember_cookie,
+                }))
+            }
+        }
+    }
+
+    fn is_cross_site(&self, browser: &BrowserContext<'_>) -> bool {
+        // `Origin: null` is what a form POST from a `Referrer-Policy: no-referrer` page
+        // sends (Fetch §3.1): not evidence either way; the CSRF token decides.
+        let bad_origin = browser
+            .origin
+            .is_some_and(|o| o != "null" && o != self.issuer_origin());
+        let bad_site = browser
+            .sec_fetch_site
+            .is_some_and(|s| s != "same-origin" && s != "none");
+        bad_origin || bad_site
+    }
+
+    fn remember_digest(&self, d: &AuthorizationDetails) -> [u8; 16] {
+        let w = self.config.keys.mac("remembered consent");
+        let tag = if self.config.faults().consent_per_browser {
+            // A1/A4 fault: "this browser approved something" counts for every client.
+            w.finish()
+        } else {
+            w.str(&d.client_id)
+                .str(d.redirect_uri.as_str())
+                .str(&d.scope.to_scope_string())
+                .str(&d.resource)
+                .finish()
+        };
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&tag[..16]);
+        out
+    }
+
+    /// Valid, unexpired remembered entries from the browser's cookie.
+    fn remembered_entries(
+        &self,
+        browser: &BrowserContext<'_>,
+        now: UnixTime,
+    ) -> Vec<([u8; 16], u64)> {
+        let name = cookie::name(self.config.cookie_mode, REMEMBER_COOKIE);
+        let Some((body, tag)) =
+            cookie::find(browser.cookies, &name).and_then(|v| v.split_once('.'))
+        else {
+            return Vec::new();
+        };
+        let (Some(body), Some(tag)) = (unb64(body), unb64(tag)) else {
+            return Vec::new();
+        };
+        if body.len() % REMEMBER_ENTRY != 0
+            || body.len() > MAX_REMEMBERED * REMEMBER_ENTRY
+            || !self
+                .config
+                .keys
+                .mac("remember cookie")
+                .bytes(&body)
+                .verify(&tag)
+        {
+            return Vec::new();
+        }
+        body.chunks_exact(REMEMBER_ENTRY)
+            .filter_map(|c| {
+                let mut d = [0u8; 16];
+                d.copy_from_slice(&c[..16]);
+                let exp = u64::from_be_bytes(c[16..].try_into().ok()?);
+                (exp > now.0).then_some((d, exp))
+            })
+            .collect()
+    }
+
+    fn remember_cookie(
+        &self,
+        d: &AuthorizationDetails,
+        browser: &BrowserContext<'_>,
+        now: UnixTime,
+    ) -> String {
+        let digest = self.remember_digest(d);
+        let mut entries = self.remembered_entries(browser, now);
+        entries.retain(|(e, _)| *e != digest);
+        entries.push((digest, now.plus(self.config.lifetimes.remembered_consent).0));
+        let skip = entries.len().saturating_sub(MAX_REMEMBERED);
+        let mut body = Vec::with_capacity(entries.len() * REMEMBER_ENTRY);
+        for (d, exp) in &entries[skip..] {
+            body.extend_from_slice(d);
+            body.extend_from_slice(&exp.to_be_bytes());
+        }
+        let tag = self
+            .config
+            .keys
+            .mac("remember cookie")
+            .bytes(&body)
+            .finish();
+        let name = cookie::name(self.config.cookie_mode, REMEMBER_COOKIE);
+        let value = format!("{}.{}", b64(&body), b64(&tag));
+        cookie::set(
+            self.config.cookie_mode,
+            &name,
+            &value,
+            self.config.lifetimes.remembered_consent,
+        )
+    }
+}
+
+/// A remembered consent, if the policy allows it for this exact request (R31, A4).
+pub(crate) fn remembered(
+    gate: &Gate,
+    details: &AuthorizationDetails,
+    browser: BrowserContext<'_>,
+    now: UnixTime,
+) -> Option<ConsentGiven> {
+    if gate.config.consent_policy != ConsentPolicy::Remember {
+        return None;
+    }
+    // Only a navigation the user started here or on our own site; a missing header
+    // (a non-browser, or an old browser) prompts.
+    if !matches!(
+        browser.sec_fetch_site,
+        Some("none" | "same-origin" | "same-site")
+    ) {
+        return None;
+    }
+    let digest = gate.remember_digest(details);
+    gate.remembered_entries(&browser, now)
+        .iter()
+        .any(|(d, _)| crate::crypto::ct_eq(d, &digest))
+        .then(|| ConsentGiven {
+            details: details.clone(),
+            remember_cookie: None,
+        })
+}

@@ -1,0 +1,386 @@
+//! Keys, MACs, hashes, encodings and the secret newtypes.
+//!
+//! Everything secret is a newtype whose `Debug` prints `[redacted]` and whose equality is
+//! constant time. Stores are keyed by [`StoreKey`], a SHA-256 of the secret under a
+//! domain label, never by the secret itself (a dump of the store yields no usable handle).
+
+use core::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A source of cryptographically secure random bytes, supplied by the host.
+///
+/// The core never draws randomness itself (sans-IO, STYLE convention 3): every value that
+/// must be unguessable (consent transaction handles, upstream `state`, binding cookies,
+/// authorization codes, refresh tokens, client ids and secrets) is filled from this trait
+/// by the step that creates it. Production hosts back it with the operating system's
+/// generator; tests, the model checker and the fuzzer back it with a deterministic
+/// sequence so that every run can be replayed.
+pub trait Entropy {
+    /// Fills `dest` with fresh random bytes.
+    fn fill(&mut self, dest: &mut [u8]);
+}
+
+impl<F: FnMut(&mut [u8])> Entropy for F {
+    fn fill(&mut self, dest: &mut [u8]) {
+        self(dest)
+    }
+}
+
+/// 256 fresh bits (R33, R42: guessability at most 2^-128).
+pub(crate) fn fresh32(entropy: &mut (impl Entropy + ?Sized)) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    entropy.fill(&mut out);
+    out
+}
+
+/// Base64url without padding, the alphabet of every handle we mint.
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Strict base64url decoding (no padding, no whitespace).
+pub(crate) fn unb64(text: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(text).ok()
+}
+
+/// SHA-256 of `label || 0x00 || data`.
+pub(crate) fn sha256_labeled(label: &str, data: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(label.as_bytes());
+    h.update([0u8]);
+    h.update(data);
+    h.finalize().into()
+}
+
+/// The RFC 7636 S256 transform: `BASE64URL(SHA256(ASCII(verifier)))`.
+pub(crate) fn pkce_s256(verifier: &str) -> String {
+    b64(&Sha256::digest(verifier.as_bytes()))
+}
+
+/// Constant-time equality of two byte strings (length is not secret).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The key of a stored record: a SHA-256 of a secret handle under a domain label.
+///
+/// Hosts use it as the key of their store; it reveals nothing usable about the handle.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StoreKey(pub(crate) [u8; 32]);
+
+impl StoreKey {
+    pub(crate) fn derive(label: &str, secret: &[u8]) -> Self {
+        Self(sha256_labeled(label, secret))
+    }
+
+    /// The store key of a client registration (client ids are not secret, but hashing
+    /// gives every key one shape).
+    pub fn client(client_id: &str) -> Self {
+        Self::derive("client", client_id.as_bytes())
+    }
+
+    /// The key as lowercase hex, for stores that want text keys.
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+            s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+        }
+        s
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not secret, but long: the first 8 hex digits identify a record in logs.
+        write!(f, "StoreKey({}…)", &self.to_hex()[..8])
+    }
+}
+
+macro_rules! secret_string {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Clone, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a secret value.
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            /// The secret itself.
+            ///
+            /// Security: never log it, never put it in an error message or a URL that a
+            /// third party sees.
+            pub fn secret(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                ct_eq(self.0.as_bytes(), other.0.as_bytes())
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl core::hash::Hash for $name {
+            fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+                self.0.hash(state)
+            }
+        }
+    };
+}
+
+secret_string!(
+    /// The upstream OAuth client secret (GitHub, Google, …).
+    ClientSecret
+);
+secret_string!(
+    /// An access token issued by the upstream provider. It never leaves the server (R41).
+    UpstreamToken
+);
+secret_string!(
+    /// An authorization code issued by the upstream provider.
+    UpstreamCode
+);
+
+/// The server's HMAC key material (at least 32 bytes), with a short fingerprint id so that
+/// records and tokens made under a previous key can still be verified during rotation.
+#[derive(Clone)]
+pub struct ServerKey {
+    id: u32,
+    mac: HmacSha256,
+}
+
+impl fmt::Debug for ServerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerKey {
+    /// Makes a key from secret bytes. Returns `None` when fewer than 32 bytes are given.
+    pub fn new(secret: &[u8]) -> Option<Self> {
+        if secret.len() < 32 {
+            return None;
+        }
+        let fp = sha256_labeled("consent-gate key id", secret);
+        let mac = HmacSha256::new_from_slice(secret).ok()?;
+        Some(Self {
+            id: u32::from_be_bytes([fp[0], fp[1], fp[2], fp[3]]),
+            mac,
+        })
+    }
+
+    /// The key's public fingerprint.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+}
+
+/// The current signing key plus the previous ones still accepted for verification.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    current: ServerKey,
+    previous: Vec<ServerKey>,
+}
+
+impl Keys {
+    /// One key, no rotation.
+    pub fn new(current: ServerKey) -> Self {
+        Self {
+            current,
+            previous: Vec::new(),
+        }
+    }
+
+    /// Adds a retired key that still verifies (but never signs).
+    pub fn with_previous(mut self, key: ServerKey) -> Self {
+        self.previous.push(key);
+        self
+    }
+
+    pub(crate) fn current_id(&self) -> u32 {
+        self.current.id
+    }
+
+    pub(crate) fn by_id(&self, id: u32) -> Option<&ServerKey> {
+        if self.current.id == id {
+            return Some(&self.current);
+        }
+        self.previous.iter().find(|k| k.id == id)
+    }
+
+    /// Starts a MAC under the current key with a domain-separation label.
+    pub(crate) fn mac(&self, label: &str) -> MacWriter {
+        MacWriter::start(&self.current, label)
+    }
+
+    /// Starts a MAC under the key `id`, if it is known.
+    pub(crate) fn mac_with(&self, id: u32, label: &str) -> Option<MacWriter> {
+        self.by_id(id).map(|k| MacWriter::start(k, label))
+    }
+}
+
+/// Feeds length-prefixed fields into an HMAC so that no two field lists collide.
+pub(crate) struct MacWriter(HmacSha256);
+
+impl MacWriter {
+    fn start(key: &ServerKey, label: &str) -> Self {
+        // Cloning the keyed state avoids re-deriving the HMAC pads on every use.
+        let mut m = key.mac.clone();
+        m.update(label.as_bytes());
+        m.update(&[0]);
+        MacWriter(m)
+    }
+
+    pub(crate) fn bytes(mut self, b: &[u8]) -> Self {
+        self.0.update(&(b.len() as u64).to_be_bytes());
+        self.0.update(b);
+        self
+    }
+
+    pub(crate) fn str(self, s: &str) -> Self {
+        self.bytes(s.as_bytes())
+    }
+
+    pub(crate) fn opt_str(self, s: Option<&str>) -> Self {
+        match s {
+            None => self.bytes(&[0]),
+            Some(s) => self.bytes(&[1]).str(s),
+        }
+    }
+
+    pub(crate) fn u64(mut self, v: u64) -> Self {
+        self.0.update(&v.to_be_bytes());
+        self
+    }
+
+    pub(crate) fn finish(self) -> [u8; 32] {
+        self.0.finalize().into_bytes().into()
+    }
+
+    /// Constant-time comparison with an expected tag (STYLE convention 10).
+    pub(crate) fn verify(self, tag: &[u8]) -> bool {
+        self.0.verify_slice(tag).is_ok()
+    }
+}
+
+/// The MAC a record carries, with the id of the key that made it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordMac {
+    pub(crate) key_id: u32,
+    pub(crate) tag: [u8; 32],
+}
+
+impl fmt::Debug for RecordMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordMac")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record whose fields are covered by a MAC under the server key, so that a forged or
+/// edited store entry is rejected rather than trusted (DESIGN §2; A16).
+pub(crate) trait Sealed {
+    /// The domain label of this record type.
+    const LABEL: &'static str;
+    /// Feeds every field except the MAC itself.
+    fn feed(&self, w: MacWriter) -> MacWriter;
+    /// The stored MAC.
+    fn mac(&self) -> &RecordMac;
+
+    fn compute_mac(&self, keys: &Keys) -> RecordMac {
+        RecordMac {
+            key_id: keys.current_id(),
+            tag: self.feed(keys.mac(Self::LABEL)).finish(),
+        }
+    }
+
+    fn mac_is_valid(&self, keys: &Keys) -> bool {
+        let m = self.mac();
+        match keys.mac_with(m.key_id, Self::LABEL) {
+            Some(w) => self.feed(w).verify(&m.tag),
+            None => false,
+        }
+    }
+}
+
+/// A placeholder MAC, replaced by `seal` before a record leaves the core.
+pub(crate) const UNSEALED: RecordMac = RecordMac {
+    key_id: 0,
+    tag: [0; 32],
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = UpstreamToken::new("gho_16C7e42F292c6912E7710c838347Ae178B4a");
+        assert_eq!(format!("{s:?}"), "UpstreamToken([redacted])");
+        let k = ServerKey::new(&[7; 32]).unwrap();
+        assert!(!format!("{k:?}").contains("07"));
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert!(ServerKey::new(&[1; 31]).is_none());
+    }
+
+    #[test]
+    fn mac_fields_do_not_collide() {
+        let keys = Keys::new(ServerKey::new(&[9; 32]).unwrap());
+        let a = keys.mac("t").str("ab").str("c").finish();
+        let b = keys.mac("t").str("a").str("bc").finish();
+        assert_ne!(a, b);
+        let c = keys.mac("u").str("ab").str("c").finish();
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn rotated_key_still_verifies() {
+        let old = ServerKey::new(&[1; 32]).unwrap();
+        let new = ServerKey::new(&[2; 32]).unwrap();
+        let old_keys = Keys::new(old.clone());
+        let tag = old_keys.mac("x").str("v").finish();
+        let keys = Keys::new(new).with_previous(old.clone());
+        assert!(keys.mac_with(old.id(), "x").unwrap().str("v").verify(&tag));
+        assert!(!keys.mac("x").str("v").verify(&tag));
+    }
+}

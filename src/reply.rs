@@ -1,0 +1,192 @@
+//! The runtime-neutral response: status, headers, body. Hosts copy it onto their HTTP
+//! library's response type verbatim; the core decides every header (DESIGN §2).
+
+use core::fmt;
+
+use crate::client::RedirectUri;
+use crate::params::append_pair;
+
+/// An HTTP response decided by the core.
+#[derive(Clone, PartialEq, Eq)]
+#[must_use = "a reply does nothing until the host sends it"]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lowercase) and values, in order; `set-cookie` may repeat.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Locations and cookies carry codes and binding secrets: show only their names.
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("headers", &names)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
+}
+
+/// Headers on every HTML page: no framing (R29, A5), no referrer (R56), no caching, no
+/// external resources.
+pub(crate) const HTML_SECURITY_HEADERS: [(&str, &str); 6] = [
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("cross-origin-opener-policy", "same-origin"),
+];
+
+impl Reply {
+    /// An HTML page with the fixed security headers.
+    pub(crate) fn html(status: u16, body: String) -> Self {
+        let mut headers: Vec<(&'static str, String)> =
+            vec![("content-type", "text/html; charset=utf-8".into())];
+        headers.extend(
+            HTML_SECURITY_HEADERS
+                .iter()
+                .map(|(n, v)| (*n, (*v).to_string())),
+        );
+        Self {
+            status,
+            headers,
+            body: body.into_bytes(),
+        }
+    }
+
+    /// A JSON document that must not be cached (R46).
+    pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cache-control", "no-store".into()),
+                ("pragma", "no-cache".into()),
+            ],
+            body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A 303 See Other (R24: never 307 after a POST).
+    pub(crate) fn see_other(location: String) -> Self {
+        Self {
+            status: 303,
+            headers: vec![
+                ("location", location),
+                ("cache-control", "no-store".into()),
+                ("referrer-policy", "no-referrer".into()),
+            ],
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a `Set-Cookie` header.
+    pub(crate) fn with_cookie(mut self, cookie: String) -> Self {
+        self.headers.push(("set-cookie", cookie));
+        self
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every `Set-Cookie` value.
+    pub fn set_cookies(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| *n == "set-cookie")
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A browser redirect to an MCP client's *validated* redirect URI: success with a code, or
+/// an error. It always carries the client's `state` and our `iss` (R47, RFC 9207).
+///
+/// It can only be made from a [`RedirectUri`] that came out of registration validation and
+/// was matched against the request, after the user saw our consent page (R16, R32, R38).
+#[derive(Clone, PartialEq, Eq)]
+#[must_use = "the client is waiting for this redirect"]
+pub struct ClientRedirect {
+    location: String,
+    redirect_uri: String,
+    error: Option<&'static str>,
+}
+
+impl fmt::Debug for ClientRedirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The location carries the authorization code: never print it.
+        f.debug_struct("ClientRedirect")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientRedirect {
+    fn build(uri: &RedirectUri, pairs: &[(&str, &str)], state: Option<&str>, iss: &str) -> String {
+        let mut location = String::with_capacity(uri.as_str().len() + 128);
+        location.push_str(uri.as_str());
+        location.push(if uri.as_str().contains('?') { '&' } else { '?' });
+        for (n, v) in pairs {
+            append_pair(&mut location, n, v);
+        }
+        if let Some(s) = state {
+            append_pair(&mut location, "state", s);
+        }
+        append_pair(&mut location, "iss", iss);
+        location
+    }
+
+    pub(crate) fn success(uri: &RedirectUri, code: &str, state: Option<&str>, iss: &str) -> Self {
+        Self {
+            location: Self::build(uri, &[("code", code)], state, iss),
+            redirect_uri: uri.as_str().to_owned(),
+            error: None,
+        }
+    }
+
+    pub(crate) fn error(
+        uri: &RedirectUri,
+        error: &'static str,
+        state: Option<&str>,
+        iss: &str,
+    ) -> Self {
+        Self {
+            location: Self::build(uri, &[("error", error)], state, iss),
+            redirect_uri: uri.as_str().to_owned(),
+            error: Some(error),
+        }
+    }
+
+    /// The full `Location` (contains the code on success: treat as secret).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The validated redirect URI it goes to.
+    pub fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    /// The OAuth error it carries, if it is an error redirect.
+    pub fn error_code(&self) -> Option<&'static str> {
+        self.error
+    }
+
+    /// The 303 to send.
+    pub fn response(&self) -> Reply {
+        Reply::see_other(self.location.clone())
+    }
+}
