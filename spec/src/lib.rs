@@ -1,0 +1,1 @@
+//! The consent-gate protocol with an attacker: one World around the real core.
