@@ -127,12 +127,20 @@ pub(crate) fn decode(raw: &[u8]) -> Result<String, ParamError> {
 
 /// Appends `name=value` to a query string or form body, percent-encoding the value.
 pub(crate) fn append_pair(out: &mut String, name: &str, value: &str) {
-    if !out.is_empty() && !out.ends_with('?') {
+    if !out.is_empty() && !out.ends_with('?') && !out.ends_with('&') {
         out.push('&');
     }
     out.extend(url::form_urlencoded::byte_serialize(name.as_bytes()));
     out.push('=');
     out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+}
+
+/// Starts the query of `url`: `?` when it has none yet; otherwise the next
+/// [`append_pair`] continues the existing query with `&`.
+pub(crate) fn start_query(url: &mut String) {
+    if !url.contains('?') {
+        url.push('?');
+    }
 }
 
 /// Whether `s` is non-empty and made only of RFC 3986 unreserved characters.
@@ -198,5 +206,16 @@ mod tests {
         append_pair(&mut s, "state", "a b&c");
         append_pair(&mut s, "iss", "https://i");
         assert_eq!(s, "https://x/cb?state=a+b%26c&iss=https%3A%2F%2Fi");
+        for (base, want) in [
+            ("https://x/cb", "https://x/cb?a=1"),
+            ("https://x/cb?k=v", "https://x/cb?k=v&a=1"),
+            ("https://x/cb?", "https://x/cb?a=1"),
+            ("https://x/cb?k=v&", "https://x/cb?k=v&a=1"),
+        ] {
+            let mut u = base.to_owned();
+            start_query(&mut u);
+            append_pair(&mut u, "a", "1");
+            assert_eq!(u, want);
+        }
     }
 }

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use crate::client::RedirectUri;
-use crate::params::append_pair;
+use crate::params::{append_pair, start_query};
 
 /// An HTTP response decided by the core.
 #[derive(Clone, PartialEq, Eq)]
@@ -138,7 +138,7 @@ impl ClientRedirect {
     fn build(uri: &RedirectUri, pairs: &[(&str, &str)], state: Option<&str>, iss: &str) -> String {
         let mut location = String::with_capacity(uri.as_str().len() + 128);
         location.push_str(uri.as_str());
-        location.push(if uri.as_str().contains('?') { '&' } else { '?' });
+        start_query(&mut location);
         for (n, v) in pairs {
             append_pair(&mut location, n, v);
         }

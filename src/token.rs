@@ -265,7 +265,8 @@ pub struct TokensIssued {
     pub reply: Reply,
     /// The new grant (code grant only).
     pub grant: Option<GrantRecord>,
-    /// Refresh records to store: the new token's, and the rotated old one's.
+    /// Refresh records to store: the rotated old one's and the new token's (empty when a
+    /// concurrent refresh inside the grace window is answered with the same successor).
     pub refresh: Vec<RefreshRecord>,
     /// The code record to store back, marked redeemed (code grant only).
     pub code: Option<CodeRecord>,
@@ -478,22 +479,28 @@ impl Gate {
             .mac("refresh successor")
             .str(token)
             .finish());
-        let next = self.new_refresh(
-            &successor,
-            grant.grant_id,
-            &grant.client_id,
-            scope.clone(),
-            now,
-        );
-        if record.rotated_at.is_none() {
+        // Inside the grace window the successor's record already exists and may itself
+        // have been rotated since: writing it again would erase that, so only the first
+        // rotation stores records.
+        let refresh = if record.rotated_at.is_none() {
+            let next = self.new_refresh(
+                &successor,
+                grant.grant_id,
+                &grant.client_id,
+                scope.clone(),
+                now,
+            );
             record.rotated_at = Some(now);
             record.mac = record.compute_mac(&self.config.keys);
-        }
+            vec![record, next]
+        } else {
+            Vec::new()
+        };
         let access = mint_access_token(self, grant, &scope, now);
         Ok(TokensIssued {
             reply: self.token_reply(&access, Some(&successor), &scope),
             grant: None,
-            refresh: vec![record, next],
+            refresh,
             code: None,
         })
     }

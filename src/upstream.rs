@@ -13,7 +13,7 @@ use crate::crypto::{
     sha256_labeled,
 };
 use crate::error::{CallbackError, ParamError, UpstreamError};
-use crate::params::{Params, append_pair, is_vschar_or_space};
+use crate::params::{Params, append_pair, is_vschar_or_space, start_query};
 use crate::reply::{ClientRedirect, Reply};
 use crate::{Entropy, Gate, UnixTime};
 
@@ -134,7 +134,7 @@ impl Gate {
         let binding = b64(&fresh32(entropy));
         let up = &self.config.upstream;
         let mut location = up.authorize_endpoint.clone();
-        location.push(if location.contains('?') { '&' } else { '?' });
+        start_query(&mut location);
         append_pair(&mut location, "response_type", "code");
         append_pair(&mut location, "client_id", &up.client_id);
         append_pair(&mut location, "redirect_uri", &self.config.callback_uri);
