@@ -33,6 +33,17 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
 }
 
+/// The (client id, grant key) of a valid access token of ours, for revocation.
+pub(crate) fn access_token_grant(
+    gate: &Gate,
+    token: &str,
+    now: UnixTime,
+) -> Option<(String, StoreKey)> {
+    let claims = gate.decode_access_token(token, now).ok()?;
+    let key = claims.grant_key();
+    Some((claims.client_id, key))
+}
+
 pub(crate) fn mint_access_token(
     gate: &Gate,
     grant: &GrantRecord,
@@ -172,7 +183,11 @@ impl Gate {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(BearerError::Missing);
         }
-        let token = token.trim_start_matches(' ');
+        self.decode_access_token(token.trim_start_matches(' '), now)
+    }
+
+    /// Verifies an access token string: ours, unexpired, for this resource.
+    fn decode_access_token(&self, token: &str, now: UnixTime) -> Result<BearerClaims, BearerError> {
         if token.len() > MAX_TOKEN {
             return Err(BearerError::Invalid);
         }

@@ -119,6 +119,7 @@ mod html;
 mod metadata;
 mod params;
 mod reply;
+mod revoke;
 mod scope;
 mod token;
 mod upstream;
@@ -144,6 +145,7 @@ pub use error::{
 };
 pub use metadata::paths;
 pub use reply::{ClientRedirect, Reply};
+pub use revoke::{Revocation, RevocationRequest};
 pub use scope::ScopeSet;
 pub use token::{GrantRecord, RefreshRecord, TokenRequest, TokensIssued};
 pub use upstream::{

@@ -12,6 +12,8 @@ pub mod paths {
     pub const TOKEN: &str = "/token";
     /// Dynamic client registration.
     pub const REGISTER: &str = "/register";
+    /// Token revocation (RFC 7009).
+    pub const REVOKE: &str = "/revoke";
     /// RFC 8414 document (root form).
     pub const AS_METADATA: &str = "/.well-known/oauth-authorization-server";
     /// RFC 9728 document (root form).
@@ -96,6 +98,8 @@ impl Gate {
                 "authorization_endpoint": self.endpoint_url(paths::AUTHORIZE),
                 "token_endpoint": self.endpoint_url(paths::TOKEN),
                 "registration_endpoint": self.endpoint_url(paths::REGISTER),
+                "revocation_endpoint": self.endpoint_url(paths::REVOKE),
+                "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
                 "scopes_supported": scopes,
                 "response_types_supported": ["code"],
                 "response_modes_supported": ["query"],

@@ -36,9 +36,40 @@ enum Grant {
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenRequest {
     grant: Grant,
-    client_id: String,
-    client_secret: Option<String>,
+    credentials: ClientCredentials,
     resource: Option<String>,
+}
+
+/// Client credentials from the body or HTTP Basic (RFC 6749 §2.3.1), one method only.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ClientCredentials {
+    pub(crate) id: String,
+    secret: Option<String>,
+}
+
+impl ClientCredentials {
+    pub(crate) fn parse(p: &Params, authorization: Option<&str>) -> Result<Self, TokenError> {
+        let body_id = p.optional("client_id", MAX_CLIENT_ID)?;
+        let body_secret = p.optional("client_secret", 256)?;
+        let (id, secret) = match authorization {
+            Some(h) => {
+                let (id, secret) = basic_credentials(h).ok_or(TokenError::InvalidClient)?;
+                // One authentication method per request (RFC 6749 §2.3).
+                if body_secret.is_some() || body_id.is_some_and(|b| b != id) {
+                    return Err(ParamError::Invalid("client_secret").into());
+                }
+                (id, Some(secret))
+            }
+            None => {
+                let id = body_id.ok_or(ParamError::Missing("client_id"))?;
+                (id.to_owned(), body_secret.map(str::to_owned))
+            }
+        };
+        if id.is_empty() || id.len() > MAX_CLIENT_ID {
+            return Err(TokenError::InvalidClient);
+        }
+        Ok(Self { id, secret })
+    }
 }
 
 impl fmt::Debug for TokenRequest {
@@ -49,7 +80,7 @@ impl fmt::Debug for TokenRequest {
         };
         f.debug_struct("TokenRequest")
             .field("grant_type", &kind)
-            .field("client_id", &self.client_id)
+            .field("client_id", &self.credentials.id)
             .finish_non_exhaustive()
     }
 }
@@ -71,25 +102,7 @@ impl TokenRequest {
     /// Parses the form body and the optional `Authorization` header.
     pub fn parse(body: &[u8], authorization: Option<&str>) -> Result<Self, TokenError> {
         let p = Params::parse(body)?;
-        let body_id = p.optional("client_id", MAX_CLIENT_ID)?;
-        let body_secret = p.optional("client_secret", 256)?;
-        let (client_id, client_secret) = match authorization {
-            Some(h) => {
-                let (id, secret) = basic_credentials(h).ok_or(TokenError::InvalidClient)?;
-                // One authentication method per request (RFC 6749 §2.3).
-                if body_secret.is_some() || body_id.is_some_and(|b| b != id) {
-                    return Err(ParamError::Invalid("client_secret").into());
-                }
-                (id, Some(secret))
-            }
-            None => {
-                let id = body_id.ok_or(ParamError::Missing("client_id"))?;
-                (id.to_owned(), body_secret.map(str::to_owned))
-            }
-        };
-        if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
-            return Err(TokenError::InvalidClient);
-        }
+        let credentials = ClientCredentials::parse(&p, authorization)?;
         let grant = match p.required("grant_type", 64)? {
             "authorization_code" => {
                 let verifier = p.required("code_verifier", 128)?;
@@ -113,20 +126,19 @@ impl TokenRequest {
         };
         Ok(Self {
             grant,
-            client_id,
-            client_secret,
+            credentials,
             resource: p.optional("resource", 2048)?.map(str::to_owned),
         })
     }
 
     /// The client to look up (store key [`TokenRequest::client_key`]).
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        &self.credentials.id
     }
 
     /// The store key of the client registration.
     pub fn client_key(&self) -> StoreKey {
-        StoreKey::client(&self.client_id)
+        StoreKey::client(&self.credentials.id)
     }
 
     /// The key of the record to load: take the code record for `authorization_code`, get
@@ -251,6 +263,10 @@ impl RefreshRecord {
     pub fn grant_key(&self) -> StoreKey {
         StoreKey::derive("grant", &self.grant_id)
     }
+    /// The client it was issued to.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
     /// Whether it was already rotated.
     pub fn is_rotated(&self) -> bool {
         self.rotated_at.is_some()
@@ -273,16 +289,16 @@ pub struct TokensIssued {
 }
 
 impl Gate {
-    fn authenticate(
+    pub(crate) fn authenticate(
         &self,
-        req: &TokenRequest,
+        credentials: &ClientCredentials,
         client: Option<&ClientRecord>,
     ) -> Result<(), TokenError> {
         let client = client.ok_or(TokenError::InvalidClient)?;
-        if !client.mac_is_valid(&self.config.keys) || client.client_id() != req.client_id {
+        if !client.mac_is_valid(&self.config.keys) || client.client_id() != credentials.id {
             return Err(TokenError::InvalidClient);
         }
-        match (client.auth_method(), &req.client_secret) {
+        match (client.auth_method(), &credentials.secret) {
             (TokenAuthMethod::None, None) => Ok(()),
             (TokenAuthMethod::None, Some(_)) => Err(TokenError::InvalidClient),
             (_, Some(s)) if client.secret_matches(s) => Ok(()),
@@ -355,13 +371,13 @@ impl Gate {
         else {
             return Err(TokenError::UnsupportedGrantType);
         };
-        self.authenticate(req, client)?;
+        self.authenticate(&req.credentials, client)?;
         let mut record = record.ok_or(TokenError::InvalidGrant("unknown code"))?;
         if !record.mac_is_valid(&self.config.keys) || record.key != req.record_key() {
             return Err(TokenError::InvalidGrant("unknown code"));
         }
         let d = &record.details;
-        if d.client_id != req.client_id {
+        if d.client_id != req.credentials.id {
             return Err(TokenError::InvalidGrant(
                 "code was issued to another client",
             ));
@@ -439,12 +455,12 @@ impl Gate {
         let Grant::Refresh { token, scope } = &req.grant else {
             return Err(TokenError::UnsupportedGrantType);
         };
-        self.authenticate(req, client)?;
+        self.authenticate(&req.credentials, client)?;
         let mut record = record.ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
         if !record.mac_is_valid(&self.config.keys) || record.key != req.record_key() {
             return Err(TokenError::InvalidGrant("unknown refresh token"));
         }
-        if record.client_id != req.client_id {
+        if record.client_id != req.credentials.id {
             return Err(TokenError::InvalidGrant(
                 "refresh token was issued to another client",
             ));
