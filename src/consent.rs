@@ -76,6 +76,7 @@ pub struct ConsentPrompt {
     view: ConsentView,
     pending: PendingConsent,
     cookie: String,
+    form_action: String,
 }
 
 impl fmt::Debug for ConsentPrompt {
@@ -105,7 +106,7 @@ impl ConsentPrompt {
     /// The default page: escaped, no external resources, one form (`decision` =
     /// `approve` | `deny`), with the security headers and the cookie.
     pub fn page(&self) -> Reply {
-        crate::html::consent_page(&self.view).with_cookie(self.cookie.clone())
+        crate::html::consent_page(&self.view, &self.form_action).with_cookie(self.cookie.clone())
     }
 
     /// Takes the pending record and the page apart.
@@ -299,10 +300,19 @@ impl Gate {
         };
         // The browser cookie lives as long as the longest page it protects.
         let cookie = cookie::set(mode, &cookie_name, &b64(&secret), lifetime);
+        // The approve answer redirects to the upstream, the deny answer to the client.
+        let mut form_action = String::from("'self'");
+        for target in [up.authorize_endpoint.as_str(), view.redirect_uri.as_str()] {
+            if let Ok(u) = url::Url::parse(target) {
+                form_action.push(' ');
+                form_action.push_str(&u.origin().ascii_serialization());
+            }
+        }
         ConsentPrompt {
             view,
             pending,
             cookie,
+            form_action,
         }
     }
 

@@ -41,7 +41,7 @@ fn page(title: &str, body: &str) -> String {
 
 /// The consent page (R27): the client's name *and* the exact redirect URI and its host,
 /// the MCP scopes, the upstream and its scopes, the resource, and a loopback warning.
-pub(crate) fn consent_page(v: &ConsentView) -> Reply {
+pub(crate) fn consent_page(v: &ConsentView, form_action: &str) -> Reply {
     let name = v.client_name.as_deref().unwrap_or("An unnamed application");
     let mut b = String::with_capacity(2048);
     let _ = write!(
@@ -94,7 +94,7 @@ on this computer. Only approve if you just started connecting an application her
         tx = escape(&v.form_tx),
         csrf = escape(&v.form_csrf),
     );
-    Reply::html(200, page(&format!("Allow {name}?"), &b))
+    Reply::html(200, page(&format!("Allow {name}?"), &b), form_action)
 }
 
 /// A plain error page (R16: errors before validation are pages, never redirects).
@@ -104,7 +104,7 @@ pub(crate) fn error_page(status: u16, title: &str, detail: &str) -> Reply {
         escape(title),
         escape(detail)
     );
-    Reply::html(status, page(title, &body))
+    Reply::html(status, page(title, &body), "'none'")
 }
 
 #[cfg(test)]

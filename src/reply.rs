@@ -30,14 +30,9 @@ impl fmt::Debug for Reply {
     }
 }
 
-/// Headers on every HTML page: no framing (R29, A5), no referrer (R56), no caching, no
-/// external resources.
-pub(crate) const HTML_SECURITY_HEADERS: [(&str, &str); 6] = [
-    (
-        "content-security-policy",
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'",
-    ),
+/// Headers on every HTML page besides the CSP: no framing (R29, A5), no referrer (R56),
+/// no caching, no sniffing.
+const HTML_SECURITY_HEADERS: [(&str, &str); 5] = [
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),
     ("cache-control", "no-store"),
@@ -46,10 +41,19 @@ pub(crate) const HTML_SECURITY_HEADERS: [(&str, &str); 6] = [
 ];
 
 impl Reply {
-    /// An HTML page with the fixed security headers.
-    pub(crate) fn html(status: u16, body: String) -> Self {
-        let mut headers: Vec<(&'static str, String)> =
-            vec![("content-type", "text/html; charset=utf-8".into())];
+    /// An HTML page with the security headers. `form_action` lists the CSP `form-action`
+    /// sources: browsers enforce it on the redirects that follow a form submission too
+    /// (FastMCP #2305), so the consent page must allow the upstream and the client's
+    /// redirect origin besides `'self'`.
+    pub(crate) fn html(status: u16, body: String, form_action: &str) -> Self {
+        let csp = format!(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; \
+             frame-ancestors 'none'; base-uri 'none'"
+        );
+        let mut headers: Vec<(&'static str, String)> = vec![
+            ("content-type", "text/html; charset=utf-8".into()),
+            ("content-security-policy", csp),
+        ];
         headers.extend(
             HTML_SECURITY_HEADERS
                 .iter()
