@@ -9,7 +9,7 @@
 
 use core::fmt;
 
-use crate::crypto::{StoreKey, sha256_labeled, unb64};
+use crate::crypto::{Keys, Sealed, StoreKey, sha256_labeled, unb64};
 use crate::error::BearerError;
 use crate::reply::Reply;
 use crate::scope::ScopeSet;
@@ -91,14 +91,15 @@ impl<'a> Reader<'a> {
 
 /// A bearer token whose MAC, expiry and audience verified; its grant is not yet checked.
 #[must_use = "confirm the grant still exists before trusting the token"]
-pub struct BearerClaims {
+pub struct BearerClaims<'g> {
     grant_id: [u8; 16],
     client_id: String,
     subject: String,
     scope: ScopeSet,
+    keys: &'g Keys,
 }
 
-impl fmt::Debug for BearerClaims {
+impl fmt::Debug for BearerClaims<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BearerClaims")
             .field("client_id", &self.client_id)
@@ -106,26 +107,33 @@ impl fmt::Debug for BearerClaims {
     }
 }
 
-impl BearerClaims {
+impl BearerClaims<'_> {
     /// The store key of the grant to look up.
     pub fn grant_key(&self) -> StoreKey {
         StoreKey::derive("grant", &self.grant_id)
     }
 
     /// The revocation check: the grant must still exist (a replayed code or a reused
-    /// refresh token deletes it, R43/R53).
+    /// refresh token deletes it, R43/R53), unexpired and unedited (its MAC verifies: a
+    /// grant whose upstream token was swapped in the store is refused, A16).
     pub fn confirm(
         self,
         grant: Option<&GrantRecord>,
         now: UnixTime,
     ) -> Result<Principal, BearerError> {
         match grant {
-            Some(g) if g.grant_id() == &self.grant_id && now < g.expires_at() => Ok(Principal {
-                grant_key: self.grant_key(),
-                subject: self.subject,
-                client_id: self.client_id,
-                scope: self.scope,
-            }),
+            Some(g)
+                if g.grant_id() == &self.grant_id
+                    && now < g.expires_at()
+                    && g.mac_is_valid(self.keys) =>
+            {
+                Ok(Principal {
+                    grant_key: self.grant_key(),
+                    subject: self.subject,
+                    client_id: self.client_id,
+                    scope: self.scope,
+                })
+            }
             _ => Err(BearerError::Revoked),
         }
     }
@@ -177,7 +185,7 @@ impl Gate {
         &self,
         authorization: Option<&str>,
         now: UnixTime,
-    ) -> Result<BearerClaims, BearerError> {
+    ) -> Result<BearerClaims<'_>, BearerError> {
         let header = authorization.ok_or(BearerError::Missing)?;
         let (scheme, token) = header.split_once(' ').ok_or(BearerError::Invalid)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
@@ -187,7 +195,11 @@ impl Gate {
     }
 
     /// Verifies an access token string: ours, unexpired, for this resource.
-    fn decode_access_token(&self, token: &str, now: UnixTime) -> Result<BearerClaims, BearerError> {
+    fn decode_access_token(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<BearerClaims<'_>, BearerError> {
         if token.len() > MAX_TOKEN {
             return Err(BearerError::Invalid);
         }
@@ -241,6 +253,7 @@ impl Gate {
             client_id,
             subject,
             scope,
+            keys: &self.config.keys,
         })
     }
 

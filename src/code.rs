@@ -228,8 +228,11 @@ impl Gate {
         let still_registered = client.is_some_and(|c| {
             c.mac_is_valid(&self.config.keys)
                 && c.client_id() == details.client_id
-                && c.match_redirect(details.redirect_uri.as_str(), false)
-                    .is_some()
+                && c.match_redirect(
+                    details.redirect_uri.as_str(),
+                    self.config.faults().redirect_prefix_match,
+                )
+                .is_some()
         });
         if !still_registered {
             return Err(CallbackError::ClientChanged);

@@ -351,6 +351,9 @@ impl Gate {
     /// [`TokenRequest::record_key`]; `client` the registration under
     /// [`TokenRequest::client_key`].
     ///
+    /// A failed redemption consumes the code (fail closed: a code someone else has tried
+    /// to redeem is burnt; the user signs in again), and an invalid replay never revokes.
+    ///
     /// Checks, in this order, so that an invalid replay never revokes anything (R43):
     /// client authentication, the code's binding to this client (A9), expiry, PKCE S256 in
     /// constant time (R44, A12), `redirect_uri` equality if sent (R45), `resource` (R21);

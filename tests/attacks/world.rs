@@ -1,0 +1,221 @@
+//! The world the attacks of `attacks.rs` run in, and the attack scenarios that a fault
+//! switch re-opens, written once and run both ways: without faults (the attack must fail)
+//! and, in `with_faults`, with the switch on (the attack must succeed).
+
+use consent_gate::*;
+
+use super::common::*;
+
+/// The attacker's redirect URI.
+pub const EVIL_CB: &str = "https://evil.example/cb";
+
+/// Where an attack was stopped (read through `Debug` in failure messages).
+#[derive(Debug)]
+#[allow(dead_code)]
+pub enum Blocked {
+    Authorize(AuthorizeError),
+    Consent(ConsentError),
+    Callback(CallbackError),
+    Token(TokenError),
+    Bearer(BearerError),
+    /// The victim was shown our consent page naming the attacker's redirect host, and
+    /// nothing left our origin without a click.
+    ConsentPageShown,
+    /// The redirect that reached the receiver carried an error, not a code.
+    ErrorRedirect(String),
+}
+
+/// What an attack yields: on success, the principal of the token it produced.
+pub type Outcome = Result<Principal, Blocked>;
+
+/// Asserts that `outcome` is `Err(pattern)`.
+macro_rules! assert_blocked {
+    ($outcome:expr, $pattern:pat) => {
+        assert!(matches!($outcome, Err($pattern)), "{:?}", $outcome)
+    };
+}
+pub(crate) use assert_blocked;
+
+/// Asserts that an error reply is a page on our origin, never a redirect (R16, R32).
+pub fn assert_page_not_redirect(reply: &Reply) {
+    assert!(reply.header("location").is_none(), "a page, not a redirect");
+    let html = Some("text/html; charset=utf-8");
+    assert_eq!(reply.header("content-type"), html);
+}
+
+/// Asserts whose token a successful attack produced, and for which client.
+pub fn assert_principal(who: &Principal, user: GithubUser, client: &Client) {
+    assert_eq!(who.subject(), user.subject());
+    assert_eq!(who.client_id(), client.id);
+}
+
+/// A server; a victim V who used the legitimate client C before (so GitHub auto-approves,
+/// A1 step 1); an attacker X with its own browser, GitHub account and client.
+pub struct World {
+    pub host: Host,
+    pub victim: Browser,
+    pub attacker: Browser,
+    /// The victim's MCP client, C.
+    pub legit: Client,
+    /// The attacker's client, X, which borrows C's name (R12: names are self-asserted).
+    pub evil: Client,
+}
+
+impl World {
+    pub fn new(setup: Setup) -> Self {
+        let mut host = Host::with(setup);
+        let legit = host.register_public("Claude Desktop", "http://127.0.0.1:33418/cb");
+        let evil = host.register_public("Claude Desktop", EVIL_CB);
+        let mut victim = host.browser(VICTIM);
+        host.login(&mut victim, &App::new(&legit, "earlier"));
+        let attacker = host.browser(ATTACKER);
+        Self {
+            host,
+            victim,
+            attacker,
+            legit,
+            evil,
+        }
+    }
+
+    /// The default world with fault switches.
+    pub fn faulty(faults: Faults) -> Self {
+        Self::new(Setup {
+            faults,
+            ..Setup::default()
+        })
+    }
+
+    /// The receiver at `app`'s redirect URI: takes the code from the redirect that reached
+    /// it, redeems it with `app`'s verifier and uses the token at the MCP endpoint.
+    pub fn redeem_loot(&mut self, app: &App, reply: &Reply) -> Outcome {
+        let code = app.receive(reply, ISSUER).map_err(Blocked::ErrorRedirect)?;
+        let tokens = self.host.redeem(&app.client, &code, &app.verifier, None);
+        let tokens = tokens.map_err(Blocked::Token)?;
+        self.host.bearer(tokens.access()).map_err(Blocked::Bearer)
+    }
+
+    /// V's browser follows our 303 to GitHub, GitHub sends it straight back, our callback
+    /// redirects wherever the transaction says, and the receiver there redeems.
+    pub fn victim_goes_upstream(&mut self, receiver: &App, to_github: &Reply) -> Outcome {
+        let back = self.host.through_github(&self.victim, to_github);
+        let to_client = self.host.callback(&mut self.victim, &back);
+        let to_client = to_client.map_err(Blocked::Callback)?;
+        self.redeem_loot(receiver, &to_client)
+    }
+
+    /// V's honest flow with C still works, as V.
+    pub fn honest_flow_still_works(&mut self) {
+        let app = App::new(&self.legit, "honest");
+        let tokens = self.host.login(&mut self.victim, &app);
+        let who = self.host.bearer(tokens.access()).expect("the honest token");
+        assert_principal(&who, VICTIM, &self.legit);
+    }
+}
+
+/// A2: X approves its own client in its own browser, copies our 303's GitHub URL (with our
+/// `state`) and gets V to open it; GitHub sends V's browser to our callback.
+pub fn forwarded_upstream_url(faults: Faults) -> (World, Outcome) {
+    let mut w = World::faulty(faults);
+    let x = App::new(&w.evil, "x");
+    let to_github = w.host.approved(&mut w.attacker, &x);
+    // The link X sends V is `location(&to_github)`; V's browser follows it.
+    let outcome = w.victim_goes_upstream(&x, &to_github);
+    (w, outcome)
+}
+
+/// A3: X loads its own consent page, then makes V's browser POST X's `tx` and `csrf` with
+/// an auto-submitting form on X's site, which sends `origin`.
+pub fn csrf_on_consent(faults: Faults, legacy: bool, origin: &'static str) -> (World, Outcome) {
+    let mut w = World::faulty(faults);
+    w.victim.legacy = legacy;
+    let x = App::new(&w.evil, "x");
+    let page = w.host.page(&mut w.attacker, &x, Nav::Direct);
+    let body = ConsentFields::read(&page).body("approve");
+    let nav = Nav::CrossSitePost(origin);
+    let outcome = match w.host.post_consent(&mut w.victim, &body, nav) {
+        Err(e) => Err(Blocked::Consent(e)),
+        Ok(to_github) => w.victim_goes_upstream(&x, &to_github),
+    };
+    (w, outcome)
+}
+
+/// A4: with remembered consent, V (who approved C) opens X's link from a mail app
+/// (`Sec-Fetch-Site: none`, the one case in which a remembered consent may apply).
+pub fn remembered_consent_elsewhere(faults: Faults) -> (World, Outcome) {
+    let mut w = World::new(Setup {
+        policy: ConsentPolicy::Remember,
+        faults,
+        ..Setup::default()
+    });
+    let x = App::new(&w.evil, "x");
+    let outcome = match w.host.get_authorize(&mut w.victim, &x.query(), Nav::Direct) {
+        Err(e) => Err(Blocked::Authorize(e)),
+        Ok(page) if page.status == 200 => Err(Blocked::ConsentPageShown),
+        Ok(to_github) => w.victim_goes_upstream(&x, &to_github),
+    };
+    (w, outcome)
+}
+
+/// A7: V's callback reached us but GitHub refused the code exchange (F7), so C got
+/// `server_error` and V's binding cookie is still there. X has read V's history (the
+/// GitHub URL and the callback URL, same `state`), signs in at that GitHub URL as itself
+/// and makes V's browser load the resulting callback: a replayed `state` with X's code.
+/// On success C ends up signed in to X's account (login CSRF).
+pub fn state_replay(faults: Faults) -> (World, Outcome) {
+    let mut w = World::faulty(faults);
+    let c = App::new(&w.legit, "v");
+    let up = w.host.approved(&mut w.victim, &c);
+    let back = w.host.through_github(&w.victim, &up);
+    w.host.github.fail_next_exchange = Some("bad_verification_code");
+    let failed = w.host.callback(&mut w.victim, &back).unwrap_err();
+    let told = c.receive(&failed.response(), ISSUER);
+    assert_eq!(told, Err("server_error".into()));
+    let x_back = w.host.github.authorize(ATTACKER, location(&up));
+    let outcome = match w.host.callback(&mut w.victim, &x_back) {
+        Err(e) => Err(Blocked::Callback(e)),
+        // C receives a code under its own state and redeems it.
+        Ok(to_c) => w.redeem_loot(&c, &to_c),
+    };
+    (w, outcome)
+}
+
+/// A8: C redeems its code; X captured that token request (a logging proxy, a leaked
+/// loopback exchange) and replays it. Also returns the tokens C got.
+pub fn code_replay(faults: Faults) -> (World, Outcome, Tokens) {
+    let mut w = World::faulty(faults);
+    let c = App::new(&w.legit, "v");
+    let code = w.host.code_for(&mut w.victim, &c);
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", &c.verifier),
+    ];
+    let (body, auth) = c.client.token_request(&pairs);
+    let victim_tokens = w.host.post_token(&body, auth.as_deref()).unwrap();
+    let outcome = match w.host.post_token(&body, auth.as_deref()) {
+        Err(e) => Err(Blocked::Token(e)),
+        Ok(t) => w.host.bearer(t.access()).map_err(Blocked::Bearer),
+    };
+    (w, outcome, victim_tokens)
+}
+
+/// A10: a web client registered `https://app.example` (no path). X crafts a link for it
+/// with a look-alike redirect URI it controls; V, seeing the client's name, approves.
+pub fn redirect_trick(faults: Faults) -> (World, Outcome) {
+    let mut w = World::faulty(faults);
+    let web = w.host.register_public("Acme Web", "https://app.example");
+    let mut x = App::new(&web, "x");
+    x.redirect_uri = "https://app.example.evil.example/cb".into();
+    let outcome = match w
+        .host
+        .get_authorize(&mut w.victim, &x.query(), Nav::CrossSite)
+    {
+        Err(e) => Err(Blocked::Authorize(e)),
+        Ok(page) => {
+            let up = w.host.click(&mut w.victim, &page, "approve").unwrap();
+            w.victim_goes_upstream(&x, &up)
+        }
+    };
+    (w, outcome)
+}

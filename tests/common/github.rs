@@ -1,0 +1,254 @@
+//! The GitHub double: a returning user's browser is sent straight back (UPSTREAMS §1.4),
+//! and the back channel answers with GitHub's wire shapes (UPSTREAMS §5).
+
+use std::collections::BTreeMap;
+
+use consent_gate::*;
+
+use super::{encode, query_params, s256};
+
+/// Our static client at the upstream.
+pub const UPSTREAM_CLIENT_ID: &str = "Ov23liEXAMPLE";
+/// Our client secret at the upstream.
+pub const UPSTREAM_SECRET: &str = "upstream-secret";
+
+/// A GitHub account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GithubUser {
+    /// The numeric id (the subject).
+    pub id: u64,
+    /// The login.
+    pub login: &'static str,
+}
+
+/// The victim's GitHub account (signed in, our app authorized earlier).
+pub const VICTIM: GithubUser = GithubUser {
+    id: 1,
+    login: "octocat",
+};
+/// The attacker's own GitHub account.
+pub const ATTACKER: GithubUser = GithubUser {
+    id: 666,
+    login: "mallory",
+};
+
+impl GithubUser {
+    /// The MCP subject the gate derives from it (`subject_prefix` + id).
+    pub fn subject(&self) -> String {
+        format!("github:{}", self.id)
+    }
+}
+
+/// An HTTP answer from the upstream.
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// As the gate takes it.
+    pub fn as_response(&self) -> UpstreamResponse<'_> {
+        UpstreamResponse {
+            status: self.status,
+            content_type: Some(self.content_type),
+            body: &self.body,
+        }
+    }
+
+    fn json(status: u16, v: serde_json::Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json; charset=utf-8",
+            body: serde_json::to_vec(&v).expect("json"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct GithubCode {
+    user: GithubUser,
+    challenge: String,
+    redirect_uri: String,
+    used: bool,
+}
+
+/// GitHub, as seen by our server and by a browser whose user authorized our app before.
+#[derive(Clone, Debug)]
+pub struct FakeGithub {
+    /// The browser-facing authorization endpoint.
+    pub authorize_endpoint: String,
+    /// The token endpoint.
+    pub token_endpoint: String,
+    /// `GET /user`.
+    pub user_endpoint: String,
+    /// Its RFC 9207 issuer.
+    pub issuer: String,
+    /// The `iss` it appends to callbacks (F1), or none (F2).
+    pub send_iss: Option<String>,
+    /// The next token exchange fails with this error code, HTTP 200 (F7, F9).
+    pub fail_next_exchange: Option<&'static str>,
+    /// How many authorization requests reached it.
+    pub authorize_hits: usize,
+    callback: String,
+    codes: BTreeMap<String, GithubCode>,
+    tokens: BTreeMap<String, GithubUser>,
+    counter: u64,
+}
+
+impl FakeGithub {
+    pub(super) fn new(base: &str, api: &str, callback: String) -> Self {
+        let issuer = format!("{base}/login/oauth");
+        Self {
+            authorize_endpoint: format!("{issuer}/authorize"),
+            token_endpoint: format!("{issuer}/access_token"),
+            user_endpoint: format!("{api}/user"),
+            send_iss: Some(issuer.clone()),
+            issuer,
+            fail_next_exchange: None,
+            authorize_hits: 0,
+            callback,
+            codes: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            counter: 0,
+        }
+    }
+
+    fn checked_authorize(&mut self, url: &str) -> BTreeMap<String, String> {
+        self.authorize_hits += 1;
+        let (base, _) = url.split_once('?').expect("a query");
+        assert_eq!(base, self.authorize_endpoint, "sent to the upstream");
+        let q = query_params(url);
+        assert_eq!(q["client_id"], UPSTREAM_CLIENT_ID);
+        assert_eq!(q["redirect_uri"], self.callback, "R39: our exact callback");
+        assert_eq!(q["code_challenge_method"], "S256", "R37");
+        assert_eq!(q["code_challenge"].len(), 43, "R37");
+        assert!(q["state"].len() >= 22, "R33: at least 128 bits");
+        q
+    }
+
+    fn back(&self, pairs: &[(&str, &str)]) -> String {
+        let mut p = pairs.to_vec();
+        if let Some(iss) = &self.send_iss {
+            p.push(("iss", iss));
+        }
+        format!("{}?{}", self.callback, encode(p))
+    }
+
+    /// `GET /login/oauth/authorize` in a browser signed in as `user`, who authorized our
+    /// app before: no prompt, straight back with a code (UPSTREAMS §1.4, F1/F2).
+    pub fn authorize(&mut self, user: GithubUser, url: &str) -> String {
+        let q = self.checked_authorize(url);
+        self.counter += 1;
+        let code = format!("{:020x}", self.counter.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let issued = GithubCode {
+            user,
+            challenge: q["code_challenge"].clone(),
+            redirect_uri: q["redirect_uri"].clone(),
+            used: false,
+        };
+        self.codes.insert(code.clone(), issued);
+        self.back(&[("code", &code), ("state", &q["state"])])
+    }
+
+    /// The user pressed Cancel (F3), or the app is suspended (F4).
+    pub fn refuse(&mut self, url: &str, error: &str) -> String {
+        let q = self.checked_authorize(url);
+        self.back(&[
+            ("error", error),
+            (
+                "error_description",
+                "The user has denied your application access.",
+            ),
+            (
+                "error_uri",
+                "/apps/troubleshooting-authorization-request-errors/",
+            ),
+            ("state", &q["state"]),
+        ])
+    }
+
+    /// `POST /login/oauth/access_token` (UPSTREAMS §1.6, §1.7): HTTP 200 always; success
+    /// F5, errors F7/F9/F10 as JSON bodies. Codes are single-use and PKCE-bound.
+    pub fn token(&mut self, req: &HttpRequest) -> HttpAnswer {
+        assert_eq!(
+            (req.method, req.url.as_str()),
+            ("POST", &*self.token_endpoint)
+        );
+        assert!(
+            req.headers
+                .iter()
+                .any(|(n, v)| *n == "accept" && v == "application/json"),
+            "F18: JSON Accept, never the REST media type"
+        );
+        let f = query_params(&format!("?{}", String::from_utf8_lossy(&req.body)));
+        let error = |e: &str| {
+            HttpAnswer::json(
+                200,
+                serde_json::json!({"error": e, "error_description": "…", "error_uri": "https://docs.github.com/…"}),
+            )
+        };
+        if let Some(e) = self.fail_next_exchange.take() {
+            return error(e);
+        }
+        if f["client_id"] != UPSTREAM_CLIENT_ID || f["client_secret"] != UPSTREAM_SECRET {
+            return error("incorrect_client_credentials");
+        }
+        let Some(code) = self.codes.get_mut(&f["code"]).filter(|c| !c.used) else {
+            return error("bad_verification_code");
+        };
+        code.used = true;
+        if f.get("redirect_uri") != Some(&code.redirect_uri) {
+            return error("redirect_uri_mismatch");
+        }
+        if s256(&f["code_verifier"]) != code.challenge {
+            return error("bad_verification_code");
+        }
+        let token = format!("gho_{:036x}", self.counter * 7919 + code.user.id);
+        self.counter += 1;
+        self.tokens.insert(token.clone(), code.user);
+        HttpAnswer::json(
+            200,
+            serde_json::json!({"access_token": token, "token_type": "bearer", "scope": "read:user"}),
+        )
+    }
+
+    /// `GET /user` (F14; F15 for an unknown token).
+    pub fn user(&self, req: &HttpRequest) -> HttpAnswer {
+        assert_eq!(
+            (req.method, req.url.as_str()),
+            ("GET", &*self.user_endpoint)
+        );
+        let header = |name: &str| req.headers.iter().find(|(n, _)| *n == name);
+        assert!(
+            header("user-agent").is_some(),
+            "F16: GitHub wants a User-Agent"
+        );
+        let token = header("authorization").and_then(|(_, v)| v.strip_prefix("Bearer "));
+        match token.and_then(|t| self.tokens.get(t)) {
+            Some(u) => HttpAnswer::json(
+                200,
+                serde_json::json!({"login": u.login, "id": u.id, "node_id": "MDQ6VXNlcjE=",
+                    "type": "User", "site_admin": false, "name": "monalisa octocat", "email": null}),
+            ),
+            None => HttpAnswer::json(
+                401,
+                serde_json::json!({"message": "Bad credentials", "status": "401"}),
+            ),
+        }
+    }
+
+    /// The callback URI registered for our app at GitHub.
+    pub fn callback(&self) -> &str {
+        &self.callback
+    }
+
+    /// Every access token it issued (to check none ever reaches an MCP client, R41).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+}
