@@ -202,8 +202,11 @@ impl Callback {
         if code.is_some() == error.is_some() {
             return Err(CallbackError::Ambiguous);
         }
-        if !is_vschar_or_space(state) || code.is_some_and(|c| !is_vschar_or_space(c)) {
+        if !is_vschar_or_space(state) {
             return Err(ParamError::Invalid("state").into());
+        }
+        if code.is_some_and(|c| !is_vschar_or_space(c)) {
+            return Err(ParamError::Invalid("code").into());
         }
         Ok(Self {
             state: state.to_owned(),
@@ -403,7 +406,11 @@ pub(crate) fn parse_token_response(
             obj.iter()
                 .filter_map(|(k, v)| match v {
                     serde_json::Value::String(s) => Some((k.clone(), s.clone())),
-                    serde_json::Value::Number(n) => Some((k.clone(), n.to_string())),
+                    // Numbers only where providers send them (`expires_in` may be either,
+                    // UPSTREAMS §6); a numeric `access_token` is not a token.
+                    serde_json::Value::Number(n) if k == "expires_in" => {
+                        Some((k.clone(), n.to_string()))
+                    }
                     _ => None,
                 })
                 .collect()
