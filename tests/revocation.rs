@@ -51,7 +51,10 @@ fn revoking_the_refresh_token_revokes_the_grant() {
     let mut host = Host::new();
     let (app, tokens) = logged_in(&mut host, "acme");
     let refresh = tokens.refresh().expect("a refresh token").to_owned();
-    assert_eq!(revoke(&mut host, &app.client, &refresh).unwrap().status, 200);
+    assert_eq!(
+        revoke(&mut host, &app.client, &refresh).unwrap().status,
+        200
+    );
     assert_eq!(host.bearer(tokens.access()), Err(BearerError::Revoked));
 }
 
