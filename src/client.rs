@@ -240,6 +240,11 @@ impl ClientRecord {
         self.auth_method
     }
 
+    /// When the client registered (hosts choose how long to keep registrations).
+    pub fn issued_at(&self) -> UnixTime {
+        self.issued_at
+    }
+
     /// Whether the client registered the `refresh_token` grant.
     pub fn refresh_allowed(&self) -> bool {
         self.refresh_allowed

@@ -47,6 +47,12 @@ impl VerifiedCallback {
         }
     }
 
+    /// The host could not reach the upstream (connection error, timeout): the client is
+    /// told `server_error`, with its `state` and our `iss`.
+    pub fn upstream_unreachable(self) -> CallbackError {
+        self.fail(UpstreamError::Unreachable)
+    }
+
     /// Accepts the upstream's answer to [`token_request`](Self::token_request).
     pub fn accept_token_response(
         self,
@@ -97,6 +103,12 @@ impl UpstreamAuthenticated {
             ],
             body: Vec::new(),
         }
+    }
+
+    /// The host could not reach the upstream's user endpoint: the client is told
+    /// `server_error`.
+    pub fn upstream_unreachable(self) -> CallbackError {
+        self.callback.fail(UpstreamError::Unreachable)
     }
 
     /// The client id whose registration the host must look up again (R38).

@@ -266,6 +266,9 @@ pub enum UpstreamError {
     /// The user document names no subject.
     #[error("upstream user document has no subject")]
     NoSubject,
+    /// The host could not reach the upstream (connection error or timeout).
+    #[error("upstream unreachable")]
+    Unreachable,
 }
 
 /// Why a `POST /token` was refused (RFC 6749 §5.2).

@@ -1,0 +1,673 @@
+//! The World's vocabulary and state: who acts, what each party has seen, what the host
+//! stores, and which actions are enabled.
+//!
+//! Everything here is plain data (`Clone + Debug + Hash + Eq`, `BTreeMap`, `Vec`), so that
+//! stateright can fingerprint a state and proptest can shrink a run (STYLE conventions 8,
+//! 13). Handles are picked *by index* into what a party has seen (STYLE convention 12),
+//! never as raw nonces.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use consent_gate::{
+    ClientRecord, CodeRecord, ConsentPolicy, Faults, Gate, GrantRecord, PendingConsent,
+    RefreshRecord, StoreKey, TransactionRecord, UnixTime,
+};
+
+use crate::action::Action;
+
+/// A browser: the victim's, or the attacker's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Browser {
+    /// The victim's browser: logged in at the upstream, which approves it silently.
+    Victim,
+    /// The attacker's own browser, which it drives through the flow and whose cookies it
+    /// reads and keeps.
+    Attacker,
+}
+
+impl Browser {
+    /// Both browsers, in a fixed order.
+    pub const ALL: [Browser; 2] = [Browser::Victim, Browser::Attacker];
+
+    /// The upstream account this browser is logged in to.
+    pub fn identity(self) -> Identity {
+        match self {
+            Browser::Victim => Identity::Victim,
+            Browser::Attacker => Identity::Attacker,
+        }
+    }
+
+    pub(crate) fn ix(self) -> usize {
+        self as usize
+    }
+}
+
+/// An upstream account (a GitHub user).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Identity {
+    /// The victim's account (upstream user id 1).
+    Victim,
+    /// The attacker's account (upstream user id 2).
+    Attacker,
+}
+
+impl Identity {
+    /// The upstream user id.
+    pub fn upstream_id(self) -> u32 {
+        match self {
+            Identity::Victim => 1,
+            Identity::Attacker => 2,
+        }
+    }
+
+    /// The MCP subject the core derives from it (`gh:` + the id).
+    pub fn subject(self) -> String {
+        format!("{SUBJECT_PREFIX}{}", self.upstream_id())
+    }
+
+    pub(crate) fn from_subject(subject: &str) -> Option<Self> {
+        [Identity::Victim, Identity::Attacker]
+            .into_iter()
+            .find(|i| i.subject() == subject)
+    }
+}
+
+/// Who receives what is sent to a redirect URI, and holds a PKCE verifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Party {
+    /// The honest MCP client (a web app at `https://app.example`).
+    Honest,
+    /// The attacker: every redirect URI that is not the honest client's reaches it.
+    Attacker,
+}
+
+impl Party {
+    /// Both parties, in a fixed order.
+    pub const ALL: [Party; 2] = [Party::Honest, Party::Attacker];
+
+    pub(crate) fn ix(self) -> usize {
+        self as usize
+    }
+}
+
+/// How far the world may go: the bounds that make the state space finite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Bounds {
+    /// Fresh handles the server may mint: client ids, consent transactions, upstream
+    /// states, codes and code-grant refresh tokens (one per successful minting step).
+    pub nonces: u16,
+    /// Refreshes that hand out a new refresh token (successors are derived from the
+    /// presented token, not drawn, so they are bounded apart from `nonces`). Presenting a
+    /// token the party already refreshed is free: its successor is already held.
+    pub refreshes: u16,
+    /// Clock advances.
+    pub ticks: u16,
+    /// Clients the attacker may register.
+    pub attacker_clients: u16,
+}
+
+impl Bounds {
+    /// The CI bound of STYLE §2: 5 nonces.
+    pub const CI: Bounds = Bounds {
+        nonces: 5,
+        refreshes: 2,
+        ticks: 1,
+        attacker_clients: 1,
+    };
+    /// The nightly bound: 6 nonces, the rest as in CI.
+    pub const NIGHTLY: Bounds = Bounds {
+        nonces: 6,
+        refreshes: 2,
+        ticks: 1,
+        attacker_clients: 1,
+    };
+    /// Practically unbounded, for long random runs (proptest, fuzzing).
+    pub const LONG: Bounds = Bounds {
+        nonces: u16::MAX,
+        refreshes: u16::MAX,
+        ticks: u16::MAX,
+        attacker_clients: 4,
+    };
+}
+
+/// The tick sizes the exhaustive checker tries: past the code lifetime and the refresh
+/// grace window (61 s), and past consent pages and upstream transactions (601 s).
+pub const TICKS: [u32; 2] = [61, 601];
+
+/// Everything that fixes a world before its first step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Setup {
+    /// Fault switches compiled into the core (DESIGN §7).
+    pub faults: Faults,
+    /// The server's consent policy.
+    pub policy: ConsentPolicy,
+    /// How far the world may go.
+    pub bounds: Bounds,
+}
+
+impl Setup {
+    /// `faults` at the CI bound, with [`ConsentPolicy::Remember`] when the fault needs it
+    /// to matter (`consent_per_browser`) and [`ConsentPolicy::Always`] otherwise.
+    pub fn new(faults: Faults) -> Self {
+        let policy = if faults.consent_per_browser {
+            ConsentPolicy::Remember
+        } else {
+            ConsentPolicy::Always
+        };
+        Setup {
+            faults,
+            policy,
+            bounds: Bounds::CI,
+        }
+    }
+}
+
+/// The server: a gate built from the setup. Two servers are equal when their setups are
+/// (the gate is a deterministic function of it).
+#[derive(Clone)]
+pub(crate) struct Server {
+    pub(crate) setup: Setup,
+    pub(crate) gate: Arc<Gate>,
+}
+
+impl PartialEq for Server {
+    fn eq(&self, other: &Self) -> bool {
+        self.setup == other.setup
+    }
+}
+impl Eq for Server {}
+impl std::hash::Hash for Server {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.setup.hash(state);
+    }
+}
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.setup.fmt(f)
+    }
+}
+
+/// The host's store: one map per record kind; single-use kinds are *taken* (removed)
+/// before the core sees them, as DESIGN §2 requires. Records sit behind an `Arc` so that
+/// cloning a World (once per explored state) copies pointers, not records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Store {
+    /// Client registrations.
+    pub clients: BTreeMap<StoreKey, Arc<ClientRecord>>,
+    /// Consent pages awaiting a decision (taken).
+    pub pending: BTreeMap<StoreKey, Arc<PendingConsent>>,
+    /// Upstream transactions awaiting the callback (taken).
+    pub transactions: BTreeMap<StoreKey, Arc<TransactionRecord>>,
+    /// Authorization codes (taken; stored back redeemed).
+    pub codes: BTreeMap<StoreKey, Arc<CodeRecord>>,
+    /// Grants (deleted on revocation).
+    pub grants: BTreeMap<StoreKey, Arc<GrantRecord>>,
+    /// Refresh tokens (got, then stored back rotated).
+    pub refresh: BTreeMap<StoreKey, Arc<RefreshRecord>>,
+}
+
+/// What a consent page showed: the terms of an approval (R27).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Terms {
+    /// Client id.
+    pub client_id: String,
+    /// The exact redirect URI.
+    pub redirect_uri: String,
+    /// The MCP scopes, space-separated.
+    pub scope: String,
+    /// The MCP resource.
+    pub resource: String,
+}
+
+/// A consent page as the browser holds it: the form's hidden values and what it showed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Page {
+    /// The form's `tx`.
+    pub tx: String,
+    /// The form's `csrf`.
+    pub csrf: String,
+    /// What the page showed.
+    pub terms: Terms,
+    /// The store key of its pending record (what the host would take; used only to skip
+    /// steps that cannot change anything, [`World::live_actions`]).
+    pub pending: StoreKey,
+    /// When it was shown.
+    pub shown_at: UnixTime,
+}
+
+/// A callback URL a browser was sent to, with the store key of the transaction its
+/// `state` names (host knowledge, as for [`Page::pending`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CallbackUrl {
+    /// The URL.
+    pub url: String,
+    /// The transaction's store key.
+    pub txn: StoreKey,
+}
+
+/// Who a link is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkClient {
+    /// The honest client.
+    Honest,
+    /// The attacker's `n`-th registered client.
+    Attacker(u16),
+}
+
+/// An `/authorize` link, before the client id is filled in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Link {
+    /// Which client.
+    pub client: LinkClient,
+    /// The `redirect_uri` it carries.
+    pub redirect_uri: String,
+    /// Whose PKCE challenge it carries (that party can redeem the code).
+    pub pkce: Party,
+    /// The client `state` it carries.
+    pub state: String,
+    /// Who made it.
+    pub crafted_by: Party,
+}
+
+/// A browser: its cookie jar and what it was shown or sent to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BrowserState {
+    /// Cookie name → value. The victim's jar honours deletions; the attacker keeps every
+    /// cookie it was ever given (it can read and replay its own cookies).
+    pub jar: BTreeMap<Arc<str>, Arc<str>>,
+    /// Consent pages shown.
+    pub pages: Vec<Arc<Page>>,
+    /// Upstream authorization URLs it was redirected to.
+    pub upstream: Vec<Arc<str>>,
+    /// Callback URLs the upstream sent it to.
+    pub callbacks: Vec<Arc<CallbackUrl>>,
+}
+
+/// A code received at a redirect URI.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeldCode {
+    /// The code.
+    pub code: String,
+    /// The client it was issued to (the receiver knows it from its link's `state`).
+    pub client_id: String,
+    /// The redirect URI it arrived at.
+    pub redirect_uri: String,
+    /// Ghost: the account the upstream authenticated (not visible to the receiver).
+    pub subject: Identity,
+    /// The store key of the code record (host knowledge, as for [`Page::pending`]).
+    pub key: StoreKey,
+}
+
+/// A refresh token held.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeldRefresh {
+    /// The token.
+    pub token: String,
+    /// The client it belongs to.
+    pub client_id: String,
+    /// The redirect URI of the code it descends from.
+    pub redirect_uri: String,
+    /// The store key of its record (host knowledge, as for [`Page::pending`]).
+    pub key: StoreKey,
+}
+
+/// An access token held, as the resource server sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeldToken {
+    /// The account it speaks for (from the verified bearer and its live grant).
+    pub subject: Identity,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI of the code it descends from.
+    pub redirect_uri: String,
+    /// Obtained by a refresh.
+    pub refreshed: bool,
+}
+
+/// What a party received at its redirect URIs and its token endpoint calls.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Inbox {
+    /// Codes received.
+    pub codes: Vec<Arc<HeldCode>>,
+    /// Error redirects received: (client id, error code).
+    pub errors: BTreeSet<(Arc<str>, &'static str)>,
+    /// Refresh tokens held.
+    pub refresh: Vec<Arc<HeldRefresh>>,
+    /// Access tokens held.
+    pub tokens: BTreeSet<Arc<HeldToken>>,
+    /// Refresh tokens this party has already refreshed once: their successor is held, so
+    /// presenting them again cannot lengthen the chain ([`Bounds::refreshes`]).
+    pub refreshed: BTreeSet<StoreKey>,
+}
+
+/// An upstream redirect the server issued: ghost data for P1, P3, P6 and P7.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Issued {
+    /// The browser that received the 303 and its binding cookie.
+    pub browser: Browser,
+    /// What the transaction is bound to (from the real transaction record).
+    pub terms: Arc<Terms>,
+    /// The transaction's store key.
+    pub txn: StoreKey,
+    /// From a remembered consent.
+    pub remembered: bool,
+    /// When.
+    pub at: UnixTime,
+}
+
+/// A code the server issued: ghost data for P2, P4, P6 and P7.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IssuedCode {
+    /// The code's store key.
+    pub code: StoreKey,
+    /// The transaction it came from.
+    pub txn: StoreKey,
+    /// The account the upstream authenticated.
+    pub subject: Identity,
+    /// When.
+    pub at: UnixTime,
+}
+
+/// The kinds of single-use record whose lifetime P7 checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SingleUse {
+    /// A pending consent (the consent page's form), [`Lifetimes::consent`].
+    ///
+    /// [`Lifetimes::consent`]: consent_gate::Lifetimes::consent
+    ConsentDecision,
+    /// An upstream transaction (`state`), [`Lifetimes::transaction`].
+    ///
+    /// [`Lifetimes::transaction`]: consent_gate::Lifetimes::transaction
+    UpstreamState,
+    /// An authorization code, [`Lifetimes::code`].
+    ///
+    /// [`Lifetimes::code`]: consent_gate::Lifetimes::code
+    Code,
+}
+
+/// What happened, recorded as it happened, for the properties (never read by the host).
+///
+/// Sets and multisets (`BTreeMap<_, count>`), not logs: two interleavings of independent
+/// steps then reach the *same* state, which keeps the explored space small.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ghost {
+    /// Approvals the users clicked and the server accepted: (browser, what the page
+    /// showed) → how many.
+    pub clicked: BTreeMap<(Browser, Arc<Terms>), u16>,
+    /// Upstream redirects issued.
+    pub issued: BTreeSet<Issued>,
+    /// Consent decisions accepted: pending key → how many times.
+    pub decided: BTreeMap<StoreKey, u16>,
+    /// Callbacks accepted: (transaction key, browser) → how many times.
+    pub accepted: BTreeMap<(StoreKey, Browser), u16>,
+    /// Codes issued.
+    pub codes: BTreeSet<IssuedCode>,
+    /// Successful code redemptions: code key → how many.
+    pub redeemed: BTreeMap<StoreKey, u16>,
+    /// Successful refreshes: (presented token's key, time).
+    pub refreshed: BTreeSet<(StoreKey, UnixTime)>,
+    /// Client redirects made: (client id, redirect URI).
+    pub redirects: BTreeSet<(Arc<str>, Arc<str>)>,
+    /// Single-use records accepted at or after the end of their lifetime.
+    pub late: BTreeSet<(SingleUse, StoreKey)>,
+    /// Host glue failures that cannot happen with a correct core (e.g. a fresh access
+    /// token that does not verify).
+    pub host_errors: BTreeSet<String>,
+}
+
+/// Who a step's fresh values are drawn for. Each has its own counter, so that steps of
+/// different actors commute: the victim's page gets the same handles whether or not the
+/// attacker acted first, and the two interleavings meet in one state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Minter {
+    /// Set-up (the honest client's registration).
+    Init,
+    /// Requests from a browser (pages, upstream states, codes issued at its callback).
+    Browser(Browser),
+    /// The attacker's registrations.
+    Registrar,
+    /// A party's token endpoint calls.
+    Token(Party),
+}
+
+impl Minter {
+    pub(crate) fn ix(self) -> usize {
+        match self {
+            Minter::Init => 0,
+            Minter::Browser(b) => 1 + b.ix(),
+            Minter::Registrar => 3,
+            Minter::Token(p) => 4 + p.ix(),
+        }
+    }
+}
+
+/// The World: the server (the real core plus the host's store), two browsers, the honest
+/// client, the attacker, the auto-approving upstream and the clock.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct World {
+    pub(crate) server: Server,
+    pub(crate) now: UnixTime,
+    pub(crate) mints: [u32; 6],
+    pub(crate) left: Bounds,
+    pub(crate) store: Store,
+    pub(crate) browsers: [BrowserState; 2],
+    pub(crate) links: Arc<Vec<Link>>,
+    pub(crate) inboxes: [Inbox; 2],
+    pub(crate) honest_client: Arc<str>,
+    pub(crate) attacker_clients: Vec<Arc<str>>,
+    pub(crate) ghost: Ghost,
+}
+
+/// A read-only view of what the parties have seen, to pick indices from.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen<'a> {
+    /// The links in circulation.
+    pub links: &'a [Link],
+    /// The victim's browser.
+    pub victim: &'a BrowserState,
+    /// The attacker's browser.
+    pub attacker: &'a BrowserState,
+    /// The honest client's inbox.
+    pub honest: &'a Inbox,
+    /// The attacker's inbox.
+    pub attacker_inbox: &'a Inbox,
+}
+
+fn indices<T>(items: &[T]) -> impl Iterator<Item = u16> + '_ {
+    (0..items.len()).map(|i| u16::try_from(i).unwrap_or(u16::MAX))
+}
+
+impl World {
+    /// Every enabled action, in a deterministic order (stateright needs that to rebuild
+    /// paths). A fuzzer can pick `actions()[i % len]`.
+    pub fn actions(&self) -> Vec<Action> {
+        let mut out = Vec::new();
+        let mint = self.left.nonces > 0;
+        if mint && self.left.attacker_clients > 0 {
+            out.push(Action::Register);
+        }
+        for browser in Browser::ALL {
+            let b = &self.browsers[browser.ix()];
+            if mint {
+                for (i, link) in self.links.iter().enumerate() {
+                    if self.may_open(browser, link) {
+                        let link = u16::try_from(i).unwrap_or(u16::MAX);
+                        out.push(Action::Open { browser, link });
+                    }
+                }
+            }
+            for page in indices(&b.pages) {
+                if mint {
+                    out.push(Action::Approve { browser, page });
+                }
+                out.push(Action::Deny { browser, page });
+            }
+            for redirect in indices(&b.upstream) {
+                out.push(Action::Upstream { browser, redirect });
+            }
+            if mint {
+                for url in indices(&b.callbacks) {
+                    out.push(Action::Callback { browser, url });
+                }
+            }
+        }
+        let x = &self.browsers[Browser::Attacker.ix()];
+        if mint {
+            for page in indices(&x.pages) {
+                for legacy in [false, true] {
+                    out.push(Action::ForgedPost { page, legacy });
+                }
+            }
+        }
+        for redirect in indices(&x.upstream) {
+            out.push(Action::ForwardUpstreamUrl { redirect });
+        }
+        if mint {
+            for url in indices(&x.callbacks) {
+                out.push(Action::ReplayCallback { url });
+            }
+        }
+        for party in Party::ALL {
+            let inbox = &self.inboxes[party.ix()];
+            if mint {
+                for code in indices(&inbox.codes) {
+                    out.push(Action::RedeemCode { party, code });
+                }
+            }
+            for token in indices(&inbox.refresh) {
+                if self.may_refresh(party, token) {
+                    out.push(Action::Refresh { party, token });
+                }
+            }
+        }
+        if self.left.ticks > 0 {
+            for secs in TICKS {
+                out.push(Action::Tick { secs });
+            }
+        }
+        out
+    }
+
+    /// [`World::actions`] without the steps that provably change nothing: a decision on a
+    /// page whose pending record is gone, a callback whose transaction is gone, a
+    /// redemption of a code or a refresh token the store no longer holds, an upstream visit
+    /// whose callback URL the browser already has. Each such step is refused before any
+    /// record is touched, so it only re-finds the state it started from; the exhaustive
+    /// checker explores this list, which is the same state space reached with less work.
+    pub fn live_actions(&self) -> Vec<Action> {
+        let mut actions = self.actions();
+        actions.retain(|a| self.may_change(*a));
+        actions
+    }
+
+    fn may_change(&self, a: Action) -> bool {
+        let page = |b: Browser, i: u16| {
+            let p = &self.browsers[b.ix()].pages[usize::from(i)];
+            self.store.pending.contains_key(&p.pending)
+        };
+        let callback = |b: Browser, i: u16| {
+            let c = &self.browsers[b.ix()].callbacks[usize::from(i)];
+            self.store.transactions.contains_key(&c.txn)
+        };
+        let upstream = |from: Browser, to: Browser, i: u16| {
+            let url = &self.browsers[from.ix()].upstream[usize::from(i)];
+            let callback_uri = self.server.gate.config().callback_uri();
+            crate::actors::upstream::authorize(url, to, callback_uri).is_none_or(|back| {
+                !self.browsers[to.ix()]
+                    .callbacks
+                    .iter()
+                    .any(|c| c.url == back)
+            })
+        };
+        match a {
+            Action::Approve { browser, page: i } | Action::Deny { browser, page: i } => {
+                page(browser, i)
+            }
+            Action::ForgedPost { page: i, .. } => page(Browser::Attacker, i),
+            Action::Callback { browser, url } => callback(browser, url),
+            Action::ReplayCallback { url } => callback(Browser::Attacker, url),
+            Action::Upstream { browser, redirect } => upstream(browser, browser, redirect),
+            Action::ForwardUpstreamUrl { redirect } => {
+                upstream(Browser::Attacker, Browser::Victim, redirect)
+            }
+            Action::RedeemCode { party, code } => {
+                let c = &self.inboxes[party.ix()].codes[usize::from(code)];
+                self.store.codes.contains_key(&c.key)
+            }
+            Action::Refresh { party, token } => {
+                let r = &self.inboxes[party.ix()].refresh[usize::from(token)];
+                self.store.refresh.contains_key(&r.key)
+            }
+            Action::Register | Action::Open { .. } | Action::Tick { .. } => true,
+        }
+    }
+
+    /// A refresh is enabled while the bound allows a new token, and always for a token
+    /// the party already refreshed (its successor is held: a repeat inside the grace
+    /// window, or a reuse the server must refuse).
+    pub(crate) fn may_refresh(&self, party: Party, token: u16) -> bool {
+        let inbox = &self.inboxes[party.ix()];
+        inbox
+            .refresh
+            .get(usize::from(token))
+            .is_some_and(|held| self.left.refreshes > 0 || inbox.refreshed.contains(&held.key))
+    }
+
+    pub(crate) fn may_open(&self, browser: Browser, link: &Link) -> bool {
+        match browser {
+            Browser::Victim => true,
+            Browser::Attacker => matches!(link.client, LinkClient::Attacker(_)),
+        }
+    }
+
+    /// What the parties have seen (to choose indices, or to inspect a trace).
+    pub fn seen(&self) -> Seen<'_> {
+        Seen {
+            links: &self.links,
+            victim: &self.browsers[Browser::Victim.ix()],
+            attacker: &self.browsers[Browser::Attacker.ix()],
+            honest: &self.inboxes[Party::Honest.ix()],
+            attacker_inbox: &self.inboxes[Party::Attacker.ix()],
+        }
+    }
+
+    /// The host's store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The ghost record of what happened.
+    pub fn ghost(&self) -> &Ghost {
+        &self.ghost
+    }
+
+    /// The current time.
+    pub fn now(&self) -> UnixTime {
+        self.now
+    }
+
+    /// The setup this world was built with.
+    pub fn setup(&self) -> Setup {
+        self.server.setup
+    }
+
+    /// What is left of the bounds.
+    pub fn left(&self) -> Bounds {
+        self.left
+    }
+
+    /// The honest client's id.
+    pub fn honest_client(&self) -> &str {
+        &self.honest_client
+    }
+
+    /// The attacker's client ids, in registration order.
+    pub fn attacker_clients(&self) -> &[Arc<str>] {
+        &self.attacker_clients
+    }
+}
+
+/// The prefix of every MCP subject in this world.
+pub(crate) const SUBJECT_PREFIX: &str = "gh:";
