@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{ClientRecord, MAX_REDIRECT_URI, RedirectUri};
 use crate::consent::{Authorization, remembered};
-use crate::cookie::BrowserContext;
 use crate::crypto::{MacWriter, Sealed, StoreKey};
 use crate::error::{AuthorizeError, ParamError};
-use crate::params::{Params, is_unreserved, is_vschar_or_space};
-use crate::scope::ScopeSet;
+use crate::request::cookie::BrowserContext;
+use crate::request::params::{Params, is_unreserved, is_vschar_or_space};
+use crate::request::scope::ScopeSet;
 use crate::{Entropy, Gate, UnixTime};
 
 /// Longest client id we look up.

@@ -12,7 +12,7 @@ use core::fmt;
 use crate::crypto::{Keys, Sealed, StoreKey, sha256_labeled, unb64};
 use crate::error::BearerError;
 use crate::reply::Reply;
-use crate::scope::ScopeSet;
+use crate::request::scope::ScopeSet;
 use crate::token::GrantRecord;
 use crate::{Gate, UnixTime};
 

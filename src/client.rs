@@ -368,7 +368,7 @@ impl Gate {
             Some(_) => return Err(Bad("unsupported application_type")),
         };
         if let Some(s) = &req.scope {
-            match crate::scope::ScopeSet::parse(s) {
+            match crate::request::scope::ScopeSet::parse(s) {
                 Some(set) if set.is_subset_of(&self.config.scopes_supported) => {}
                 _ => return Err(Bad("scope not offered by this server")),
             }

@@ -4,7 +4,7 @@
 
 use crate::crypto::{ClientSecret, Keys};
 use crate::error::ConfigError;
-use crate::scope::ScopeSet;
+use crate::request::scope::ScopeSet;
 
 /// How long each kind of record lives, in seconds. Each default is documented with the
 /// requirement it follows.

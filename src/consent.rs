@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthorizationDetails;
 use crate::config::ConsentPolicy;
-use crate::cookie::{self, BrowserContext};
 use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, unb64};
 use crate::error::{ConsentError, ParamError};
-use crate::params::Params;
 use crate::reply::{ClientRedirect, Reply};
+use crate::request::cookie::{self, BrowserContext};
+use crate::request::params::Params;
 use crate::{Entropy, Gate, UnixTime};
 
 const BROWSER_COOKIE: &str = "cg-browser";
@@ -106,7 +106,8 @@ impl ConsentPrompt {
     /// The default page: escaped, no external resources, one form (`decision` =
     /// `approve` | `deny`), with the security headers and the cookie.
     pub fn page(&self) -> Reply {
-        crate::html::consent_page(&self.view, &self.form_action).with_cookie(self.cookie.clone())
+        crate::reply::html::consent_page(&self.view, &self.form_action)
+            .with_cookie(self.cookie.clone())
     }
 
     /// Takes the pending record and the page apart.

@@ -95,7 +95,7 @@ impl AuthorizeError {
 
     /// The error page to send.
     pub fn response(&self) -> Reply {
-        crate::html::error_page(
+        crate::reply::html::error_page(
             self.status(),
             "This sign-in link is not valid",
             &self.to_string(),
@@ -156,7 +156,7 @@ impl ConsentError {
 
     /// The error page to send.
     pub fn response(&self) -> Reply {
-        crate::html::error_page(
+        crate::reply::html::error_page(
             self.status(),
             "This approval could not be accepted",
             &format!("{self}. Start again from your application."),
@@ -236,13 +236,13 @@ impl CallbackError {
     pub fn response(&self) -> Reply {
         match self {
             Self::Upstream { to_client, .. } => to_client.response(),
-            Self::BindingMismatch => crate::html::error_page(
+            Self::BindingMismatch => crate::reply::html::error_page(
                 403,
                 "Session mismatch",
                 "This sign-in was approved in a different browser, or your browser did not \
                  keep our cookie. Start again from your application in this browser.",
             ),
-            _ => crate::html::error_page(self.status(), "Sign-in failed", &self.to_string()),
+            _ => crate::reply::html::error_page(self.status(), "Sign-in failed", &self.to_string()),
         }
     }
 }

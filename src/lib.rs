@@ -112,15 +112,11 @@ mod client;
 mod code;
 mod config;
 mod consent;
-mod cookie;
 mod crypto;
 mod error;
-mod html;
 mod metadata;
-mod params;
 mod reply;
-mod revoke;
-mod scope;
+mod request;
 mod token;
 mod upstream;
 
@@ -135,7 +131,6 @@ pub use consent::{
     Authorization, Choice, ConsentForm, ConsentGiven, ConsentPrompt, ConsentView, Decision,
     PendingConsent,
 };
-pub use cookie::BrowserContext;
 pub use crypto::{
     ClientSecret, Entropy, Keys, RecordMac, ServerKey, StoreKey, UpstreamCode, UpstreamToken,
 };
@@ -145,8 +140,9 @@ pub use error::{
 };
 pub use metadata::paths;
 pub use reply::{ClientRedirect, Reply};
-pub use revoke::{Revocation, RevocationRequest};
-pub use scope::ScopeSet;
+pub use request::cookie::BrowserContext;
+pub use request::scope::ScopeSet;
+pub use token::revoke::{Revocation, RevocationRequest};
 pub use token::{GrantRecord, RefreshRecord, TokenRequest, TokensIssued};
 pub use upstream::{
     Callback, HttpRequest, MAX_UPSTREAM_BODY, TransactionRecord, UpstreamRedirect,

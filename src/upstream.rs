@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorize::{AuthorizationDetails, MAX_STATE};
 use crate::consent::ConsentGiven;
-use crate::cookie::{self, BrowserContext};
 use crate::crypto::{
     MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, UpstreamCode, b64, ct_eq, fresh32, pkce_s256,
     sha256_labeled,
 };
 use crate::error::{CallbackError, ParamError, UpstreamError};
-use crate::params::{Params, append_pair, is_vschar_or_space, start_query};
 use crate::reply::{ClientRedirect, Reply};
+use crate::request::cookie::{self, BrowserContext};
+use crate::request::params::{Params, append_pair, is_vschar_or_space, start_query};
 use crate::{Entropy, Gate, UnixTime};
 
 /// Largest upstream response body we parse.
