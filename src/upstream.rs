@@ -286,6 +286,12 @@ impl fmt::Debug for VerifiedCallback {
 impl Gate {
     /// Verifies a callback against the transaction the host *took* under
     /// [`Callback::transaction_key`] (R35, R36; A2, A6, A7).
+    ///
+    /// The take stands even when verification fails: never store the record back. In A2
+    /// the victim's browser reaches the callback first and fails the binding check; that
+    /// failed attempt must burn the `state`, or the URL it carried (with the victim's
+    /// upstream code) would complete later in the attacker's browser, which does hold the
+    /// binding cookie (found by the `flow` fuzzer).
     pub fn verify_callback(
         &self,
         callback: Callback,

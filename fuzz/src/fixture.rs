@@ -1,0 +1,387 @@
+//! The fixed world every surface target runs against: one configuration, two registered
+//! clients, and the records of honest flows stopped at each step (a pending consent, an
+//! approved transaction, an issued code, a redeemed grant with its refresh token).
+//!
+//! Built once per process ([`fixture`]) by driving the real core, so the records carry
+//! valid MACs and the seed corpus can name their handles. Entropy is a deterministic byte
+//! counter: the same build always mints the same client ids, forms and codes, which is
+//! what lets the committed seeds (`corpus/`) reach the deep paths.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use consent_gate::{
+    Authorization, AuthorizeRequest, BrowserContext, Callback, ClientRecord, ClientSecret,
+    CodeRecord, Config, ConsentForm, ConsentPolicy, Decision, Faults, Gate, GrantRecord, Keys,
+    PendingConsent, RefreshRecord, ServerKey, StoreKey, TokenRequest, TransactionRecord, UnixTime,
+    UpstreamConfig, UpstreamResponse,
+};
+
+/// Our issuer (https: cookies carry the `__Host-` prefix, as in production).
+pub const ISSUER: &str = "https://mcp.example";
+/// The MCP resource.
+pub const RESOURCE: &str = "https://mcp.example/mcp";
+/// The RFC 7636 appendix B verifier; every fixture flow uses its challenge.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+/// `S256(VERIFIER)`.
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// The instant every surface target runs at.
+pub const NOW: UnixTime = UnixTime(1_700_000_000);
+/// GitHub's token success (UPSTREAMS F5).
+pub const F5: &[u8] = br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178B4a","token_type":"bearer","scope":"read:user,user:email"}"#;
+/// GitHub's `GET /user` (UPSTREAMS F14, trimmed to the members we read plus a few).
+pub const F14: &[u8] = br#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","type":"User","site_admin":false,"name":"monalisa octocat","email":null}"#;
+
+/// The fault switches named by `CG_FAULT` (a name from [`Faults::ALL`]), read once.
+///
+/// CI sets it to prove that the checkers are not vacuous: with a fault on, the `flow`
+/// target must crash. An unknown name is a configuration error and panics at start-up,
+/// so a typo in CI cannot turn the self-test into a silent pass.
+pub fn faults_from_env() -> Faults {
+    match std::env::var("CG_FAULT") {
+        Err(_) => Faults::NONE,
+        Ok(name) if name.is_empty() || name == "none" => Faults::NONE,
+        Ok(name) => Faults::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
+            .unwrap_or_else(|| panic!("CG_FAULT={name:?} is not one of Faults::ALL")),
+    }
+}
+
+/// The configuration every target uses, with a consent policy and fault switches.
+pub fn gate(policy: ConsentPolicy, faults: Faults) -> Gate {
+    let mut upstream =
+        UpstreamConfig::github("Ov23liEXAMPLE", ClientSecret::new("upstream-secret"));
+    // Configured text is escaped too (R23): the pages' markup check would see a raw tag.
+    upstream.display_name = "GitHub <Enterprise> & \"Co\"".into();
+    let key = ServerKey::new(&[0x42; 32]).expect("32-byte key");
+    let config = Config::builder(ISSUER, RESOURCE, upstream, Keys::new(key))
+        .consent_policy(policy)
+        .faults(faults)
+        .build()
+        .expect("the fixture configuration is valid");
+    Gate::new(config)
+}
+
+/// A deterministic entropy source: every call fills the buffer from a counter.
+#[derive(Clone, Debug)]
+pub struct Counter(pub u64);
+
+impl Counter {
+    /// Fills `dest` with the next values of a splitmix64 stream (distinct per call).
+    pub fn fill(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// `name=value` of the first `Set-Cookie` whose name starts with `prefix`.
+pub fn cookie_pair<'a>(set_cookies: impl Iterator<Item = &'a str>, prefix: &str) -> Option<String> {
+    set_cookies
+        .filter(|c| c.starts_with(prefix))
+        .find_map(|c| c.split(';').next())
+        .map(str::to_owned)
+}
+
+/// The value of query parameter `name` in a URL (form-decoded).
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    form_param(url.split_once('?')?.1.as_bytes(), name)
+}
+
+/// The value of parameter `name` in a query string or form body (form-decoded).
+pub fn form_param(query: &[u8], name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query)
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Everything the surface targets look up.
+#[derive(Debug)]
+pub struct Fixture {
+    /// The switches in force (from `CG_FAULT`).
+    pub faults: Faults,
+    /// `ConsentPolicy::Always`.
+    pub gate: Gate,
+    /// `ConsentPolicy::Remember`.
+    pub remember_gate: Gate,
+    /// A public client: `https://app.example/cb` and `http://127.0.0.1/cb`.
+    pub public: ClientRecord,
+    /// A `client_secret_basic` client with one redirect URI that has a query.
+    pub confidential: ClientRecord,
+    /// Its secret.
+    pub confidential_secret: String,
+    /// The fixture browser's `Cookie` pair for the consent binding (`__Host-cg-browser=…`).
+    pub browser_cookie: String,
+    /// A consent page shown to that browser and not yet answered.
+    pub pending: PendingConsent,
+    /// The approving form body for it.
+    pub consent_body: String,
+    /// A transaction approved in that browser, waiting for its callback.
+    pub txn: TransactionRecord,
+    /// Its binding cookie pair.
+    pub binding_cookie: String,
+    /// The upstream callback query for it (GitHub shape, with `iss`).
+    pub callback_query: String,
+    /// An unredeemed code for the public client, and the code itself.
+    pub code: CodeRecord,
+    /// The code value.
+    pub code_value: String,
+    /// An unredeemed code for the confidential client, and the code itself.
+    pub confidential_code: CodeRecord,
+    /// The code value.
+    pub confidential_code_value: String,
+    /// A grant made by redeeming a code of the public client.
+    pub grant: GrantRecord,
+    /// Its refresh record and token.
+    pub refresh: RefreshRecord,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// An access token of that grant.
+    pub access_token: String,
+    /// A remember cookie pair minted by `remember_gate` for (public, app.example/cb).
+    pub remember_cookie: String,
+}
+
+impl Fixture {
+    /// The host's client lookup.
+    pub fn client(&self, key: &StoreKey) -> Option<&ClientRecord> {
+        [&self.public, &self.confidential]
+            .into_iter()
+            .find(|c| c.key() == *key)
+    }
+
+    /// The host's single-use lookups (the fixture keeps each record, so every
+    /// iteration can take it again).
+    pub fn code(&self, key: &StoreKey) -> Option<CodeRecord> {
+        [&self.code, &self.confidential_code]
+            .into_iter()
+            .find(|c| c.key() == key)
+            .cloned()
+    }
+}
+
+/// The records of one honest flow, stopped at every step.
+struct Steps {
+    gate: Gate,
+    rng: Counter,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Steps {
+    fn entropy(&mut self) -> impl FnMut(&mut [u8]) + '_ {
+        |b: &mut [u8]| self.rng.fill(b)
+    }
+
+    fn jar(&self) -> String {
+        let v: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        v.join("; ")
+    }
+
+    fn keep(&mut self, set_cookies: Vec<String>) {
+        for c in set_cookies {
+            if let Some((n, v)) = c.split(';').next().and_then(|p| p.split_once('=')) {
+                self.cookies.insert(n.to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    fn register(&mut self, json: &str) -> (ClientRecord, Option<String>) {
+        let mut e = |b: &mut [u8]| self.rng.fill(b);
+        let reg = self
+            .gate
+            .register(json.as_bytes(), NOW, &mut e)
+            .expect("fixture registration");
+        let body: serde_json::Value = serde_json::from_slice(&reg.reply.body).expect("json");
+        let secret = body["client_secret"].as_str().map(str::to_owned);
+        (reg.record, secret)
+    }
+
+    /// GET /authorize → the pending record and the approving form body.
+    fn consent(&mut self, client: &ClientRecord, redirect: &str) -> (PendingConsent, String) {
+        let query = format!(
+            "response_type=code&client_id={}&redirect_uri={}&state=client-state&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            client.client_id(),
+            url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+        );
+        let req = AuthorizeRequest::parse(query.as_bytes()).expect("fixture query");
+        let jar = self.jar();
+        let gate = self.gate.clone();
+        let out = gate
+            .authorize(
+                req,
+                Some(client),
+                BrowserContext::with_cookies(&jar),
+                NOW,
+                &mut self.entropy(),
+            )
+            .expect("fixture authorize");
+        let Authorization::NeedsConsent(prompt) = out else {
+            panic!("fixture: remembered consent under ConsentPolicy::Always")
+        };
+        let body = format!(
+            "tx={}&csrf={}&decision=approve",
+            prompt.view().form_tx,
+            prompt.view().form_csrf
+        );
+        let (pending, page) = prompt.into_parts();
+        self.keep(page.set_cookies().map(str::to_owned).collect());
+        (pending, body)
+    }
+
+    /// POST /authorize approve → the transaction, its binding cookie and the callback.
+    fn approve(
+        &mut self,
+        pending: PendingConsent,
+        body: &str,
+    ) -> (TransactionRecord, String, String) {
+        let form = ConsentForm::parse(body.as_bytes()).expect("fixture form");
+        let jar = self.jar();
+        let Ok(Decision::Approved(consent)) =
+            self.gate
+                .decide(form, Some(pending), BrowserContext::with_cookies(&jar), NOW)
+        else {
+            panic!("fixture: approval refused")
+        };
+        let gate = self.gate.clone();
+        let up = gate.upstream_redirect(consent, NOW, &mut self.entropy());
+        let state = query_param(up.location(), "state").expect("state");
+        let (txn, reply) = up.into_parts();
+        let binding = cookie_pair(reply.set_cookies(), "__Host-cg-bind-").expect("binding");
+        self.keep(reply.set_cookies().map(str::to_owned).collect());
+        let query = format!(
+            "code=0123456789abcdef0123&state={state}&iss=https%3A%2F%2Fgithub.com%2Flogin%2Foauth"
+        );
+        (txn, binding, query)
+    }
+
+    /// GET /callback + F5 + F14 → the code record and the code.
+    fn callback(
+        &mut self,
+        txn: TransactionRecord,
+        query: &str,
+        client: &ClientRecord,
+    ) -> (CodeRecord, String) {
+        let cb = Callback::parse(query.as_bytes()).expect("fixture callback");
+        let jar = self.jar();
+        let verified = self
+            .gate
+            .verify_callback(cb, Some(txn), BrowserContext::with_cookies(&jar), NOW)
+            .expect("fixture callback verifies");
+        let ok = |body| UpstreamResponse {
+            status: 200,
+            content_type: Some("application/json; charset=utf-8"),
+            body,
+        };
+        let auth = verified.accept_token_response(ok(F5)).expect("F5 accepted");
+        let gate = self.gate.clone();
+        let issued = gate
+            .issue_code(auth, ok(F14), Some(client), NOW, &mut self.entropy())
+            .expect("code issued");
+        let code = query_param(issued.redirect().location(), "code").expect("code");
+        (issued.into_parts().0, code)
+    }
+
+    fn full(&mut self, client: &ClientRecord, redirect: &str) -> (CodeRecord, String) {
+        let (pending, body) = self.consent(client, redirect);
+        let (txn, _, query) = self.approve(pending, &body);
+        self.callback(txn, &query, client)
+    }
+}
+
+fn build() -> Fixture {
+    let faults = faults_from_env();
+    let gate = self::gate(ConsentPolicy::Always, faults);
+    let remember_gate = self::gate(ConsentPolicy::Remember, faults);
+    let mut s = Steps {
+        gate: gate.clone(),
+        rng: Counter(1),
+        cookies: BTreeMap::new(),
+    };
+    let (public, _) = s.register(
+        r#"{"redirect_uris":["https://app.example/cb","http://127.0.0.1/cb"],"client_name":"App","token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}"#,
+    );
+    let (confidential, secret) = s.register(
+        r#"{"redirect_uris":["https://conf.example/cb?x=1"],"client_name":"Confidential","grant_types":["authorization_code","refresh_token"]}"#,
+    );
+    let confidential_secret = secret.expect("a confidential client gets a secret");
+
+    // A grant with a refresh token and an access token.
+    let (redeem_me, redeem_code) = s.full(&public, "https://app.example/cb");
+    let body = format!(
+        "grant_type=authorization_code&code={redeem_code}&code_verifier={VERIFIER}&client_id={}",
+        public.client_id()
+    );
+    let req = TokenRequest::parse(body.as_bytes(), None).expect("token request");
+    let tokens = s
+        .gate
+        .clone()
+        .redeem_code(&req, Some(redeem_me), Some(&public), NOW, &mut s.entropy())
+        .expect("redeemed");
+    let json: serde_json::Value = serde_json::from_slice(&tokens.reply.body).expect("json");
+    let access_token = json["access_token"].as_str().expect("access").to_owned();
+    let refresh_token = json["refresh_token"].as_str().expect("refresh").to_owned();
+    let grant = tokens.grant.expect("grant");
+    let refresh = tokens.refresh.into_iter().next().expect("refresh record");
+
+    // Exact, not a port variant: the fixture must build under every fault switch,
+    // `redirect_prefix_match` included (port variants are the seeds' business).
+    let (code, code_value) = s.full(&public, "http://127.0.0.1/cb");
+    let (confidential_code, confidential_code_value) =
+        s.full(&confidential, "https://conf.example/cb?x=1");
+    let (txn_pending, txn_body) = s.consent(&public, "https://app.example/cb");
+    let (txn, binding_cookie, callback_query) = s.approve(txn_pending, &txn_body);
+    let (pending, consent_body) = s.consent(&public, "https://app.example/cb");
+    let browser_cookie = format!("__Host-cg-browser={}", s.cookies["__Host-cg-browser"]);
+
+    // A remembered approval, minted by the Remember gate in the same browser.
+    let mut r = Steps {
+        gate: remember_gate.clone(),
+        rng: Counter(7),
+        cookies: s.cookies.clone(),
+    };
+    let (rp, rbody) = r.consent(&public, "https://app.example/cb");
+    let _ = r.approve(rp, &rbody);
+    let remember_cookie = format!("__Host-cg-consent={}", r.cookies["__Host-cg-consent"]);
+
+    Fixture {
+        faults,
+        gate,
+        remember_gate,
+        public,
+        confidential,
+        confidential_secret,
+        browser_cookie,
+        pending,
+        consent_body,
+        txn,
+        binding_cookie,
+        callback_query,
+        code,
+        code_value,
+        confidential_code,
+        confidential_code_value,
+        grant,
+        refresh,
+        refresh_token,
+        access_token,
+        remember_cookie,
+    }
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(build);
+
+/// The process-wide fixture.
+pub fn fixture() -> &'static Fixture {
+    &FIXTURE
+}

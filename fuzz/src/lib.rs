@@ -1,0 +1,21 @@
+//! Fuzzing harness for consent-gate: one function per input surface ([`surfaces`]) and a
+//! hostile world for the whole flow ([`world`]), each wrapped by a 1–3 line target in
+//! `fuzz_targets/` (str0m's layout, STYLE convention 11).
+//!
+//! The logic lives here, not in the targets, so that `cargo test` (on stable, without
+//! libFuzzer) replays the committed seed corpus and every saved regression, and proves
+//! that the seeds still reach the deep paths of the code under test.
+//!
+//! `CG_FAULT=<name>` (a name from `consent_gate::Faults::ALL`) turns one fault switch on
+//! for the whole process: CI runs the `flow` target once per fault and requires a crash.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod fixture;
+pub mod oracle;
+pub mod surfaces;
+pub mod world;
+
+#[cfg(test)]
+mod tests;

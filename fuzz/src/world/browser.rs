@@ -1,0 +1,492 @@
+//! The browser side of the world: navigations to `/authorize`, consent answers (genuine
+//! and forged) and the upstream redirect; plus the dispatch of every [`Op`].
+
+use consent_gate::{
+    Authorization, AuthorizeRequest, BrowserContext, ClientRecord, ConsentForm, ConsentGiven,
+    ConsentPolicy, Decision, Faults, StoreKey, UnixTime,
+};
+
+use super::*;
+use crate::fixture::{Counter, ISSUER, form_param};
+use crate::oracle::redirect_acceptable;
+
+impl World {
+    /// A world around a gate with this policy and these faults; the honest client and
+    /// the attacker's client are registered.
+    pub fn new(policy: ConsentPolicy, faults: Faults) -> Self {
+        let gate = crate::fixture::gate(policy, faults);
+        let mut init = St {
+            now: UnixTime(1_700_000_000),
+            rng: 0x0f10,
+            clients: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            txns: BTreeMap::new(),
+            codes: BTreeMap::new(),
+            grants: BTreeMap::new(),
+            refresh: BTreeMap::new(),
+            client_list: Vec::new(),
+            jars: [Jar::default(), Jar::default()],
+            pages: Vec::new(),
+            up_links: Vec::new(),
+            callbacks: Vec::new(),
+            held: Vec::new(),
+            held_refresh: Vec::new(),
+            honest_flows: Vec::new(),
+            up_codes: BTreeMap::new(),
+            up_tokens: BTreeMap::new(),
+            up_n: 0,
+            approvals: Vec::new(),
+            pending_owner: BTreeMap::new(),
+            txn_owner: BTreeMap::new(),
+            accepted: BTreeSet::new(),
+        };
+        let w = World {
+            gate,
+            init: init.clone(),
+        };
+        w.register(&mut init, Who::Victim, r#"{"redirect_uris":["http://127.0.0.1/callback","https://app.example"],"client_name":"App","token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}"#);
+        w.register(&mut init, Who::Attacker, r#"{"redirect_uris":["https://evil.example/cb"],"client_name":"Totally Legit","token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}"#);
+        assert_eq!(init.client_list.len(), 2, "world clients register");
+        World { init, ..w }
+    }
+
+    /// The gate under test.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The state before any action.
+    pub fn init_state(&self) -> St {
+        self.init.clone()
+    }
+
+    fn register(&self, st: &mut St, who: Who, json: &str) {
+        let mut rng = Counter(st.rng);
+        if let Ok(reg) = self
+            .gate
+            .register(json.as_bytes(), st.now, &mut |b: &mut [u8]| rng.fill(b))
+        {
+            st.client_list
+                .push((reg.record.client_id().to_owned(), who));
+            st.clients.insert(reg.record.key(), reg.record);
+        }
+        st.rng = rng.0;
+    }
+
+    pub(super) fn client(&self, st: &St, id: &str) -> Option<ClientRecord> {
+        st.clients.get(&StoreKey::client(id)).cloned()
+    }
+
+    /// Applies one action, checking the transition properties (P1, P3, P4, P5).
+    pub fn step(&self, st: &mut St, op: &Op) -> Result<(), Violation> {
+        match *op {
+            Op::HonestStart { redirect } => {
+                let choices = [
+                    "http://127.0.0.1/callback",
+                    "http://127.0.0.1:53682/callback",
+                    "https://app.example",
+                ];
+                let redirect = choices[usize::from(redirect) % choices.len()];
+                let n = st.honest_flows.len();
+                let (state, verifier) = (format!("honest-{n}"), format!("honest-verifier-{n:040}"));
+                let query = authorize_query(
+                    &st.client_list[0].0,
+                    Some(redirect),
+                    &state,
+                    &s256(&verifier),
+                );
+                st.honest_flows.push((state, verifier));
+                self.navigate_authorize(st, Who::Victim, &query, "none")
+            }
+            Op::Link {
+                client,
+                redirect,
+                victim,
+                from_page,
+            } => {
+                let (client_id, _) =
+                    st.client_list[usize::from(client) % st.client_list.len()].clone();
+                // Below 128: one of the client's own URIs (the flow goes on); else one
+                // of A10's candidates (mostly refused, each once worth trying).
+                let own = self
+                    .client(st, &client_id)
+                    .map(|c| c.redirect_uris().to_vec());
+                let r = match own.filter(|_| redirect < 128) {
+                    Some(uris) if !uris.is_empty() => {
+                        uris[usize::from(redirect) % uris.len()].as_str().to_owned()
+                    }
+                    _ => REDIRECTS[usize::from(redirect) % REDIRECTS.len()].to_owned(),
+                };
+                let query = authorize_query(
+                    &client_id,
+                    (!r.is_empty()).then_some(r.as_str()),
+                    "attacker-state",
+                    &s256(ATTACKER_VERIFIER),
+                );
+                let (who, site) = if victim {
+                    (Who::Victim, if from_page { "cross-site" } else { "none" })
+                } else {
+                    (Who::Attacker, "none")
+                };
+                self.navigate_authorize(st, who, &query, site)
+            }
+            Op::Answer {
+                who,
+                page,
+                approve,
+                follow,
+            } => {
+                let Some(i) = pick(&st.pages, page, |p| p.owner == who) else {
+                    return Ok(());
+                };
+                let p = st.pages[i].clone();
+                let cookies = st.jars[jar_index(who)].header();
+                let ctx = BrowserContext {
+                    cookies: &cookies,
+                    origin: Some(ISSUER),
+                    sec_fetch_site: Some("same-origin"),
+                };
+                self.submit(st, who, &p, approve, ctx, true, follow)
+            }
+            Op::ForgedAnswer { page, legacy } => {
+                let Some(i) = pick(&st.pages, page, |p| p.owner == Who::Attacker) else {
+                    return Ok(());
+                };
+                let p = st.pages[i].clone();
+                let cookies = if legacy {
+                    st.jars[jar_index(Who::Victim)].header()
+                } else {
+                    String::new()
+                };
+                let ctx = if legacy {
+                    BrowserContext::with_cookies(&cookies)
+                } else {
+                    BrowserContext {
+                        cookies: &cookies,
+                        origin: Some("https://evil.example"),
+                        sec_fetch_site: Some("cross-site"),
+                    }
+                };
+                self.submit(st, Who::Victim, &p, true, ctx, false, Follow::All)
+            }
+            Op::Upstream {
+                who,
+                link,
+                deny,
+                follow,
+            } => {
+                let Some(i) = pick(&st.up_links, link, |l| visible(l, who)) else {
+                    return Ok(());
+                };
+                let url = st.up_links[i].url.clone();
+                self.visit_upstream(st, who, &url, deny, follow)
+            }
+            Op::Callback { who, link, lost } => {
+                let Some(i) = pick(&st.callbacks, link, |l| visible(l, who)) else {
+                    return Ok(());
+                };
+                let query = st.callbacks[i].url.clone();
+                self.load_callback(st, who, &query, lost)
+            }
+            Op::Splice {
+                who,
+                code_from,
+                state_from,
+            } => {
+                let known = |l: &Link| l.attacker_knows;
+                let (Some(a), Some(b)) = (
+                    pick(&st.callbacks, code_from, known),
+                    pick(&st.callbacks, state_from, known),
+                ) else {
+                    return Ok(());
+                };
+                let code = form_param(st.callbacks[a].url.as_bytes(), "code");
+                let state = form_param(st.callbacks[b].url.as_bytes(), "state");
+                let (Some(code), Some(state)) = (code, state) else {
+                    return Ok(());
+                };
+                let query = format!("code={code}&state={}", enc(&state));
+                st.callbacks.push(Link {
+                    owner: Who::Attacker,
+                    url: query.clone(),
+                    attacker_knows: true,
+                    used: false,
+                });
+                self.load_callback(st, who, &query, false)
+            }
+            Op::Leak { what, idx } => {
+                match what {
+                    Leak::Callback => {
+                        let used = |l: &Link| l.owner == Who::Victim && l.used;
+                        if let Some(i) = pick(&st.callbacks, idx, used) {
+                            st.callbacks[i].attacker_knows = true;
+                        }
+                    }
+                    Leak::Code => {
+                        // Only the honest client's own codes: their PKCE challenge is its own
+                        // (R44). A code for a request the attacker wrote cannot be protected
+                        // by PKCE and is out of scope (A11).
+                        if let Some(i) = pick(&st.held, idx, |h| {
+                            h.holder == Who::Victim && h.verifier.is_some()
+                        }) {
+                            let h = st.held[i].clone();
+                            st.held.push(Held {
+                                holder: Who::Attacker,
+                                delivered: false,
+                                verifier: None,
+                                ..h
+                            });
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Op::Redeem { who, code, client } => {
+                // The honest client only redeems codes of flows it started.
+                let Some(i) = pick(&st.held, code, |h| {
+                    h.holder == who && (who == Who::Attacker || h.verifier.is_some())
+                }) else {
+                    return Ok(());
+                };
+                let h = st.held[i].clone();
+                let client_id = match who {
+                    Who::Victim => h.client_id.clone(),
+                    Who::Attacker => st.client_list[usize::from(client) % st.client_list.len()]
+                        .0
+                        .clone(),
+                };
+                let verifier = h
+                    .verifier
+                    .clone()
+                    .unwrap_or_else(|| ATTACKER_VERIFIER.to_owned());
+                self.redeem(st, who, &h.value, &client_id, &verifier)
+            }
+            Op::Refresh { who, token } => {
+                let Some(i) = pick(&st.held_refresh, token, |h| h.holder == who) else {
+                    return Ok(());
+                };
+                let h = st.held_refresh[i].clone();
+                self.refresh(st, who, &h)
+            }
+            Op::Register { redirect } => {
+                if st.client_list.len() < MAX_CLIENTS {
+                    let r = REDIRECTS[usize::from(redirect) % REDIRECTS.len()];
+                    let json = serde_json::json!({"redirect_uris": [r], "client_name": "Another", "token_endpoint_auth_method": "none"});
+                    self.register(st, Who::Attacker, &json.to_string());
+                }
+                Ok(())
+            }
+            Op::Tick { step } => {
+                st.now = st.now.plus(TICKS[usize::from(step) % TICKS.len()]);
+                let now = st.now.0;
+                for jar in &mut st.jars {
+                    jar.0.retain(|_, (_, exp)| *exp > now);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn navigate_authorize(
+        &self,
+        st: &mut St,
+        who: Who,
+        query: &str,
+        site: &str,
+    ) -> Result<(), Violation> {
+        let Ok(req) = AuthorizeRequest::parse(query.as_bytes()) else {
+            return fail(
+                "P4 setup",
+                format!("the world wrote an unparsable query {query}"),
+            );
+        };
+        let presented = form_param(query.as_bytes(), "redirect_uri");
+        let client = st.clients.get(&req.client_key()).cloned();
+        let cookies = st.jars[jar_index(who)].header();
+        let ctx = BrowserContext {
+            cookies: &cookies,
+            origin: None,
+            sec_fetch_site: Some(site),
+        };
+        let mut rng = Counter(st.rng);
+        let out = self
+            .gate
+            .authorize(req, client.as_ref(), ctx, st.now, &mut |b: &mut [u8]| {
+                rng.fill(b)
+            });
+        st.rng = rng.0;
+        let details = match &out {
+            Err(e) => {
+                let r = e.response();
+                if e.redirect_allowed() || r.header("location").is_some() {
+                    return fail(
+                        "P4 no redirect before consent",
+                        format!("/authorize error {e} redirects"),
+                    );
+                }
+                return Ok(());
+            }
+            Ok(Authorization::NeedsConsent(p)) => p.pending_record().details().clone(),
+            Ok(Authorization::Remembered(c)) => c.details().clone(),
+        };
+        let client = client.expect("authorized for an unregistered client");
+        let accepted = details.redirect_uri().as_str();
+        let exact = presented.as_deref().is_none_or(|p| p == accepted);
+        if !exact
+            || !client
+                .redirect_uris()
+                .iter()
+                .any(|r| redirect_acceptable(r.as_str(), accepted))
+        {
+            return fail(
+                "P4 exact redirect (A10)",
+                format!("{accepted:?} accepted for {:?}", client.redirect_uris()),
+            );
+        }
+        match out {
+            Err(_) => Ok(()),
+            Ok(Authorization::NeedsConsent(prompt)) => {
+                let v = prompt.view();
+                let page = Page {
+                    owner: who,
+                    tx: v.form_tx.clone(),
+                    csrf: v.form_csrf.clone(),
+                };
+                // The page itself is the surface targets' business: not rendering it here
+                // keeps a step cheap.
+                let pending = prompt.pending_record().clone();
+                st.jars[jar_index(who)].set(prompt.set_cookie(), st.now);
+                st.pending_owner.insert(*pending.key(), who);
+                st.pending.insert(*pending.key(), pending);
+                st.pages.push(page);
+                Ok(())
+            }
+            Ok(Authorization::Remembered(consent)) => {
+                let d = consent.details();
+                let lifetime = self.gate.config().lifetimes().remembered_consent;
+                let approved = st.approvals.iter().any(|a| {
+                    a.who == who
+                        && a.client_id == d.client_id()
+                        && a.redirect_uri == d.redirect_uri().as_str()
+                        && a.scope == d.scope().to_scope_string()
+                        && a.at.plus(lifetime) > st.now
+                });
+                if !approved {
+                    return fail(
+                        "P1 consent in this browser (A1/A4)",
+                        format!(
+                            "remembered consent for {} → {} that {who:?} never approved",
+                            d.client_id(),
+                            d.redirect_uri()
+                        ),
+                    );
+                }
+                self.go_upstream(st, who, consent, Follow::All)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &self,
+        st: &mut St,
+        who: Who,
+        page: &Page,
+        approve: bool,
+        ctx: BrowserContext<'_>,
+        genuine: bool,
+        follow: Follow,
+    ) -> Result<(), Violation> {
+        let decision = if approve { "approve" } else { "deny" };
+        let body = format!(
+            "tx={}&csrf={}&decision={decision}",
+            enc(&page.tx),
+            enc(&page.csrf)
+        );
+        let Ok(form) = ConsentForm::parse(body.as_bytes()) else {
+            return fail("P4 setup", "a rendered form does not parse");
+        };
+        let key = form.pending_key();
+        let pending = st.pending.remove(&key);
+        let details = pending.as_ref().map(|p| p.details().clone());
+        let out = self.gate.decide(form, pending, ctx, st.now);
+        let outcome = match out {
+            Err(e) => {
+                if e.redirect_allowed() || e.response().header("location").is_some() {
+                    return fail(
+                        "P4 no redirect before consent",
+                        format!("consent error {e} redirects"),
+                    );
+                }
+                return Ok(());
+            }
+            Ok(o) => o,
+        };
+        if !st.accepted.insert((0, key)) {
+            return fail("P3 single use", "a consent page was answered twice");
+        }
+        let owner = st.pending_owner.get(&key).copied();
+        if owner != Some(who) || !genuine {
+            return fail(
+                "P1 consent in this browser (A3)",
+                format!(
+                    "a decision on a page shown to {owner:?} was accepted from {who:?} (genuine: {genuine})"
+                ),
+            );
+        }
+        let details = details.expect("accepted without a pending record");
+        match outcome {
+            Decision::Denied(to_client) => self.deliver(
+                st,
+                who,
+                &to_client.response(),
+                details.client_id(),
+                None,
+                false,
+            ),
+            Decision::Approved(consent) => {
+                st.approvals.push(Approval {
+                    who,
+                    client_id: details.client_id().to_owned(),
+                    redirect_uri: details.redirect_uri().as_str().to_owned(),
+                    scope: details.scope().to_scope_string(),
+                    at: st.now,
+                });
+                self.go_upstream(st, who, consent, follow)
+            }
+        }
+    }
+
+    fn go_upstream(
+        &self,
+        st: &mut St,
+        who: Who,
+        consent: ConsentGiven,
+        follow: Follow,
+    ) -> Result<(), Violation> {
+        let mut rng = Counter(st.rng);
+        let up = self
+            .gate
+            .upstream_redirect(consent, st.now, &mut |b: &mut [u8]| rng.fill(b));
+        st.rng = rng.0;
+        let (txn, reply) = up.into_parts();
+        let url = reply.header("location").unwrap_or_default().to_owned();
+        let endpoint = format!("{}?", self.gate.config().upstream().authorize_endpoint);
+        if reply.status != 303 || !url.starts_with(&endpoint) {
+            return fail("P4 upstream redirect", format!("{} to {url}", reply.status));
+        }
+        st.jars[jar_index(who)].apply(&reply, st.now);
+        st.txn_owner.insert(*txn.key(), who);
+        st.txns.insert(*txn.key(), txn);
+        st.up_links.push(Link {
+            owner: who,
+            url: url.clone(),
+            attacker_knows: who == Who::Attacker,
+            used: false,
+        });
+        match follow {
+            Follow::BeforeUpstream => Ok(()),
+            _ => self.visit_upstream(st, who, &url, false, follow),
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! A hostile world around the real core, for the `flow` target (STYLE conventions 12–13).
+//!
+//! Parties: the victim's browser, the attacker's browser, the honest MCP client on the
+//! victim's machine (client "App", registered `http://127.0.0.1/callback` and
+//! `https://app.example`), the attacker's client ("Totally Legit",
+//! `https://evil.example/cb`), and an upstream that approves a returning user at once,
+//! like GitHub. The server is the real [`Gate`] plus a store with atomic *take*.
+//!
+//! Every action names what it uses **by index into what its party has seen** (pages,
+//! upstream links, callback URLs, codes): never a raw nonce, so libFuzzer reaches deep
+//! interleavings. Browsers keep cookies per `Set-Cookie` (`Max-Age`, deletion) and send
+//! them as browsers do: always on top-level GETs, never on a cross-site POST (SameSite=Lax)
+//! unless the browser is a legacy one.
+//!
+//! Shape: [`World::init_state`], [`World::step`] and [`World::invariants`] over a
+//! plain-data state [`St`] (DESIGN §7; STYLE convention 13). The target only calls
+//! [`run`], so switching to the spec crate's World (`consent-gate-spec`, being written)
+//! means: decode the bytes into its actions in `codec.rs`, and let [`run`] step that World
+//! and check its properties. Until then this one is self-contained. Properties (each with
+//! the fault switch that must break it):
+//! * **P1** no upstream redirect without a consent approved *in that browser* by its user
+//!   (forged: `csrf_unbound`; remembered for another client: `consent_per_browser`), and
+//!   no callback completes in a browser other than the one that consented
+//!   (`callback_unbound`).
+//! * **P2** the attacker never holds a code the server sent it, nor a token, for the
+//!   victim's identity, unless the victim approved the attacker's client on a page.
+//! * **P3** no single-use value is accepted twice: consent tx, upstream state
+//!   (`state_reusable`), MCP code (`code_reusable`).
+//! * **P4** every redirect goes to the upstream or to a registered redirect URI of the
+//!   client, exactly (`redirect_prefix_match`); errors before consent never redirect.
+//! * **P5** the honest client never accepts a code for the attacker's identity (A6).
+
+mod browser;
+mod callback;
+mod codec;
+
+pub use codec::encode;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use base64::Engine as _;
+use consent_gate::{
+    ClientRecord, CodeRecord, ConsentPolicy, Gate, GrantRecord, PendingConsent, RefreshRecord,
+    Reply, StoreKey, TransactionRecord, UnixTime, UpstreamResponse,
+};
+use sha2::Digest as _;
+
+/// A party: its browser, and the programs on its machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Who {
+    /// The victim (and the honest MCP client on the victim's machine).
+    Victim,
+    /// The attacker.
+    Attacker,
+}
+
+/// What can leak from the victim to the attacker (history, logs, Referer; A7/A8 premises).
+///
+/// A callback URL leaks only once the victim's browser has loaded it (A7: a *used*
+/// URL). An unused one carries a live upstream code: after A2's forwarded upstream URL,
+/// the attacker's own browser holds the binding cookie for that `state`, so loading the
+/// leaked URL itself would hand it a code for the victim's identity (found by this target
+/// when unused URLs could leak; `regressions/flow-a2-unused-callback-leak`). What stops
+/// A2 is the victim's browser arriving first: the host *takes* the transaction, so the
+/// failed binding check burns it.
+///
+/// The victim's *upstream authorization URL* never leaks here, on purpose: with its
+/// `state` and PKCE challenge the attacker can authorize at the upstream as itself and
+/// have the victim's browser load the resulting callback. State, binding cookie and
+/// upstream PKCE all match, so no server-side check can tell it apart (login CSRF, A6;
+/// found by this target when the leak was modelled). Keeping that URL private is R56's
+/// job (`Referrer-Policy: no-referrer` on the 303 and the consent page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leak {
+    /// A callback URL the victim's browser loaded or holds.
+    Callback,
+    /// An MCP code the honest client received for its own flow.
+    Code,
+}
+
+/// How far a browser follows the redirects after an action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Follow {
+    /// To the end: upstream, callback, client.
+    All,
+    /// Not to the upstream: the upstream URL is kept (A2's attacker copies it).
+    BeforeUpstream,
+    /// Not to our callback: the callback URL is kept (A6's attacker captures it).
+    BeforeCallback,
+    /// The callback is handled but its reply is lost (a dropped connection, a closed
+    /// tab): the browser keeps its cookies and the user may load it again.
+    LoseCallbackReply,
+}
+
+/// One action of the world. `u8`s index the lists of what the acting party has seen.
+/// Its byte format is in `codec.rs`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+// The fields are named for what they pick; each variant's documentation says how.
+#[allow(missing_docs)]
+pub enum Op {
+    /// The honest client opens `/authorize` in the victim's browser for one of its
+    /// redirect URIs (`Sec-Fetch-Site: none`: the system browser is opened).
+    HonestStart { redirect: u8 },
+    /// The attacker crafts an `/authorize` link (any client; `redirect` < 128 one of its
+    /// registered redirect URIs, else one from [`REDIRECTS`]; its own PKCE) and opens it itself or gets the victim to open it,
+    /// from a web page (`cross-site`) or from outside the browser (`none`).
+    Link {
+        client: u8,
+        redirect: u8,
+        victim: bool,
+        from_page: bool,
+    },
+    /// A browser's user answers a consent page shown in that browser; `follow` says how
+    /// far the browser goes (the attacker stops to copy the upstream URL, A2).
+    Answer {
+        who: Who,
+        page: u8,
+        approve: bool,
+        follow: Follow,
+    },
+    /// The victim's browser POSTs an approval built from a page the attacker saw (A3). A
+    /// legacy browser sends no `Origin`/`Sec-Fetch-Site` and ignores SameSite.
+    ForgedAnswer { page: u8, legacy: bool },
+    /// A browser visits an upstream authorization URL (its own, or one the attacker sent);
+    /// the upstream approves at once, or the user denies there.
+    Upstream {
+        who: Who,
+        link: u8,
+        deny: bool,
+        follow: Follow,
+    },
+    /// A browser loads a callback URL (its own, or one the attacker sent: A6/A7 replays).
+    /// With `lost`, the server handles the request but its reply never reaches the
+    /// browser (a dropped connection, a closed tab), so the user loads it again.
+    Callback { who: Who, link: u8, lost: bool },
+    /// The attacker splices the upstream code of one known callback with the state of
+    /// another and loads it in a browser (code injection, R37).
+    Splice {
+        who: Who,
+        code_from: u8,
+        state_from: u8,
+    },
+    /// Something of the victim's leaks to the attacker.
+    Leak { what: Leak, idx: u8 },
+    /// A party redeems an MCP code it holds, as a client it picks (A8, A9).
+    Redeem { who: Who, code: u8, client: u8 },
+    /// A party refreshes a refresh token it holds.
+    Refresh { who: Who, token: u8 },
+    /// The attacker registers another client for a redirect URI from [`REDIRECTS`].
+    Register { redirect: u8 },
+    /// Time passes: 1 s, 30 s, 61 s, 601 s, 1 h or 1 day.
+    Tick { step: u8 },
+}
+
+/// Redirect URIs an attacker may write into a link or a registration: registered ones,
+/// loopback port variants, and A10's tricks against the honest registrations.
+pub const REDIRECTS: &[&str] = &[
+    "http://127.0.0.1/callback",
+    "https://app.example",
+    "https://evil.example/cb",
+    "http://127.0.0.1:53682/callback",
+    "https://app.example.evil.example/cb",
+    "https://app.example@evil.example/cb",
+    "http://127.0.0.1/callback/../evil",
+    "http://127.0.0.1.evil.example/callback",
+    "https://app.example/cb?next=https://evil.example",
+    "https://evil.example/cb?x=1",
+    "http://localhost:4242/callback",
+    "",
+];
+
+const TICKS: [u64; 6] = [1, 30, 61, 601, 3600, 86_400];
+const ATTACKER_VERIFIER: &str = "attacker-verifier-0123456789abcdefghijklmnopqrstuv";
+/// Most actions per input: every attack in REQUIREMENTS takes fewer than ten, and a
+/// shorter input runs faster (a full flow is ~25 MACs).
+pub const MAX_OPS: usize = 24;
+const MAX_CLIENTS: usize = 6;
+
+/// A broken property: the `flow` target panics with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// P1…P5 and a short name.
+    pub property: &'static str,
+    /// What happened.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "flow invariant {}: {}", self.property, self.detail)
+    }
+}
+
+fn fail<T>(property: &'static str, detail: impl Into<String>) -> Result<T, Violation> {
+    Err(Violation {
+        property,
+        detail: detail.into(),
+    })
+}
+
+fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+fn subject(user: Who) -> &'static str {
+    match user {
+        Who::Victim => "github:1",
+        Who::Attacker => "github:2",
+    }
+}
+
+/// A browser's cookie jar for our origin: name → (value, expiry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Jar(BTreeMap<String, (String, u64)>);
+
+impl Jar {
+    fn header(&self) -> String {
+        let pairs: Vec<String> = self
+            .0
+            .iter()
+            .map(|(n, (v, _))| format!("{n}={v}"))
+            .collect();
+        pairs.join("; ")
+    }
+
+    fn apply(&mut self, reply: &Reply, now: UnixTime) {
+        for c in reply.set_cookies() {
+            self.set(c, now);
+        }
+    }
+
+    /// One `Set-Cookie`: stored until `Max-Age`, deleted by `Max-Age=0`.
+    fn set(&mut self, set_cookie: &str, now: UnixTime) {
+        let mut parts = set_cookie.split(';');
+        let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+            return;
+        };
+        let max_age = parts
+            .filter_map(|a| a.trim().strip_prefix("Max-Age="))
+            .find_map(|v| v.parse::<u64>().ok())
+            .unwrap_or(u64::MAX / 2);
+        if max_age == 0 {
+            self.0.remove(name);
+        } else {
+            self.0.insert(
+                name.to_owned(),
+                (value.to_owned(), now.0.saturating_add(max_age)),
+            );
+        }
+    }
+}
+
+/// A consent page a browser was shown.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Page {
+    owner: Who,
+    tx: String,
+    csrf: String,
+}
+
+/// A URL someone holds: an upstream authorization URL or a callback query.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Link {
+    owner: Who,
+    url: String,
+    attacker_knows: bool,
+    /// A callback URL some browser already loaded (the server has seen it).
+    used: bool,
+}
+
+/// An MCP code someone holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Held {
+    holder: Who,
+    value: String,
+    /// Whose upstream identity it carries.
+    user: Who,
+    /// Sent by the server to the holder (not leaked).
+    delivered: bool,
+    client_id: String,
+    /// The verifier the holder knows, if it started the flow.
+    verifier: Option<String>,
+}
+
+/// A refresh token someone holds.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeldRefresh {
+    holder: Who,
+    token: String,
+    client_id: String,
+}
+
+/// An approval a user gave on a page (ghost state for P1/P2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Approval {
+    who: Who,
+    client_id: String,
+    redirect_uri: String,
+    scope: String,
+    at: UnixTime,
+}
+
+/// An upstream authorization code.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct UpCode {
+    user: Who,
+    challenge: String,
+    used: bool,
+}
+
+/// The whole world's state: plain data (Clone + Eq + Hash, BTreeMaps), as a model
+/// checker needs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct St {
+    now: UnixTime,
+    rng: u64,
+    // The server's store.
+    clients: BTreeMap<StoreKey, ClientRecord>,
+    pending: BTreeMap<StoreKey, PendingConsent>,
+    txns: BTreeMap<StoreKey, TransactionRecord>,
+    codes: BTreeMap<StoreKey, CodeRecord>,
+    grants: BTreeMap<StoreKey, GrantRecord>,
+    refresh: BTreeMap<StoreKey, RefreshRecord>,
+    // Who registered which client, in order.
+    client_list: Vec<(String, Who)>,
+    // The browsers and what the parties have seen.
+    jars: [Jar; 2],
+    pages: Vec<Page>,
+    up_links: Vec<Link>,
+    callbacks: Vec<Link>,
+    held: Vec<Held>,
+    held_refresh: Vec<HeldRefresh>,
+    /// The honest client's flows: (its state, its verifier).
+    honest_flows: Vec<(String, String)>,
+    // The upstream.
+    up_codes: BTreeMap<String, UpCode>,
+    up_tokens: BTreeMap<String, Who>,
+    up_n: u32,
+    // Ghost state.
+    approvals: Vec<Approval>,
+    pending_owner: BTreeMap<StoreKey, Who>,
+    txn_owner: BTreeMap<StoreKey, Who>,
+    accepted: BTreeSet<(u8, StoreKey)>,
+}
+
+/// The world: the gate under test and the initial state.
+#[derive(Debug)]
+pub struct World {
+    gate: Gate,
+    init: St,
+}
+
+fn jar_index(who: Who) -> usize {
+    match who {
+        Who::Victim => 0,
+        Who::Attacker => 1,
+    }
+}
+
+/// Index `i` into the elements of `v` that satisfy `keep`.
+fn pick<T>(v: &[T], i: u8, keep: impl Fn(&T) -> bool) -> Option<usize> {
+    let idx: Vec<usize> = (0..v.len()).filter(|&j| keep(&v[j])).collect();
+    (!idx.is_empty()).then(|| idx[usize::from(i) % idx.len()])
+}
+
+fn json(body: &[u8]) -> UpstreamResponse<'_> {
+    UpstreamResponse {
+        status: 200,
+        content_type: Some("application/json; charset=utf-8"),
+        body,
+    }
+}
+
+fn visible(l: &Link, who: Who) -> bool {
+    l.owner == who || l.attacker_knows
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn authorize_query(
+    client_id: &str,
+    redirect: Option<&str>,
+    state: &str,
+    challenge: &str,
+) -> String {
+    let mut q = format!("response_type=code&client_id={}", enc(client_id));
+    if let Some(r) = redirect {
+        q.push_str(&format!("&redirect_uri={}", enc(r)));
+    }
+    q.push_str(&format!(
+        "&state={}&code_challenge={challenge}&code_challenge_method=S256",
+        enc(state)
+    ));
+    q
+}
+
+/// The `flow` target's input: the consent policy and the actions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowInput {
+    /// Run under [`ConsentPolicy::Remember`] (else `Always`).
+    pub remember: bool,
+    /// The actions, in order (at most [`MAX_OPS`] are run).
+    pub ops: Vec<Op>,
+}
+
+struct Worlds {
+    always: World,
+    remember: World,
+}
+
+static WORLDS: std::sync::LazyLock<Worlds> = std::sync::LazyLock::new(|| {
+    let faults = crate::fixture::faults_from_env();
+    Worlds {
+        always: World::new(ConsentPolicy::Always, faults),
+        remember: World::new(ConsentPolicy::Remember, faults),
+    }
+});
+
+/// Runs one input; the first violated property, with the actions up to it.
+pub fn run(input: &FlowInput) -> Result<usize, (Violation, Vec<Op>)> {
+    let w = if input.remember {
+        &WORLDS.remember
+    } else {
+        &WORLDS.always
+    };
+    let mut st = w.init_state();
+    let ops = &input.ops[..input.ops.len().min(MAX_OPS)];
+    for (i, op) in ops.iter().enumerate() {
+        if let Err(v) = w.step(&mut st, op).and_then(|()| w.invariants(&st)) {
+            return Err((v, ops[..=i].to_vec()));
+        }
+    }
+    Ok(ops.len())
+}
+
+/// The `flow` target: panics on a violated property, printing the trace.
+pub fn flow(input: &FlowInput) {
+    if let Err((v, trace)) = run(input) {
+        panic!("{v}\npolicy remember={}\ntrace: {trace:#?}", input.remember);
+    }
+}
