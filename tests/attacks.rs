@@ -67,6 +67,23 @@ fn a2_forwarded_upstream_url() {
 }
 
 #[test]
+fn a2_then_a7_the_failed_callback_burns_the_state() {
+    // A2, and then the callback URL V's browser was sent to (V's GitHub code, X's `state`)
+    // leaks to X, whose browser does hold the binding cookie. V's failed attempt took the
+    // transaction, so X's replay finds nothing (found by the `flow` fuzzer).
+    let mut w = World::new(Setup::default());
+    let x = App::new(&w.evil, "x");
+    let to_github = w.host.approved(&mut w.attacker, &x);
+    let back = w.host.through_github(&w.victim, &to_github);
+    let err = w.host.callback(&mut w.victim, &back).unwrap_err();
+    assert_eq!(err, CallbackError::BindingMismatch);
+    assert!(w.attacker.holds_binding_cookie());
+    let replay = w.host.callback(&mut w.attacker, &back);
+    assert_eq!(replay.unwrap_err(), CallbackError::UnknownTransaction, "A7");
+    w.honest_flow_still_works();
+}
+
+#[test]
 fn a3_csrf_on_consent() {
     // A modern browser: Fetch Metadata gives the cross-site POST away (defence in depth;
     // SameSite=Lax also withholds the browser cookie).
