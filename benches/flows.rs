@@ -15,7 +15,11 @@
 //!   the peer redirects to a separate `/consent` page first).
 //! * `consent-post`: first collects fresh consent pages (each POST needs its own pending
 //!   record, R36 single use), then times only the approving POSTs.
-//! * `session`: one flow, then MCP `initialize`; prints `TOKEN=` and `SESSION=` for wrk.
+//! * `session`: one flow, then MCP `initialize`; prints `AUTHORIZE=` (a consent page URL),
+//!   `TOKEN=` and `SESSION=` for wrk.
+//!
+//! Without a mode (`cargo bench` running every bench, `cargo test --benches`) it only
+//! says how to use it and exits 0: it needs a running server, which load.sh provides.
 //!
 //! Generic on purpose: endpoints come from RFC 8414 metadata, the consent form is read
 //! from the HTML (hidden inputs, the submit button whose value is `approve`), redirects
@@ -53,8 +57,17 @@ struct Opts {
 
 fn parse_opts() -> Opts {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let Some(mode) = args.next() else {
+        println!(
+            "flows: no mode given, nothing to do (it drives a running server: see benches/load.sh)"
+        );
+        std::process::exit(0)
+    };
+    if !["flows", "pages", "consent-post", "session"].contains(&mode.as_str()) {
+        usage("unknown mode")
+    }
     let mut o = Opts {
-        mode: args.next().unwrap_or_else(|| usage("missing mode")),
+        mode,
         base: "http://127.0.0.1:8080".into(),
         concurrency: 32,
         duration: Duration::from_secs(10),

@@ -153,12 +153,17 @@ struct Entry {
     seq: u64,
 }
 
-/// One namespace: the entries, and an index by (expiry, insertion order) that finds the
-/// next entry to evict in O(log n).
+/// One namespace: the entries, an index by expiry (to drop what has expired) and one by
+/// insertion order (to make room when full), each finding its next entry in O(log n).
+///
+/// Room is made by age, not by nearest expiry: redeemed codes are kept (as replay
+/// markers) longer than live codes live, so "nearest expiry first" would evict live codes
+/// under load, and anyone running flows could make everyone's codes vanish.
 #[derive(Default)]
 struct Shelf {
     entries: HashMap<Key, Entry>,
     by_expiry: BTreeMap<(UnixTime, u64), Key>,
+    by_age: BTreeMap<u64, Key>,
     bytes: usize,
 }
 
@@ -166,24 +171,25 @@ impl Shelf {
     fn remove(&mut self, key: &Key) -> Option<Entry> {
         let e = self.entries.remove(key)?;
         self.by_expiry.remove(&(e.expires_at, e.seq));
+        self.by_age.remove(&e.seq);
         self.bytes -= e.value.len();
         Some(e)
     }
 
-    fn evict_first(&mut self) {
-        if let Some((_, key)) = self.by_expiry.pop_first() {
-            if let Some(e) = self.entries.remove(&key) {
-                self.bytes -= e.value.len();
-            }
+    fn evict_oldest(&mut self) {
+        if let Some((_, key)) = self.by_age.first_key_value() {
+            let key = *key;
+            self.remove(&key);
         }
     }
 
     fn purge_expired(&mut self, now: UnixTime) {
-        while let Some((&(exp, _), _)) = self.by_expiry.first_key_value() {
+        while let Some((&(exp, _), key)) = self.by_expiry.first_key_value() {
             if exp > now {
                 break;
             }
-            self.evict_first();
+            let key = *key;
+            self.remove(&key);
         }
     }
 }
@@ -223,10 +229,11 @@ impl Store for MemoryStore {
             }
             shelf.purge_expired(now);
             while shelf.entries.len() >= max_entries || shelf.bytes + value.len() > max_bytes {
-                shelf.evict_first();
+                shelf.evict_oldest();
             }
             shelf.bytes += value.len();
             shelf.by_expiry.insert((expires_at, seq), key);
+            shelf.by_age.insert(seq, key);
             shelf.entries.insert(
                 key,
                 Entry {
@@ -324,6 +331,29 @@ mod tests {
         // The oldest of the flood went first; the newest are there.
         assert_eq!(store.get(Kind::Consent, &key(0), T.plus(6)), None);
         assert!(store.get(Kind::Consent, &key(cap + 9), T.plus(6)).is_some());
+    }
+
+    #[test]
+    fn a_full_shelf_evicts_the_oldest_not_the_soonest_to_expire() {
+        // Redeemed-code markers live 600 s, live codes 60 s: a full shelf must not make
+        // room by dropping a live code (found by the flows load test).
+        let store = MemoryStore::new();
+        let (cap, _) = Kind::Code.caps();
+        let key = |i: usize| -> Key {
+            let mut b = [0xeeu8; 32];
+            b[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            b
+        };
+        for i in 0..cap - 1 {
+            store.put(Kind::Code, key(i), b"redeemed".to_vec(), T.plus(600), T);
+        }
+        store.put(Kind::Code, k(7), b"live".to_vec(), T.plus(60), T);
+        store.put(Kind::Code, key(cap), b"redeemed".to_vec(), T.plus(600), T);
+        assert!(
+            store.take(Kind::Code, &k(7), T).is_some(),
+            "the live code survives"
+        );
+        assert_eq!(store.get(Kind::Code, &key(0), T), None, "the oldest went");
     }
 
     #[test]
