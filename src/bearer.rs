@@ -20,7 +20,7 @@ const PREFIX: &str = "cga_";
 const VERSION: u8 = 1;
 const MAX_TOKEN: usize = 4096;
 
-fn audience_hash(resource: &str) -> [u8; 16] {
+pub(crate) fn audience_hash(resource: &str) -> [u8; 16] {
     let h = sha256_labeled("audience", resource.as_bytes());
     let mut out = [0u8; 16];
     out.copy_from_slice(&h[..16]);
@@ -56,7 +56,7 @@ pub(crate) fn mint_access_token(
     p.extend_from_slice(&keys.current_id().to_be_bytes());
     p.extend_from_slice(&now.plus(gate.config.lifetimes.access_token).0.to_be_bytes());
     p.extend_from_slice(grant.grant_id());
-    p.extend_from_slice(&audience_hash(&gate.config.resource));
+    p.extend_from_slice(&gate.config.audience);
     put_str(&mut p, grant.client_id());
     put_str(&mut p, grant.subject());
     put_str(&mut p, &scope.to_scope_string());
@@ -245,7 +245,7 @@ impl Gate {
         if now.0 >= exp {
             return Err(BearerError::Expired);
         }
-        if aud != audience_hash(&self.config.resource) {
+        if aud != self.config.audience {
             return Err(BearerError::WrongAudience);
         }
         Ok(BearerClaims {

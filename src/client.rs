@@ -122,10 +122,26 @@ impl RedirectUri {
 
     /// The host, for the consent page (R12, R27: always shown next to the name).
     pub fn host(&self) -> String {
-        url::Url::parse(&self.0)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default()
+        // Read off the validated raw string (no userinfo, scheme spelled exactly): the
+        // page shows the host exactly as registered, and no URL parse is paid per page.
+        let authority = self.authority();
+        let end = match authority.strip_prefix('[') {
+            Some(v6) => v6.find(']').map_or(authority.len(), |i| i + 2),
+            None => authority.find(':').unwrap_or(authority.len()),
+        };
+        authority[..end].to_owned()
+    }
+
+    /// `scheme://authority`, the origin the browser is sent to (for the consent page's
+    /// CSP `form-action`).
+    pub(crate) fn origin(&self) -> &str {
+        let start = self.0.find("://").map_or(0, |i| i + 3);
+        &self.0[..start + self.authority().len()]
+    }
+
+    fn authority(&self) -> &str {
+        let rest = self.0.find("://").map_or("", |i| &self.0[i + 3..]);
+        &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())]
     }
 
     /// Whether this is an `http` loopback URI (the consent page warns, R27/A11).
@@ -457,6 +473,32 @@ mod tests {
                 RedirectUri::parse(good).is_ok(),
                 "{good:?} must be accepted"
             );
+        }
+    }
+
+    #[test]
+    fn host_and_origin_come_from_the_registered_string() {
+        for (raw, host, origin) in [
+            (
+                "https://app.example/cb",
+                "app.example",
+                "https://app.example",
+            ),
+            (
+                "https://app.example:8443/cb?x=1",
+                "app.example",
+                "https://app.example:8443",
+            ),
+            (
+                "https://app.example?x=1",
+                "app.example",
+                "https://app.example",
+            ),
+            ("http://[::1]:8080/cb", "[::1]", "http://[::1]:8080"),
+            ("http://127.0.0.1/cb", "127.0.0.1", "http://127.0.0.1"),
+        ] {
+            let u = uri(raw);
+            assert_eq!((u.host().as_str(), u.origin()), (host, origin), "{raw}");
         }
     }
 

@@ -212,6 +212,10 @@ pub struct Config {
     pub(crate) callback_uri: String,
     pub(crate) upstream: UpstreamConfig,
     pub(crate) upstream_scope: String,
+    /// The upstream authorization endpoint's origin (the consent page's CSP allows it).
+    pub(crate) upstream_origin: String,
+    /// The token audience's hash, computed once (every bearer check compares it).
+    pub(crate) audience: [u8; 16],
     pub(crate) scopes_supported: ScopeSet,
     pub(crate) keys: Keys,
     pub(crate) lifetimes: Lifetimes,
@@ -366,11 +370,14 @@ impl ConfigBuilder {
             return Err(ConfigError::InvalidUrl("issuer"));
         }
         check_url(&self.resource, "resource", dev)?;
-        check_url(
+        let upstream_origin = check_url(
             &self.upstream.authorize_endpoint,
             "upstream.authorize_endpoint",
             dev,
-        )?;
+        )?
+        .origin()
+        .ascii_serialization();
+        let audience = crate::bearer::audience_hash(&self.resource);
         check_url(
             &self.upstream.token_endpoint,
             "upstream.token_endpoint",
@@ -422,6 +429,8 @@ impl ConfigBuilder {
             cookie_mode,
             consent_policy: self.consent_policy,
             faults: self.faults,
+            upstream_origin,
+            audience,
         })
     }
 }

@@ -302,13 +302,11 @@ impl Gate {
         // The browser cookie lives as long as the longest page it protects.
         let cookie = cookie::set(mode, &cookie_name, &b64(&secret), lifetime);
         // The approve answer redirects to the upstream, the deny answer to the client.
-        let mut form_action = String::from("'self'");
-        for target in [up.authorize_endpoint.as_str(), view.redirect_uri.as_str()] {
-            if let Ok(u) = url::Url::parse(target) {
-                form_action.push(' ');
-                form_action.push_str(&u.origin().ascii_serialization());
-            }
-        }
+        let form_action = format!(
+            "'self' {} {}",
+            self.config.upstream_origin,
+            pending.details.redirect_uri.origin()
+        );
         ConsentPrompt {
             view,
             pending,
