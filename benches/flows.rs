@@ -25,15 +25,24 @@
 //! from the HTML (hidden inputs, the submit button whose value is `approve`), redirects
 //! are followed across ports until the client's `redirect_uri` is reached.
 //!
+//! One thread drives all connections (a tokio current-thread runtime, one task per
+//! connection, closed loop): the generator has one CPU of its own in load.sh, and an
+//! event loop costs it far less per request than a blocked thread per connection, so it
+//! stays well clear of being the bottleneck of either server.
+//!
 //! Bounded (the workplace rule for load tests): loopback addresses only (anything else is
-//! refused before a socket opens), a fixed duration, a maximum count, 10 s socket timeouts.
+//! refused before a socket opens), a fixed duration, a maximum count, 10 s at most per
+//! operation (a page, a POST, a whole flow).
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
 
 /// RFC 7636 Appendix B: a fixed verifier is fine, every flow is a fresh transaction.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -41,6 +50,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The MCP client's loopback redirect URI. Nothing listens there: the flow stops when a
 /// redirect points at it, as a native client's listener would take the code.
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/cb";
+/// The longest one operation (a page, a POST, a whole flow) may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 8;
 
@@ -161,73 +171,261 @@ impl Url {
 
 struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
+    /// The response head as received (status line and header lines).
+    head: String,
+    /// Name and value of each header, as byte ranges of `head`.
+    headers: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
     body: Vec<u8>,
 }
 
 impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
+    fn headers_named<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> {
         self.headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter(move |(k, _)| self.head[k.clone()].eq_ignore_ascii_case(name))
+            .map(|(_, v)| &self.head[v.clone()])
     }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers_named(name).next()
+    }
+    fn text(&self) -> std::borrow::Cow<'_, str> {
+        match std::str::from_utf8(&self.body) {
+            Ok(s) => s.into(),
+            Err(_) => String::from_utf8_lossy(&self.body),
+        }
+    }
+}
+
+/// One kept-alive connection and what has been read from it but not yet consumed.
+struct Conn {
+    stream: TcpStream,
+    /// Read buffer: `buf[start..end]` is read and not yet consumed; `buf[end..]` is room
+    /// for the next read (zeroed once, when the buffer grows, not per read).
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The peer closed its side.
+    eof: bool,
+}
+
+impl Conn {
+    async fn connect(authority: &str) -> io::Result<Self> {
+        let stream = TcpStream::connect(authority).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buf: vec![0; 16 * 1024],
+            start: 0,
+            end: 0,
+            eof: false,
+        })
+    }
+
+    async fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            match self.stream.try_write(data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.writable().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads more bytes; `Ok(false)` at the end of the stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+        }
+        let n = loop {
+            match self.stream.try_read(&mut self.buf[self.end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.stream.readable().await?,
+                Err(e) => return Err(e),
+            }
+        };
+        self.end += n;
+        self.eof = n == 0;
+        Ok(n > 0)
+    }
+
+    /// Up to and including the next CRLF (the line without it).
+    async fn line(&mut self) -> Res<String> {
+        loop {
+            if let Some(i) = self.unread().windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.unread()[..i]).into_owned();
+                self.consume(i + 2);
+                return Ok(line);
+            }
+            if !self.fill().await.map_err(|e| e.to_string())? {
+                return Err("connection closed".into());
+            }
+        }
+    }
+
+    /// Exactly `n` bytes.
+    async fn exact(&mut self, n: usize, into: &mut Vec<u8>) -> Res<()> {
+        while self.unread().len() < n {
+            if !self.fill().await.map_err(|e| e.to_string())? {
+                return Err("connection closed".into());
+            }
+        }
+        into.extend_from_slice(&self.unread()[..n]);
+        self.consume(n);
+        Ok(())
+    }
+
+    async fn read_response(&mut self) -> Res<Response> {
+        // The head: everything up to the empty line.
+        let end = loop {
+            if let Some(i) = self.unread().windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            if !self.fill().await.map_err(|e| e.to_string())? {
+                return Err("connection closed".into());
+            }
+        };
+        let raw = &self.unread()[..end];
+        let head = match std::str::from_utf8(raw) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
+        self.consume(end + 4);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or("");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+        let mut headers = Vec::new();
+        let mut at = status_line.len() + 2;
+        for l in lines {
+            if let Some(colon) = l.find(':') {
+                let trimmed = |r: std::ops::Range<usize>| {
+                    let s = &l[r.clone()];
+                    let lead = s.len() - s.trim_start().len();
+                    at + r.start + lead..at + r.start + lead + s.trim().len()
+                };
+                headers.push((trimmed(0..colon), trimmed(colon + 1..l.len())));
+            }
+            at += l.len() + 2;
+        }
+        let mut r = Response {
+            status,
+            head,
+            headers,
+            body: Vec::new(),
+        };
+        if r.header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            loop {
+                let line = self.line().await?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| "bad chunk size")?;
+                let mut chunk = Vec::new();
+                self.exact(size + 2, &mut chunk).await?;
+                r.body.extend_from_slice(&chunk[..size]);
+                if size == 0 {
+                    break;
+                }
+            }
+        } else if let Some(len) = r
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            let mut body = Vec::with_capacity(len);
+            self.exact(len, &mut body).await?;
+            r.body = body;
+        } else if status >= 200 && status != 204 && status != 304 {
+            // Delimited by the end of the connection.
+            while self.fill().await.map_err(|e| e.to_string())? {}
+            r.body = self.unread().to_vec();
+            self.consume(self.unread().len());
+        }
+        Ok(r)
     }
 }
 
 /// Keep-alive connections of one worker, one per authority.
 #[derive(Default)]
 struct Http {
-    conns: HashMap<String, BufReader<TcpStream>>,
+    conns: HashMap<String, Conn>,
+    /// The request head being written (reused).
+    head: String,
 }
 
 impl Http {
-    fn send(
+    async fn send(
         &mut self,
         method: &str,
         url: &Url,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Res<Response> {
-        let mut head = format!(
+        use std::fmt::Write as _;
+        let head = &mut self.head;
+        head.clear();
+        let _ = write!(
+            head,
             "{method} {} HTTP/1.1\r\nHost: {}\r\n",
             url.target, url.authority
         );
         for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
+            let _ = write!(head, "{k}: {v}\r\n");
         }
         if !body.is_empty() || method == "POST" {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            let _ = write!(head, "Content-Length: {}\r\n", body.len());
         }
         head.push_str("\r\n");
         // A kept-alive connection the server closed meanwhile fails on first use: retry
         // once on a new one, as browsers do.
         for attempt in 0..2 {
             let fresh = !self.conns.contains_key(&url.authority);
-            let conn = match self.conns.entry(url.authority.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let s =
-                        TcpStream::connect(&url.authority).map_err(|e| format!("connect: {e}"))?;
-                    s.set_nodelay(true).ok();
-                    s.set_read_timeout(Some(IO_TIMEOUT)).ok();
-                    s.set_write_timeout(Some(IO_TIMEOUT)).ok();
-                    e.insert(BufReader::new(s))
+            if fresh {
+                let c = Conn::connect(&url.authority)
+                    .await
+                    .map_err(|e| format!("connect: {e}"))?;
+                self.conns.insert(url.authority.clone(), c);
+            }
+            let conn = self.conns.get_mut(&url.authority).expect("just inserted");
+            let result = async {
+                if conn.eof {
+                    return Err("connection closed".to_owned());
                 }
-            };
-            let sent = conn
-                .get_mut()
-                .write_all(head.as_bytes())
-                .and_then(|()| conn.get_mut().write_all(body));
-            let result = sent
-                .map_err(|e| e.to_string())
-                .and_then(|()| read_response(conn));
+                conn.write_all(self.head.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !body.is_empty() {
+                    conn.write_all(body).await.map_err(|e| e.to_string())?;
+                }
+                conn.read_response().await
+            }
+            .await;
             match result {
                 Ok(r) => {
                     if r.header("connection")
                         .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                        || conn.eof
                     {
                         self.conns.remove(&url.authority);
                     }
@@ -245,63 +443,6 @@ impl Http {
     }
 }
 
-fn read_response(conn: &mut BufReader<TcpStream>) -> Res<Response> {
-    let mut line = String::new();
-    let io = |e: std::io::Error| e.to_string();
-    if conn.read_line(&mut line).map_err(io)? == 0 {
-        return Err("connection closed".into());
-    }
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {line:?}"))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        conn.read_line(&mut line).map_err(io)?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.push((k.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    let mut r = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if r.header("transfer-encoding")
-        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            line.clear();
-            conn.read_line(&mut line).map_err(io)?;
-            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| "bad chunk size")?;
-            let start = r.body.len();
-            r.body.resize(start + size + 2, 0);
-            conn.read_exact(&mut r.body[start..]).map_err(io)?;
-            r.body.truncate(start + size);
-            if size == 0 {
-                break;
-            }
-        }
-    } else if let Some(len) = r
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        r.body.resize(len, 0);
-        conn.read_exact(&mut r.body).map_err(io)?;
-    } else if status >= 200 && status != 204 && status != 304 {
-        conn.read_to_end(&mut r.body).map_err(io)?;
-        r.headers.push(("connection".into(), "close".into()));
-    }
-    Ok(r)
-}
-
 /// A fresh browser: a cookie jar (one loopback "site", so names are enough) and its
 /// connections.
 #[derive(Default)]
@@ -310,7 +451,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn request(
+    async fn request(
         &mut self,
         http: &mut Http,
         method: &str,
@@ -318,22 +459,21 @@ impl Browser {
         extra: &[(&str, &str)],
         body: &[u8],
     ) -> Res<Response> {
-        let cookie = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let mut cookie = String::new();
+        for (i, (k, v)) in self.cookies.iter().enumerate() {
+            if i > 0 {
+                cookie.push_str("; ");
+            }
+            cookie.push_str(k);
+            cookie.push('=');
+            cookie.push_str(v);
+        }
         let mut headers = extra.to_vec();
         if !cookie.is_empty() {
             headers.push(("Cookie", &cookie));
         }
-        let r = http.send(method, url, &headers, body)?;
-        for (_, set) in r
-            .headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        {
+        let r = http.send(method, url, &headers, body).await?;
+        for set in r.headers_named("set-cookie") {
             let pair = set.split(';').next().unwrap_or("");
             if let Some((name, value)) = pair.split_once('=') {
                 let expired = set.to_ascii_lowercase().contains("max-age=0");
@@ -349,19 +489,21 @@ impl Browser {
 }
 
 /// The server's endpoints and our registration.
-#[derive(Clone)]
 struct Target {
     authorize: Url,
     token: Url,
     client_id: String,
     client_secret: Option<String>,
     resource: String,
+    /// The client's `/authorize` link (the same for every flow: a fresh transaction each
+    /// time all the same, since every flow starts in a fresh browser).
+    link: Url,
 }
 
-fn discover_and_register(base: &str) -> Res<Target> {
+async fn discover_and_register(base: &str) -> Res<Target> {
     let mut http = Http::default();
     let meta_url = Url::parse(&format!("{base}/.well-known/oauth-authorization-server"))?;
-    let meta = http.send("GET", &meta_url, &[], b"")?;
+    let meta = http.send("GET", &meta_url, &[], b"").await?;
     let meta: serde_json::Value =
         serde_json::from_slice(&meta.body).map_err(|e| format!("metadata: {e}"))?;
     let endpoint = |name: &str| -> Res<Url> {
@@ -378,21 +520,26 @@ fn discover_and_register(base: &str) -> Res<Target> {
         "response_types": ["code"],
         "client_name": "consent-gate load client",
     });
-    let reg = http.send(
-        "POST",
-        &endpoint("registration_endpoint")?,
-        &[("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    )?;
+    let reg = http
+        .send(
+            "POST",
+            &endpoint("registration_endpoint")?,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .await?;
     let reg: serde_json::Value =
         serde_json::from_slice(&reg.body).map_err(|_| format!("registration: {}", reg.text()))?;
-    Ok(Target {
+    let mut t = Target {
         authorize: endpoint("authorization_endpoint")?,
         token: endpoint("token_endpoint")?,
         client_id: reg["client_id"].as_str().ok_or("no client_id")?.to_owned(),
         client_secret: reg["client_secret"].as_str().map(str::to_owned),
         resource: format!("{base}/mcp"),
-    })
+        link: Url::parse(base)?,
+    };
+    t.link = Url::parse(&authorize_url(&t))?;
+    Ok(t)
 }
 
 fn enc(s: &str) -> String {
@@ -420,11 +567,11 @@ fn authorize_url(t: &Target) -> String {
 }
 
 /// `GET /authorize`, following redirects to the page with the consent form.
-fn consent_page(http: &mut Http, t: &Target) -> Res<Form> {
+async fn consent_page(http: &mut Http, t: &Target) -> Res<Form> {
     let mut browser = Browser::default();
-    let mut url = Url::parse(&authorize_url(t))?;
+    let mut url = t.link.clone();
     for _ in 0..MAX_REDIRECTS {
-        let r = browser.request(http, "GET", &url, &[], b"")?;
+        let r = browser.request(http, "GET", &url, &[], b"").await?;
         if let (300..=399, Some(loc)) = (r.status, r.header("location")) {
             url = url.join(loc)?;
             continue;
@@ -443,7 +590,7 @@ fn consent_page(http: &mut Http, t: &Target) -> Res<Form> {
 }
 
 /// Submits the approval; returns the first response (a redirect to the upstream).
-fn approve(http: &mut Http, form: &mut Form) -> Res<Response> {
+async fn approve(http: &mut Http, form: &mut Form) -> Res<Response> {
     let body = form
         .fields
         .iter()
@@ -458,7 +605,8 @@ fn approve(http: &mut Http, form: &mut Form) -> Res<Response> {
     ];
     let r = form
         .browser
-        .request(http, "POST", &form.action, &headers, body.as_bytes())?;
+        .request(http, "POST", &form.action, &headers, body.as_bytes())
+        .await?;
     if !(300..=399).contains(&r.status) {
         return Err(format!("consent POST: {} {}", r.status, short(&r.text())));
     }
@@ -466,9 +614,9 @@ fn approve(http: &mut Http, form: &mut Form) -> Res<Response> {
 }
 
 /// The whole flow; returns the token response.
-fn flow(http: &mut Http, t: &Target) -> Res<serde_json::Value> {
-    let mut form = consent_page(http, t)?;
-    let mut r = approve(http, &mut form)?;
+async fn flow(http: &mut Http, t: &Target) -> Res<serde_json::Value> {
+    let mut form = consent_page(http, t).await?;
+    let mut r = approve(http, &mut form).await?;
     let mut url = form.action.clone();
     let mut code = None;
     for _ in 0..MAX_REDIRECTS {
@@ -485,7 +633,7 @@ fn flow(http: &mut Http, t: &Target) -> Res<serde_json::Value> {
             break;
         }
         url = url.join(loc)?;
-        r = form.browser.request(http, "GET", &url, &[], b"")?;
+        r = form.browser.request(http, "GET", &url, &[], b"").await?;
         if !(300..=399).contains(&r.status) {
             return Err(format!(
                 "redirect chain stopped at {} {}",
@@ -505,12 +653,14 @@ fn flow(http: &mut Http, t: &Target) -> Res<serde_json::Value> {
     if let Some(s) = &t.client_secret {
         body.push_str(&format!("&client_secret={}", enc(s)));
     }
-    let r = http.send(
-        "POST",
-        &t.token,
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        body.as_bytes(),
-    )?;
+    let r = http
+        .send(
+            "POST",
+            &t.token,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+        .await?;
     let v: serde_json::Value = serde_json::from_slice(&r.body)
         .map_err(|_| format!("token: {} {}", r.status, short(&r.text())))?;
     if r.status != 200 || !v["access_token"].is_string() {
@@ -549,10 +699,24 @@ fn parse_form(html: &str) -> Res<(String, Vec<(String, String)>)> {
 fn attr(tag: &str, name: &str) -> Option<String> {
     let head = &tag[..tag.find('>').unwrap_or(tag.len())];
     for quote in ['"', '\''] {
-        let key = format!(" {name}={quote}");
-        if let Some(i) = head.find(&key) {
-            let rest = &head[i + key.len()..];
+        // ` name=` followed by the quote, found without building the pattern.
+        let mut from = 0;
+        while let Some(i) = head[from..].find(name) {
+            let at = from + i;
+            from = at + name.len();
+            let before = head[..at].ends_with(' ');
+            let rest = &head[at + name.len()..];
+            let Some(rest) = rest
+                .strip_prefix('=')
+                .and_then(|r| r.strip_prefix(quote))
+                .filter(|_| before)
+            else {
+                continue;
+            };
             let v = &rest[..rest.find(quote)?];
+            if !v.contains('&') {
+                return Some(v.to_owned());
+            }
             return Some(
                 v.replace("&quot;", "\"")
                     .replace("&#39;", "'")
@@ -570,58 +734,75 @@ fn short(s: &str) -> String {
     s.chars().take(200).collect::<String>().replace('\n', " ")
 }
 
-/// Runs `op` on `concurrency` threads until the duration or the count is spent; prints the
-/// rate and latency percentiles of the successful operations.
-fn run<S: Send>(
-    name: &str,
-    o: &Opts,
-    mut inputs: Vec<S>,
-    op: impl Fn(&mut Http, Option<S>) -> Res<()> + Sync,
-) {
-    let stop = AtomicBool::new(false);
-    let started = AtomicUsize::new(0);
-    let errors = AtomicUsize::new(0);
-    let first_error = Mutex::new(None::<String>);
-    let queue = Mutex::new(std::mem::take(&mut inputs));
-    let has_inputs = !queue.lock().unwrap().is_empty();
-    let latencies = Mutex::new(Vec::<Duration>::new());
+/// One operation of a mode (a page, a POST, a flow), on a worker's connections.
+type Op<S> = Rc<dyn Fn(&mut Http, Option<S>) -> Pin<Box<dyn Future<Output = Res<()>> + '_>>>;
+
+/// Runs `op` on `concurrency` connections (closed loop, one task each, all on this one
+/// thread) until the duration or the count is spent; prints the rate and latency
+/// percentiles of the successful operations.
+async fn run<S: 'static>(name: &str, o: &Opts, inputs: Vec<S>, op: Op<S>) {
+    struct Shared<S> {
+        started: Cell<usize>,
+        errors: Cell<usize>,
+        stop: Cell<bool>,
+        first_error: RefCell<Option<String>>,
+        queue: RefCell<Vec<S>>,
+        latencies: RefCell<Vec<Duration>>,
+    }
+    let has_inputs = !inputs.is_empty();
+    let shared = Rc::new(Shared {
+        started: Cell::new(0),
+        errors: Cell::new(0),
+        stop: Cell::new(false),
+        first_error: RefCell::new(None),
+        queue: RefCell::new(inputs),
+        latencies: RefCell::new(Vec::new()),
+    });
     let t0 = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..o.concurrency {
-            s.spawn(|| {
-                let mut http = Http::default();
-                let mut mine = Vec::new();
-                while !stop.load(Ordering::Relaxed) && t0.elapsed() < o.duration {
-                    if started.fetch_add(1, Ordering::Relaxed) >= o.max {
-                        break;
+    let local = tokio::task::LocalSet::new();
+    for _ in 0..o.concurrency {
+        let (shared, op, duration, max) = (shared.clone(), op.clone(), o.duration, o.max);
+        local.spawn_local(async move {
+            let mut http = Http::default();
+            while !shared.stop.get() && t0.elapsed() < duration {
+                let n = shared.started.get();
+                if n >= max {
+                    break;
+                }
+                shared.started.set(n + 1);
+                let input = if has_inputs {
+                    match shared.queue.borrow_mut().pop() {
+                        Some(i) => Some(i),
+                        None => break,
                     }
-                    let input = if has_inputs {
-                        match queue.lock().unwrap().pop() {
-                            Some(i) => Some(i),
-                            None => break,
+                } else {
+                    None
+                };
+                let t = Instant::now();
+                let result = tokio::time::timeout(IO_TIMEOUT, op(&mut http, input))
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".into()));
+                match result {
+                    Ok(()) => shared.latencies.borrow_mut().push(t.elapsed()),
+                    Err(e) => {
+                        // A server that fails every request should not be hammered for
+                        // the whole duration: stop after 100 errors.
+                        let errors = shared.errors.get() + 1;
+                        shared.errors.set(errors);
+                        if errors > 100 {
+                            shared.stop.set(true);
                         }
-                    } else {
-                        None
-                    };
-                    let t = Instant::now();
-                    match op(&mut http, input) {
-                        Ok(()) => mine.push(t.elapsed()),
-                        Err(e) => {
-                            // A server that fails every request should not be hammered for
-                            // the whole duration: stop after 100 errors.
-                            if errors.fetch_add(1, Ordering::Relaxed) >= 100 {
-                                stop.store(true, Ordering::Relaxed);
-                            }
-                            first_error.lock().unwrap().get_or_insert(e);
-                        }
+                        // A connection in an unknown state is not reused.
+                        http.conns.clear();
+                        shared.first_error.borrow_mut().get_or_insert(e);
                     }
                 }
-                latencies.lock().unwrap().extend(mine);
-            });
-        }
-    });
+            }
+        });
+    }
+    local.await;
     let elapsed = t0.elapsed().as_secs_f64();
-    let mut l = latencies.into_inner().unwrap();
+    let mut l = std::mem::take(&mut *shared.latencies.borrow_mut());
     l.sort();
     let pct = |p: f64| {
         l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
@@ -630,48 +811,74 @@ fn run<S: Send>(
     println!(
         "RESULT {name} ok={} errors={} seconds={elapsed:.2} rate={:.1} p50_ms={:.2} p99_ms={:.2}",
         l.len(),
-        errors.load(Ordering::Relaxed),
+        shared.errors.get(),
         l.len() as f64 / elapsed,
         pct(0.50),
         pct(0.99),
     );
-    if let Some(e) = first_error.into_inner().unwrap() {
+    if let Some(e) = shared.first_error.borrow_mut().take() {
         eprintln!("first error ({name}): {e}");
     }
 }
 
 fn main() {
     let o = parse_opts();
-    let target = discover_and_register(&o.base).unwrap_or_else(|e| {
+    // One thread: the generator gets one CPU (benches/load.sh pins it), and on one CPU an
+    // event loop drives many connections for far less than a thread per connection.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async_main(o));
+}
+
+async fn async_main(o: Opts) {
+    let target = Rc::new(discover_and_register(&o.base).await.unwrap_or_else(|e| {
         eprintln!("flows: cannot register at {}: {e}", o.base);
         std::process::exit(1)
-    });
+    }));
     match o.mode.as_str() {
-        "flows" => run("flows", &o, Vec::<()>::new(), |http, _| {
-            flow(http, &target).map(drop)
-        }),
-        "pages" => run("pages", &o, Vec::<()>::new(), |http, _| {
-            consent_page(http, &target).map(drop)
-        }),
+        "flows" => {
+            let t = target.clone();
+            let op: Op<()> = Rc::new(move |http, _| {
+                let t = t.clone();
+                Box::pin(async move { flow(http, &t).await.map(drop) })
+            });
+            run("flows", &o, Vec::new(), op).await;
+        }
+        "pages" => {
+            let t = target.clone();
+            let op: Op<()> = Rc::new(move |http, _| {
+                let t = t.clone();
+                Box::pin(async move { consent_page(http, &t).await.map(drop) })
+            });
+            run("pages", &o, Vec::new(), op).await;
+        }
         "consent-post" => {
             // Phase 1 (untimed for the result): fresh pending records, one per POST.
-            let forms = Mutex::new(Vec::new());
-            run("consent-post-setup", &o, Vec::<()>::new(), |http, _| {
-                let f = consent_page(http, &target)?;
-                forms.lock().unwrap().push(f);
-                Ok(())
+            let forms = Rc::new(RefCell::new(Vec::new()));
+            let (t, collected) = (target.clone(), forms.clone());
+            let setup: Op<()> = Rc::new(move |http, _| {
+                let (t, collected) = (t.clone(), collected.clone());
+                Box::pin(async move {
+                    let f = consent_page(http, &t).await?;
+                    collected.borrow_mut().push(f);
+                    Ok(())
+                })
             });
-            let forms = forms.into_inner().unwrap();
+            run("consent-post-setup", &o, Vec::new(), setup).await;
+            let forms = std::mem::take(&mut *forms.borrow_mut());
             // Phase 2: every collected form is posted once (bounded by the same count).
             let post = Opts {
                 max: forms.len(),
                 ..o.clone()
             };
-            run("consent-post", &post, forms, |http, f| {
-                approve(http, &mut f.expect("queued form")).map(drop)
+            let op: Op<Form> = Rc::new(|http, f| {
+                Box::pin(async move { approve(http, &mut f.expect("queued form")).await.map(drop) })
             });
+            run("consent-post", &post, forms, op).await;
         }
-        "session" => session(&o, &target).unwrap_or_else(|e| {
+        "session" => session(&o, &target).await.unwrap_or_else(|e| {
             eprintln!("flows: session: {e}");
             std::process::exit(1)
         }),
@@ -681,9 +888,9 @@ fn main() {
 
 /// One flow, then MCP `initialize` + `notifications/initialized` with the token; prints
 /// what wrk needs to call `tools/list`.
-fn session(o: &Opts, t: &Target) -> Res<()> {
+async fn session(o: &Opts, t: &Target) -> Res<()> {
     let mut http = Http::default();
-    let tokens = flow(&mut http, t)?;
+    let tokens = flow(&mut http, t).await?;
     let token = tokens["access_token"]
         .as_str()
         .ok_or("no access_token")?
@@ -696,7 +903,7 @@ fn session(o: &Opts, t: &Target) -> Res<()> {
         ("Accept", "application/json, text/event-stream"),
     ];
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}"#;
-    let r = http.send("POST", &mcp, &base, init.as_bytes())?;
+    let r = http.send("POST", &mcp, &base, init.as_bytes()).await?;
     if r.status != 200 {
         return Err(format!("initialize: {} {}", r.status, short(&r.text())));
     }
@@ -707,9 +914,9 @@ fn session(o: &Opts, t: &Target) -> Res<()> {
     }
     headers.push(("Mcp-Protocol-Version", "2025-06-18"));
     let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    http.send("POST", &mcp, &headers, note.as_bytes())?;
+    http.send("POST", &mcp, &headers, note.as_bytes()).await?;
     let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
-    let r = http.send("POST", &mcp, &headers, list.as_bytes())?;
+    let r = http.send("POST", &mcp, &headers, list.as_bytes()).await?;
     if r.status != 200 || !r.text().contains("tools") {
         return Err(format!("tools/list: {} {}", r.status, short(&r.text())));
     }

@@ -43,10 +43,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
+use glue::V;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -139,7 +139,12 @@ fn server_key() -> Result<ServerKey, String> {
         Err(_) => {
             glue::info(
                 "random_server_key",
-                json!({ "note": "CONSENT_GATE_KEY is not set: using a random key; tokens and registrations end with this process" }),
+                &[(
+                    "note",
+                    V::Str(
+                        "CONSENT_GATE_KEY is not set: using a random key; tokens and registrations end with this process",
+                    ),
+                )],
             );
             let mut b = vec![0u8; 32];
             glue::entropy(&mut b);
@@ -183,7 +188,12 @@ fn configure(
             if !dev {
                 glue::info(
                     "demo_upstream_public",
-                    json!({ "note": "the demo upstream signs everyone in as octocat: use --upstream github for real users" }),
+                    &[(
+                        "note",
+                        V::Str(
+                            "the demo upstream signs everyone in as octocat: use --upstream github for real users",
+                        ),
+                    )],
                 );
             }
             (up, Some(demo))
@@ -223,7 +233,10 @@ fn configure(
                 })?;
             glue::info(
                 "FAULT_INJECTED",
-                json!({ "fault": name, "note": "this server is deliberately insecure" }),
+                &[
+                    ("fault", V::Str(name)),
+                    ("note", V::Str("this server is deliberately insecure")),
+                ],
             );
             builder.faults(*faults)
         }
@@ -239,9 +252,25 @@ fn configure(
     Ok((Gate::new(config), demo))
 }
 
-#[tokio::main]
-async fn main() {
-    if let Err(e) = run().await {
+fn main() {
+    glue::start_log_flusher();
+    // One thread per CPU we may run on. On one CPU (a container limit, `taskset`), the
+    // single-threaded scheduler: the same work without cross-thread wake-ups and queues.
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(cpus);
+        b
+    };
+    let result = match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => Err(format!("cannot start the runtime: {e}")),
+    };
+    // Log lines are buffered: out with them before the process ends.
+    glue::flush_log();
+    if let Err(e) = result {
         eprintln!("{e}");
         std::process::exit(2);
     }
@@ -270,7 +299,10 @@ async fn run() -> Result<(), String> {
     );
     glue::info(
         "listening",
-        json!({ "addr": bound.to_string(), "resource": resource }),
+        &[
+            ("addr", V::Str(&bound.to_string())),
+            ("resource", V::Str(&resource)),
+        ],
     );
 
     let mut http = http1::Builder::new();
@@ -288,7 +320,7 @@ async fn run() -> Result<(), String> {
                 Ok(conn) => conn,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    glue::info("accept_failed", json!({ "error": e.to_string() }));
+                    glue::info("accept_failed", &[("error", V::Str(&e.to_string()))]);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -298,7 +330,7 @@ async fn run() -> Result<(), String> {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             glue::info(
                 "connection_refused",
-                json!({ "reason": "too many connections" }),
+                &[("reason", V::Str("too many connections"))],
             );
             continue;
         };
@@ -315,14 +347,17 @@ async fn run() -> Result<(), String> {
     // connection slots double as the drain barrier: all returned = all closed.
     drop(listener);
     let open = MAX_CONNECTIONS - slots.available_permits();
-    glue::info("shutting_down", json!({ "open_connections": open }));
+    glue::info(
+        "shutting_down",
+        &[("open_connections", V::Num(open as u64))],
+    );
     drop(stop_tx);
     let all = u32::try_from(MAX_CONNECTIONS).expect("a small constant");
     if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all))
         .await
         .is_err()
     {
-        glue::info("drain_timeout", json!({}));
+        glue::info("drain_timeout", &[]);
     }
     Ok(())
 }
@@ -356,14 +391,25 @@ async fn connection(
 /// One request: read within limits, route, log one line.
 async fn serve(app: &routes::App, req: hyper::Request<hyper::body::Incoming>) -> glue::Resp {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let resp = match glue::Req::read(req).await {
-        Ok(req) => routes::route(app, req).await,
-        Err(resp) => resp,
-    };
-    glue::log_request(&method, &path, resp.status(), started.elapsed());
-    resp
+    let (parts, body) = req.into_parts();
+    match glue::read_body(&parts.headers, body).await {
+        Ok(body) => {
+            let req = glue::Req {
+                method: parts.method,
+                uri: parts.uri,
+                headers: parts.headers,
+                body,
+            };
+            let resp = routes::route(app, &req).await;
+            glue::log_request(&req.method, req.path(), resp.status(), started.elapsed());
+            resp
+        }
+        Err(resp) => {
+            let path = parts.uri.path();
+            glue::log_request(&parts.method, path, resp.status(), started.elapsed());
+            resp
+        }
+    }
 }
 
 /// Ctrl-C, or SIGTERM (what `docker stop`, systemd and CI send).

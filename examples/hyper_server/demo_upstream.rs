@@ -8,6 +8,7 @@
 //! answer in GitHub's exact shapes (UPSTREAMS §5: F5, F7, F9, F10, F14, F15, F16), so the
 //! code path that serves this demo is the one that serves real GitHub.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -17,7 +18,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::glue::{Req, Resp, json_resp, method_not_allowed, not_found, now, random_hex, respond};
+use crate::glue::{
+    Req, Resp, json_object, json_resp, method_not_allowed, not_found, now, random_hex, respond,
+};
 
 /// GitHub's documented code lifetime (UPSTREAMS §1.8).
 const CODE_LIFETIME: u64 = 600;
@@ -92,7 +95,7 @@ impl DemoUpstream {
     }
 
     pub fn handle(&self, req: &Req) -> Resp {
-        match (req.path.strip_prefix("/demo-upstream"), &req.method) {
+        match (req.path().strip_prefix("/demo-upstream"), &req.method) {
             (Some("/authorize"), &Method::GET) => self.authorize(req),
             (Some("/authorize"), _) => method_not_allowed("GET"),
             (Some("/token"), &Method::POST) => self.token(req),
@@ -108,8 +111,8 @@ impl DemoUpstream {
     /// (UPSTREAMS §1.5). The demo matches the registered callback exactly (GitHub would
     /// also accept subpaths of it).
     fn authorize(&self, req: &Req) -> Resp {
-        let q = params(req.query.as_bytes());
-        let get = |k: &str| q.get(k).map(String::as_str);
+        let q = params(req.query().as_bytes());
+        let get = |k: &str| last(&q, k);
         if get("client_id") != Some(self.client_id.as_str()) {
             return page(404, "Not Found");
         }
@@ -161,11 +164,7 @@ impl DemoUpstream {
             .is_some_and(|a| a.contains("application/json"));
         let answer = |fields: &[(&str, &str)]| -> Resp {
             if json_wanted {
-                let obj: serde_json::Map<String, serde_json::Value> = fields
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).into()))
-                    .collect();
-                json_resp(200, &obj.into())
+                respond(200, "application/json", json_object(fields))
             } else {
                 let mut s = url::form_urlencoded::Serializer::new(String::new());
                 for (k, v) in fields {
@@ -189,7 +188,7 @@ impl DemoUpstream {
             ])
         };
         let f = params(&req.body);
-        let get = |k: &str| f.get(k).map(String::as_str);
+        let get = |k: &str| last(&f, k);
         let id_ok = get("client_id") == Some(self.client_id.as_str());
         let secret_ok = get("client_secret")
             .is_some_and(|s| bool::from(s.as_bytes().ct_eq(self.client_secret.as_bytes())));
@@ -275,9 +274,18 @@ impl DemoUpstream {
     }
 }
 
-/// Form/query decoding; the last value wins (the demo is not the strict party here).
-fn params(raw: &[u8]) -> HashMap<String, String> {
-    url::form_urlencoded::parse(raw).into_owned().collect()
+/// Form/query decoding (borrowing where nothing needs decoding).
+fn params(raw: &[u8]) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    url::form_urlencoded::parse(raw).collect()
+}
+
+/// A parameter's value; the last one wins (the demo is not the strict party here).
+fn last<'a>(params: &'a [(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| &**v)
 }
 
 fn page(status: u16, message: &'static str) -> Resp {

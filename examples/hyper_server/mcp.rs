@@ -8,15 +8,16 @@
 //! upstream token that stays in the `GrantRecord` on the server (R41): the MCP client
 //! never sees it.
 
-use consent_gate::{BearerError, GrantRecord, HttpRequest, Principal, ScopeSet, StoreKey};
+use std::sync::Arc;
+
+use consent_gate::{BearerError, GrantRecord, HttpRequest, Principal, ScopeSet};
 use hyper::Method;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::glue::{self, Req, Resp, json_resp, method_not_allowed, now, reply, security, short};
+use crate::glue::{self, Req, Resp, V, json_resp, method_not_allowed, now, reply, security};
 use crate::routes::App;
-use crate::store::{Key, Kind};
+use crate::store::{Key, Kind, Stored};
 
 /// Protocol revisions we speak, newest first: the ones with the `initialize` handshake and
 /// sessions. The first is offered when the client asks for one we do not know; a client
@@ -26,14 +27,12 @@ const VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-
 /// A session lasts a day at most; the client re-initializes on 404.
 const SESSION_LIFETIME: u64 = 24 * 3600;
 
-#[derive(Serialize, Deserialize)]
-struct Session {
-    /// The grant whose token opened it.
-    grant: StoreKey,
-}
-
 fn session_key(id: &str) -> Key {
-    Sha256::digest(format!("mcp session\0{id}").as_bytes()).into()
+    Sha256::new()
+        .chain_update(b"mcp session\0")
+        .chain_update(id.as_bytes())
+        .finalize()
+        .into()
 }
 
 /// Every request to `/mcp`: origin check, bearer check, then the transport.
@@ -43,7 +42,7 @@ pub async fn handle(app: &App, req: &Req) -> Resp {
     if req.header("origin").is_some_and(|o| o != app.origin) {
         security(
             "mcp_origin_refused",
-            json!({ "origin": short(req.header("origin").unwrap_or("")) }),
+            &[("origin", V::Short(req.header("origin").unwrap_or("")))],
         );
         return glue::text(403, "cross-origin request refused");
     }
@@ -54,18 +53,18 @@ pub async fn handle(app: &App, req: &Req) -> Resp {
         Ok(c) => c,
         Err(e) => {
             if e.oauth_error().is_some() {
-                security("bearer_refused", json!({ "reason": e.to_string() }));
+                security("bearer_refused", &[("reason", V::Str(&e.to_string()))]);
             }
             return reply(app.gate.unauthorized(e));
         }
     };
-    let grant: Option<GrantRecord> = app.store.get_record(&claims.grant_key(), now);
-    let (principal, grant) = match (claims.confirm(grant.as_ref(), now), grant) {
+    let grant: Option<Arc<GrantRecord>> = app.store.get_record(&claims.grant_key(), now);
+    let (principal, grant) = match (claims.confirm(grant.as_deref(), now), grant) {
         (Ok(p), Some(g)) => (p, g),
         (result, _) => {
             // `confirm` refuses a missing grant, so this is always its `Err`.
             let e = result.err().unwrap_or(BearerError::Revoked);
-            security("bearer_refused", json!({ "reason": e.to_string() }));
+            security("bearer_refused", &[("reason", V::Str(&e.to_string()))]);
             return reply(app.gate.unauthorized(e));
         }
     };
@@ -112,11 +111,11 @@ impl NoSession {
 /// The caller's session id, checked against the store and bound to the caller's grant.
 fn session<'r>(app: &App, req: &'r Req, principal: &Principal) -> Result<&'r str, NoSession> {
     let id = req.header("mcp-session-id").ok_or(NoSession::Missing)?;
-    let found: Option<Session> = app
+    let found = app
         .store
         .get(Kind::Session, &session_key(id), now())
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    if found.is_none_or(|s| s.grant != *principal.grant_key()) {
+        .and_then(Stored::session_grant);
+    if found.is_none_or(|grant| grant != *principal.grant_key()) {
         return Err(NoSession::Unknown);
     }
     if req
@@ -140,6 +139,24 @@ fn rpc_result(id: Value, result: Value) -> Resp {
         200,
         &json!({ "jsonrpc": "2.0", "id": id, "result": result }),
     )
+}
+
+/// A result that is the same every time, serialized once (`tools/list`, `ping`).
+fn rpc_result_json(id: &Value, result_json: &str) -> Resp {
+    let mut body = Vec::with_capacity(48 + result_json.len());
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    // A JSON value we parsed ourselves serializes.
+    serde_json::to_writer(&mut body, id).expect("a JSON value serializes");
+    body.extend_from_slice(br#","result":"#);
+    body.extend_from_slice(result_json.as_bytes());
+    body.push(b'}');
+    glue::respond(200, "application/json", body)
+}
+
+/// The `tools/list` result, serialized once.
+fn tools_list() -> &'static str {
+    static TOOLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOOLS.get_or_init(|| json!({ "tools": [whoami_tool()] }).to_string())
 }
 
 async fn post(app: &App, req: &Req, principal: &Principal, grant: &GrantRecord) -> Resp {
@@ -169,8 +186,8 @@ async fn post(app: &App, req: &Req, principal: &Principal, grant: &GrantRecord) 
         // A notification (`notifications/initialized`, …) or a response: accepted.
         (None, Some(_)) | (Some(_), None) => glue::respond(202, "text/plain", ""),
         (None, None) => rpc_error(400, Value::Null, -32600, "not a JSON-RPC message"),
-        (Some(id), Some("ping")) => rpc_result(id, json!({})),
-        (Some(id), Some("tools/list")) => rpc_result(id, json!({ "tools": [whoami_tool()] })),
+        (Some(id), Some("ping")) => rpc_result_json(&id, "{}"),
+        (Some(id), Some("tools/list")) => rpc_result_json(&id, tools_list()),
         (Some(id), Some("tools/call")) => match params.get("name").and_then(Value::as_str) {
             Some("whoami") => rpc_result(id, whoami(app, principal, grant).await),
             _ => rpc_error(200, id, -32602, "unknown tool"),
@@ -186,14 +203,11 @@ fn initialize(app: &App, principal: &Principal, id: Value, params: &Value) -> Re
         .find(|v| Some(**v) == asked)
         .unwrap_or(&VERSIONS[0]);
     let session_id = glue::random_hex(16);
-    let record = Session {
-        grant: *principal.grant_key(),
-    };
     let now = now();
     app.store.put(
         Kind::Session,
         session_key(&session_id),
-        serde_json::to_vec(&record).expect("plain data serializes"),
+        Stored::Session(*principal.grant_key()),
         now.plus(SESSION_LIFETIME),
         now,
     );

@@ -13,12 +13,11 @@ use consent_gate::{
     TransactionRecord, UnixTime,
 };
 use hyper::Method;
-use serde_json::json;
 
 use crate::demo_upstream::DemoUpstream;
 use crate::glue::{
-    self, Fetched, Req, Resp, Upstream, cors, entropy, method_not_allowed, not_found, now,
-    preflight, reply, security, short,
+    self, Fetched, Req, Resp, Upstream, V, cors, entropy, method_not_allowed, not_found, now,
+    preflight, reply, security,
 };
 use crate::store::Store;
 
@@ -63,8 +62,8 @@ impl App {
 }
 
 /// The route table. Unknown paths are 404, known paths with the wrong method 405.
-pub async fn route(app: &App, req: Req) -> Resp {
-    let path = req.path.as_str();
+pub async fn route(app: &App, req: &Req) -> Resp {
+    let path = req.path();
     let one_of = |paths: &[String]| paths.iter().any(|p| p == path);
     if one_of(&app.as_paths) {
         return metadata(&req.method, || app.gate.authorization_server_metadata());
@@ -82,7 +81,7 @@ pub async fn route(app: &App, req: Req) -> Resp {
     };
     if let Some(handler) = api {
         return match req.method {
-            Method::POST => cors(handler(app, &req)),
+            Method::POST => cors(handler(app, req)),
             Method::OPTIONS => preflight("POST, OPTIONS"),
             _ => method_not_allowed("POST, OPTIONS"),
         };
@@ -90,22 +89,22 @@ pub async fn route(app: &App, req: Req) -> Resp {
     // The browser endpoints: top-level navigations that carry our cookies. No CORS.
     if path == paths::AUTHORIZE {
         return match req.method {
-            Method::GET => authorize(app, &req),
-            Method::POST => decide(app, &req),
+            Method::GET => authorize(app, req),
+            Method::POST => decide(app, req),
             _ => method_not_allowed("GET, POST"),
         };
     }
     if path == app.callback_path {
         return match req.method {
-            Method::GET => callback(app, &req).await,
+            Method::GET => callback(app, req).await,
             _ => method_not_allowed("GET"),
         };
     }
     if path == app.mcp_path {
-        return crate::mcp::handle(app, &req).await;
+        return crate::mcp::handle(app, req).await;
     }
     match &app.demo {
-        Some(demo) if path.starts_with("/demo-upstream/") => demo.handle(&req),
+        Some(demo) if path.starts_with("/demo-upstream/") => demo.handle(req),
         _ => not_found(),
     }
 }
@@ -124,24 +123,26 @@ fn register(app: &App, req: &Req) -> Resp {
     let now = now();
     match app.gate.register(&req.body, now, &mut entropy) {
         Ok(registered) => {
-            let client = &registered.record;
-            app.store.put_record(client, now);
-            let hosts: Vec<String> = client
-                .redirect_uris()
-                .iter()
-                .map(|u| short(&u.host()))
-                .collect();
+            let client = registered.record;
+            let hosts: Vec<String> = client.redirect_uris().iter().map(|u| u.host()).collect();
             glue::info(
                 "client_registered",
-                json!({ "client_id": client.client_id(), "redirect_hosts": hosts }),
+                &[
+                    ("client_id", V::Str(client.client_id())),
+                    ("redirect_hosts", V::ShortList(&hosts)),
+                ],
             );
+            app.store.put_record(client, now);
             reply(registered.reply)
         }
         Err(e) => {
             if matches!(e, RegistrationError::InvalidRedirectUri(_)) {
                 security(
                     "redirect_rejected",
-                    json!({ "at": "register", "reason": e.to_string() }),
+                    &[
+                        ("at", V::Str("register")),
+                        ("reason", V::Str(&e.to_string())),
+                    ],
                 );
             }
             reply(e.response())
@@ -152,25 +153,31 @@ fn register(app: &App, req: &Req) -> Resp {
 /// `GET /authorize`: the consent page, or an error page (never a redirect, R16).
 fn authorize(app: &App, req: &Req) -> Resp {
     let now = now();
-    let request = match AuthorizeRequest::parse(req.query.as_bytes()) {
+    let request = match AuthorizeRequest::parse(req.query().as_bytes()) {
         Ok(r) => r,
         Err(e) => return reply(e.response()),
     };
-    let client_id = short(request.client_id());
-    let client: Option<ClientRecord> = app.store.get_record(&request.client_key(), now);
+    let client_id = glue::short(request.client_id());
+    let client: Option<Arc<ClientRecord>> = app.store.get_record(&request.client_key(), now);
     let mut cookies = String::new();
     let browser = req.browser(&mut cookies);
     match app
         .gate
-        .authorize(request, client.as_ref(), browser, now, &mut entropy)
+        .authorize(request, client.as_deref(), browser, now, &mut entropy)
     {
         Ok(Authorization::NeedsConsent(prompt)) => {
             let (pending, page) = prompt.into_parts();
-            app.store.put_record(&pending, now);
             glue::info(
                 "consent_shown",
-                json!({ "client_id": client_id, "redirect_host": short(&pending.details().redirect_uri().host()) }),
+                &[
+                    ("client_id", V::Short(&client_id)),
+                    (
+                        "redirect_host",
+                        V::Short(&pending.details().redirect_uri().host()),
+                    ),
+                ],
             );
+            app.store.put_record(pending, now);
             reply(page)
         }
         // Only with `ConsentPolicy::Remember` (off here): a remembered approval for exactly
@@ -180,10 +187,13 @@ fn authorize(app: &App, req: &Req) -> Resp {
             match e {
                 AuthorizeError::RedirectUriMismatch => security(
                     "redirect_rejected",
-                    json!({ "at": "authorize", "client_id": client_id }),
+                    &[
+                        ("at", V::Str("authorize")),
+                        ("client_id", V::Short(&client_id)),
+                    ],
                 ),
                 AuthorizeError::TamperedRecord => {
-                    security("tampered_record", json!({ "kind": "client" }))
+                    security("tampered_record", &[("kind", V::Str("client"))])
                 }
                 _ => {}
             }
@@ -199,7 +209,7 @@ fn go_upstream(app: &App, consent: ConsentGiven, now: UnixTime) -> Resp {
         .gate
         .upstream_redirect(consent, now, &mut entropy)
         .into_parts();
-    app.store.put_record(&txn, now);
+    app.store.put_record(txn, now);
     reply(redirect)
 }
 
@@ -216,24 +226,32 @@ fn decide(app: &App, req: &Req) -> Resp {
     // Taken, not read: a second submission of the same page finds nothing.
     let pending: Option<PendingConsent> = app.store.take_record(&form.pending_key(), now);
     // Who the decision is about, for the log (the form itself names nobody).
-    let mut who = pending.as_ref().map_or_else(
-        || json!({}),
-        |p| {
-            json!({
-                "client_id": short(p.details().client_id()),
-                "redirect_host": short(&p.details().redirect_uri().host()),
-            })
-        },
-    );
+    let who = pending.as_ref().map(|p| {
+        (
+            p.details().client_id().to_owned(),
+            p.details().redirect_uri().host(),
+        )
+    });
+    let log = |event: &'static str, reason: Option<&str>| {
+        let mut fields = Vec::with_capacity(3);
+        if let Some((client_id, host)) = &who {
+            fields.push(("client_id", V::Short(client_id)));
+            fields.push(("redirect_host", V::Short(host)));
+        }
+        if let Some(reason) = reason {
+            fields.push(("reason", V::Str(reason)));
+        }
+        security(event, &fields);
+    };
     let mut cookies = String::new();
     let browser = req.browser(&mut cookies);
     match app.gate.decide(form, pending, browser, now) {
         Ok(Decision::Approved(consent)) => {
-            security("consent_approved", who);
+            log("consent_approved", None);
             go_upstream(app, consent, now)
         }
         Ok(Decision::Denied(to_client)) => {
-            security("consent_denied", who);
+            log("consent_denied", None);
             reply(to_client.response())
         }
         Err(e) => {
@@ -242,8 +260,7 @@ fn decide(app: &App, req: &Req) -> Resp {
                 ConsentError::CsrfMismatch | ConsentError::CrossSite => "consent_forgery_refused",
                 _ => "consent_refused",
             };
-            who["reason"] = e.to_string().into();
-            security(event, who);
+            log(event, Some(&e.to_string()));
             reply(e.response())
         }
     }
@@ -259,13 +276,13 @@ fn log_callback_error(e: &CallbackError) {
         CallbackError::Upstream { .. } => "upstream_failed",
         _ => "callback_refused",
     };
-    security(event, json!({ "reason": e.to_string() }));
+    security(event, &[("reason", V::Str(&e.to_string()))]);
 }
 
 /// `GET /callback`: the upstream sends the browser back here.
 async fn callback(app: &App, req: &Req) -> Resp {
     let now = now();
-    let cb = match Callback::parse(req.query.as_bytes()) {
+    let cb = match Callback::parse(req.query().as_bytes()) {
         Ok(cb) => cb,
         Err(e) => {
             log_callback_error(&e);
@@ -285,7 +302,7 @@ async fn callback(app: &App, req: &Req) -> Resp {
     };
     if let Some(txn) = verified.reinsert() {
         // Only ever with the A7 fault switched on (`--fault state_reusable`).
-        app.store.put_record(txn, now);
+        app.store.put_record(txn.clone(), now);
     }
     let Some(tokens) = send(app, verified.token_request()).await else {
         return callback_failed(verified.upstream_unreachable());
@@ -301,22 +318,26 @@ async fn callback(app: &App, req: &Req) -> Resp {
         return callback_failed(authenticated.upstream_unreachable());
     };
     // Looked up again: the redirect URI is re-validated against the live registration (R38).
-    let client: Option<ClientRecord> = app.store.get_record(&authenticated.client_key(), now);
-    let who = json!({
-        "client_id": short(authenticated.details().client_id()),
-        "redirect_host": short(&authenticated.details().redirect_uri().host()),
-    });
+    let client: Option<Arc<ClientRecord>> = app.store.get_record(&authenticated.client_key(), now);
+    let client_id = authenticated.details().client_id().to_owned();
+    let redirect_host = authenticated.details().redirect_uri().host();
     match app.gate.issue_code(
         authenticated,
         user.as_upstream(),
-        client.as_ref(),
+        client.as_deref(),
         now,
         &mut entropy,
     ) {
         Ok(issued) => {
             let (code, redirect) = issued.into_parts();
-            app.store.put_record(&code, now);
-            security("code_issued", who);
+            app.store.put_record(code, now);
+            security(
+                "code_issued",
+                &[
+                    ("client_id", V::Short(&client_id)),
+                    ("redirect_host", V::Short(&redirect_host)),
+                ],
+            );
             reply(redirect)
         }
         Err(e) => {
@@ -333,7 +354,7 @@ async fn send(app: &App, r: &consent_gate::HttpRequest) -> Option<Fetched> {
         Err(why) => {
             glue::info(
                 "upstream_unreachable",
-                json!({ "url": short(&r.url), "why": why }),
+                &[("url", V::Short(&r.url)), ("why", V::Str(why))],
             );
             None
         }
@@ -353,29 +374,31 @@ fn token(app: &App, req: &Req) -> Resp {
         Ok(r) => r,
         Err(e) => return reply(e.response()),
     };
-    let client: Option<ClientRecord> = app.store.get_record(&request.client_key(), now);
+    let client: Option<Arc<ClientRecord>> = app.store.get_record(&request.client_key(), now);
     let result = if request.is_code_grant() {
         // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
         let code: Option<CodeRecord> = app.store.take_record(&request.record_key(), now);
         app.gate
-            .redeem_code(&request, code, client.as_ref(), now, &mut entropy)
+            .redeem_code(&request, code, client.as_deref(), now, &mut entropy)
     } else {
-        let refresh: Option<RefreshRecord> = app.store.get_record(&request.record_key(), now);
-        let grant: Option<GrantRecord> = refresh
+        let refresh: Option<Arc<RefreshRecord>> = app.store.get_record(&request.record_key(), now);
+        let grant: Option<Arc<GrantRecord>> = refresh
             .as_ref()
             .and_then(|r| app.store.get_record(&r.grant_key(), now));
+        // Got, not taken (the core decides about rotation): the core gets its own copy.
+        let refresh = refresh.map(|r| RefreshRecord::clone(&r));
         app.gate
-            .redeem_refresh(&request, refresh, grant.as_ref(), client.as_ref(), now)
+            .redeem_refresh(&request, refresh, grant.as_deref(), client.as_deref(), now)
     };
     match result {
         Ok(issued) => {
-            if let Some(grant) = &issued.grant {
+            if let Some(grant) = issued.grant {
                 app.store.put_record(grant, now);
             }
-            for r in &issued.refresh {
+            for r in issued.refresh {
                 app.store.put_record(r, now);
             }
-            if let Some(code) = &issued.code {
+            if let Some(code) = issued.code {
                 app.store.put_record(code, now);
             }
             reply(issued.reply)
@@ -390,11 +413,14 @@ fn token(app: &App, req: &Req) -> Resp {
                     TokenError::CodeReused { .. } => "code_replay_grant_revoked",
                     _ => "refresh_reuse_grant_revoked",
                 };
-                security(event, json!({ "client_id": short(request.client_id()) }));
+                security(event, &[("client_id", V::Short(request.client_id()))]);
             } else if matches!(e, TokenError::InvalidGrant(_) | TokenError::InvalidClient) {
                 security(
                     "token_refused",
-                    json!({ "client_id": short(request.client_id()), "reason": e.to_string() }),
+                    &[
+                        ("client_id", V::Short(request.client_id())),
+                        ("reason", V::Str(&e.to_string())),
+                    ],
                 );
             }
             reply(e.response())
