@@ -109,14 +109,14 @@ impl AuthorizationDetails {
         self.client_state.as_deref()
     }
 
-    pub(crate) fn feed(&self, w: MacWriter) -> MacWriter {
+    pub(crate) fn feed(&self, w: &mut MacWriter) {
         w.str(&self.client_id)
             .opt_str(self.client_name.as_deref())
             .str(self.redirect_uri.as_str())
-            .str(&self.scope.to_scope_string())
+            .str(self.scope.as_str())
             .str(&self.resource)
             .opt_str(self.client_state.as_deref())
-            .str(&self.code_challenge)
+            .str(&self.code_challenge);
     }
 }
 

@@ -59,12 +59,14 @@ pub(crate) fn mint_access_token(
     p.extend_from_slice(&gate.config.audience);
     put_str(&mut p, grant.client_id());
     put_str(&mut p, grant.subject());
-    put_str(&mut p, &scope.to_scope_string());
-    let tag = keys.mac("access token").bytes(&p).finish();
+    put_str(&mut p, scope.as_str());
+    let mut w = keys.mac("access token");
+    w.bytes(&p);
+    let tag = w.finish();
     p.extend_from_slice(&tag);
     let mut s = String::with_capacity(PREFIX.len() + p.len() * 4 / 3 + 4);
     s.push_str(PREFIX);
-    s.push_str(&crate::crypto::b64(&p));
+    crate::crypto::b64_into(&p, &mut s);
     s
 }
 
@@ -221,12 +223,13 @@ impl Gate {
                 .try_into()
                 .map_err(|_| BearerError::Invalid)?,
         );
-        let mac = self
+        let mut mac = self
             .config
             .keys
             .mac_with(kid, "access token")
             .ok_or(BearerError::Invalid)?;
-        if !mac.bytes(payload).verify(tag) {
+        mac.bytes(payload);
+        if !mac.verify(tag) {
             return Err(BearerError::Invalid);
         }
         // Authentic from here on: a malformed payload is our own bug, still an error.
@@ -279,7 +282,7 @@ impl Gate {
             401,
             &serde_json::json!({ "error": error.oauth_error().unwrap_or("unauthorized"), "error_description": error.to_string() }),
         );
-        r.headers.push(("www-authenticate", www));
+        r.headers.push(("www-authenticate", www.into()));
         r
     }
 
@@ -287,7 +290,7 @@ impl Gate {
     pub fn insufficient_scope(&self, required: &ScopeSet) -> Reply {
         let www = self.challenge(Some("insufficient_scope"), required);
         let mut r = Reply::json(403, &serde_json::json!({ "error": "insufficient_scope" }));
-        r.headers.push(("www-authenticate", www));
+        r.headers.push(("www-authenticate", www.into()));
         r
     }
 }

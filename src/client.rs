@@ -122,6 +122,10 @@ impl RedirectUri {
 
     /// The host, for the consent page (R12, R27: always shown next to the name).
     pub fn host(&self) -> String {
+        self.host_str().to_owned()
+    }
+
+    pub(crate) fn host_str(&self) -> &str {
         // Read off the validated raw string (no userinfo, scheme spelled exactly): the
         // page shows the host exactly as registered, and no URL parse is paid per page.
         let authority = self.authority();
@@ -129,7 +133,7 @@ impl RedirectUri {
             Some(v6) => v6.find(']').map_or(authority.len(), |i| i + 2),
             None => authority.find(':').unwrap_or(authority.len()),
         };
-        authority[..end].to_owned()
+        &authority[..end]
     }
 
     /// `scheme://authority`, the origin the browser is sent to (for the consent page's
@@ -210,20 +214,18 @@ pub struct ClientRecord {
 
 impl Sealed for ClientRecord {
     const LABEL: &'static str = "client record v1";
-    fn feed(&self, mut w: MacWriter) -> MacWriter {
-        w = w
-            .str(&self.client_id)
-            .bytes(self.secret_hash.as_ref().map_or(&[][..], |h| &h[..]));
-        w = w
+    fn feed(&self, w: &mut MacWriter) {
+        w.str(&self.client_id)
+            .bytes(self.secret_hash.as_ref().map_or(&[][..], |h| &h[..]))
             .str(self.auth_method.as_str())
-            .opt_str(self.client_name.as_deref());
-        w = w.u64(self.redirect_uris.len() as u64);
+            .opt_str(self.client_name.as_deref())
+            .u64(self.redirect_uris.len() as u64);
         for r in &self.redirect_uris {
-            w = w.str(r.as_str());
+            w.str(r.as_str());
         }
         w.u64(u64::from(self.refresh_allowed))
             .u64(u64::from(self.native))
-            .u64(self.issued_at.0)
+            .u64(self.issued_at.0);
     }
     fn mac(&self) -> &RecordMac {
         &self.mac

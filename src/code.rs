@@ -2,6 +2,7 @@
 //! user lookup as data, then code issuance (R38, R41, R42, R47).
 
 use core::fmt;
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,10 +97,10 @@ impl UpstreamAuthenticated {
             headers: vec![
                 (
                     "authorization",
-                    format!("Bearer {}", self.upstream_token.secret()),
+                    Cow::Owned(format!("Bearer {}", self.upstream_token.secret())),
                 ),
-                ("accept", "application/json".into()),
-                ("user-agent", "consent-gate".into()),
+                ("accept", Cow::Borrowed("application/json")),
+                ("user-agent", Cow::Borrowed("consent-gate")),
             ],
             body: Vec::new(),
         }
@@ -141,16 +142,16 @@ pub struct CodeRecord {
 
 impl Sealed for CodeRecord {
     const LABEL: &'static str = "code v1";
-    fn feed(&self, w: MacWriter) -> MacWriter {
-        self.details
-            .feed(w.bytes(&self.key.0))
-            .str(&self.subject)
+    fn feed(&self, w: &mut MacWriter) {
+        w.bytes(&self.key.0);
+        self.details.feed(w);
+        w.str(&self.subject)
             .opt_str(self.display_name.as_deref())
             .bytes(&self.grant_id)
             .opt_str(self.upstream_token.as_ref().map(UpstreamToken::secret))
             .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
             .u64(self.expires_at.0)
-            .u64(u64::from(self.redeemed))
+            .u64(u64::from(self.redeemed));
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -212,7 +213,7 @@ impl CodeIssued {
 
     /// Takes the record and the reply apart.
     pub fn into_parts(self) -> (CodeRecord, Reply) {
-        let r = self.response();
+        let r = self.redirect.into_response().with_cookie(self.clear_cookie);
         (self.record, r)
     }
 }

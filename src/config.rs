@@ -2,8 +2,12 @@
 //!
 //! A [`Config`] is validated once, when built; after that every step can rely on it.
 
+use std::sync::Arc;
+
 use crate::crypto::{ClientSecret, Keys};
 use crate::error::ConfigError;
+use crate::reply::html::UpstreamPiece;
+use crate::request::params::{append_pair, start_query};
 use crate::request::scope::ScopeSet;
 
 /// How long each kind of record lives, in seconds. Each default is documented with the
@@ -211,9 +215,12 @@ pub struct Config {
     pub(crate) resource: String,
     pub(crate) callback_uri: String,
     pub(crate) upstream: UpstreamConfig,
-    pub(crate) upstream_scope: String,
-    /// The upstream authorization endpoint's origin (the consent page's CSP allows it).
-    pub(crate) upstream_origin: String,
+    /// What the consent page shows of the upstream (escaped once) and its origin (the
+    /// page's CSP allows it); shared by every prompt.
+    pub(crate) upstream_piece: Arc<UpstreamPiece>,
+    /// The start of every upstream authorization URL: the endpoint with `response_type`,
+    /// `client_id`, `redirect_uri` and `scope`, encoded once.
+    pub(crate) upstream_authorize_prefix: String,
     /// The token audience's hash, computed once (every bearer check compares it).
     pub(crate) audience: [u8; 16],
     pub(crate) scopes_supported: ScopeSet,
@@ -417,19 +424,40 @@ impl ConfigBuilder {
         } else {
             CookieMode::DevLoopback
         };
+        let upstream_piece = Arc::new(UpstreamPiece::new(
+            &self.upstream.display_name,
+            &self.upstream.scopes,
+            upstream_origin,
+        ));
+        let mut upstream_authorize_prefix = self.upstream.authorize_endpoint.clone();
+        start_query(&mut upstream_authorize_prefix);
+        append_pair(&mut upstream_authorize_prefix, "response_type", "code");
+        append_pair(
+            &mut upstream_authorize_prefix,
+            "client_id",
+            &self.upstream.client_id,
+        );
+        append_pair(
+            &mut upstream_authorize_prefix,
+            "redirect_uri",
+            &callback_uri,
+        );
+        if !upstream_scope.is_empty() {
+            append_pair(&mut upstream_authorize_prefix, "scope", &upstream_scope);
+        }
         Ok(Config {
             issuer,
             resource: self.resource,
             callback_uri,
             upstream: self.upstream,
-            upstream_scope,
             scopes_supported,
             keys: self.keys,
             lifetimes: l,
             cookie_mode,
             consent_policy: self.consent_policy,
             faults: self.faults,
-            upstream_origin,
+            upstream_piece,
+            upstream_authorize_prefix,
             audience,
         })
     }

@@ -9,13 +9,17 @@
 //! one browser do not clobber each other.
 
 use core::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthorizationDetails;
 use crate::config::ConsentPolicy;
-use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, unb64};
+use crate::crypto::{
+    MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, unb64, unb64_32,
+};
 use crate::error::{ConsentError, ParamError};
+use crate::reply::html::UpstreamPiece;
 use crate::reply::{ClientRedirect, Reply};
 use crate::request::cookie::{self, BrowserContext};
 use crate::request::params::Params;
@@ -70,27 +74,44 @@ pub struct ConsentView {
     pub form_csrf: String,
 }
 
-/// A rendered consent page waiting for the user's decision.
+/// A consent page waiting for the user's decision: the pending record to store and what
+/// the page needs. The page is rendered when asked for ([`page`](Self::page),
+/// [`into_parts`](Self::into_parts)); hosts with their own template read
+/// [`view`](Self::view) instead.
 #[must_use = "store the pending record, then send the page"]
 pub struct ConsentPrompt {
-    view: ConsentView,
     pending: PendingConsent,
+    form_tx: String,
+    form_csrf: String,
     cookie: String,
-    form_action: String,
+    upstream: Arc<UpstreamPiece>,
 }
 
 impl fmt::Debug for ConsentPrompt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConsentPrompt")
-            .field("client_id", &self.view.client_id)
+            .field("client_id", &self.pending.details.client_id)
             .finish_non_exhaustive()
     }
 }
 
 impl ConsentPrompt {
-    /// The view model, for hosts that render their own page.
-    pub fn view(&self) -> &ConsentView {
-        &self.view
+    /// The view model, for hosts that render their own page (built on each call).
+    pub fn view(&self) -> ConsentView {
+        let d = &self.pending.details;
+        ConsentView {
+            client_name: d.client_name.clone(),
+            client_id: d.client_id.clone(),
+            redirect_uri: d.redirect_uri.as_str().to_owned(),
+            redirect_host: d.redirect_uri.host(),
+            scopes: d.scope.iter().map(str::to_owned).collect(),
+            upstream_name: self.upstream.name.clone(),
+            upstream_scopes: self.upstream.scopes.clone(),
+            resource: d.resource.clone(),
+            loopback_warning: d.redirect_uri.is_loopback(),
+            form_tx: self.form_tx.clone(),
+            form_csrf: self.form_csrf.clone(),
+        }
     }
 
     /// The record to store under its key until the decision comes back.
@@ -103,16 +124,24 @@ impl ConsentPrompt {
         &self.cookie
     }
 
+    fn render(&self) -> Reply {
+        crate::reply::html::consent_page(
+            &self.pending.details,
+            &self.form_tx,
+            &self.form_csrf,
+            &self.upstream,
+        )
+    }
+
     /// The default page: escaped, no external resources, one form (`decision` =
     /// `approve` | `deny`), with the security headers and the cookie.
     pub fn page(&self) -> Reply {
-        crate::reply::html::consent_page(&self.view, &self.form_action)
-            .with_cookie(self.cookie.clone())
+        self.render().with_cookie(self.cookie.clone())
     }
 
     /// Takes the pending record and the page apart.
     pub fn into_parts(self) -> (PendingConsent, Reply) {
-        let page = self.page();
+        let page = self.render().with_cookie(self.cookie);
         (self.pending, page)
     }
 }
@@ -129,10 +158,10 @@ pub struct PendingConsent {
 
 impl Sealed for PendingConsent {
     const LABEL: &'static str = "pending consent v1";
-    fn feed(&self, w: MacWriter) -> MacWriter {
-        self.details
-            .feed(w.bytes(&self.key.0))
-            .u64(self.expires_at.0)
+    fn feed(&self, w: &mut MacWriter) {
+        w.bytes(&self.key.0);
+        self.details.feed(w);
+        w.u64(self.expires_at.0);
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -190,7 +219,7 @@ impl ConsentForm {
             "deny" => Choice::Deny,
             _ => return Err(ConsentError::InvalidDecision),
         };
-        if unb64(tx).is_none_or(|b| b.len() != 32) {
+        if unb64_32(tx).is_none() {
             return Err(ParamError::Invalid("tx").into());
         }
         Ok(Self {
@@ -251,17 +280,19 @@ impl ConsentGiven {
 
 fn browser_secret(browser: &BrowserContext<'_>, name: &str) -> Option<[u8; 32]> {
     let v = cookie::find(browser.cookies, name)?;
-    unb64(v).and_then(|b| <[u8; 32]>::try_from(b).ok())
+    unb64_32(v)
 }
 
 impl Gate {
     fn csrf_token(&self, browser: &[u8; 32], tx: &str) -> [u8; 32] {
-        let w = self.config.keys.mac("consent csrf");
+        let mut w = self.config.keys.mac("consent csrf");
         if self.config.faults().csrf_unbound {
             // A3 fault: the token depends on the server-side transaction only.
-            return w.str(tx).finish();
+            w.str(tx);
+            return w.finish();
         }
-        w.bytes(browser).str(tx).finish()
+        w.bytes(browser).str(tx);
+        w.finish()
     }
 
     pub(crate) fn prompt(
@@ -284,34 +315,14 @@ impl Gate {
             mac: UNSEALED,
         };
         pending.mac = pending.compute_mac(&self.config.keys);
-        let d = &pending.details;
-        let up = &self.config.upstream;
-        let view = ConsentView {
-            client_name: d.client_name.clone(),
-            client_id: d.client_id.clone(),
-            redirect_uri: d.redirect_uri.as_str().to_owned(),
-            redirect_host: d.redirect_uri.host(),
-            scopes: d.scope.iter().map(str::to_owned).collect(),
-            upstream_name: up.display_name.clone(),
-            upstream_scopes: up.scopes.clone(),
-            resource: d.resource.clone(),
-            loopback_warning: d.redirect_uri.is_loopback(),
-            form_tx: tx,
-            form_csrf: csrf,
-        };
         // The browser cookie lives as long as the longest page it protects.
         let cookie = cookie::set(mode, &cookie_name, &b64(&secret), lifetime);
-        // The approve answer redirects to the upstream, the deny answer to the client.
-        let form_action = format!(
-            "'self' {} {}",
-            self.config.upstream_origin,
-            pending.details.redirect_uri.origin()
-        );
         ConsentPrompt {
-            view,
             pending,
+            form_tx: tx,
+            form_csrf: csrf,
             cookie,
-            form_action,
+            upstream: Arc::clone(&self.config.upstream_piece),
         }
     }
 
@@ -347,8 +358,8 @@ impl Gate {
             None => return Err(ConsentError::CsrfMismatch),
         };
         let expected = self.csrf_token(&secret, &form.tx);
-        let presented = unb64(&form.csrf).unwrap_or_default();
-        if !crate::crypto::ct_eq(&expected, &presented) {
+        let matches = unb64_32(&form.csrf).is_some_and(|p| crate::crypto::ct_eq(&expected, &p));
+        if !matches {
             return Err(ConsentError::CsrfMismatch);
         }
         let details = pending.details;
@@ -383,16 +394,16 @@ impl Gate {
     }
 
     fn remember_digest(&self, d: &AuthorizationDetails) -> [u8; 16] {
-        let w = self.config.keys.mac("remembered consent");
+        let mut w = self.config.keys.mac("remembered consent");
         let tag = if self.config.faults().consent_per_browser {
             // A1/A4 fault: "this browser approved something" counts for every client.
             w.finish()
         } else {
             w.str(&d.client_id)
                 .str(d.redirect_uri.as_str())
-                .str(&d.scope.to_scope_string())
-                .str(&d.resource)
-                .finish()
+                .str(d.scope.as_str())
+                .str(&d.resource);
+            w.finish()
         };
         let mut out = [0u8; 16];
         out.copy_from_slice(&tag[..16]);
@@ -416,12 +427,11 @@ impl Gate {
         };
         if body.len() % REMEMBER_ENTRY != 0
             || body.len() > MAX_REMEMBERED * REMEMBER_ENTRY
-            || !self
-                .config
-                .keys
-                .mac("remember cookie")
-                .bytes(&body)
-                .verify(&tag)
+            || !{
+                let mut w = self.config.keys.mac("remember cookie");
+                w.bytes(&body);
+                w.verify(&tag)
+            }
         {
             return Vec::new();
         }
@@ -451,12 +461,9 @@ impl Gate {
             body.extend_from_slice(d);
             body.extend_from_slice(&exp.to_be_bytes());
         }
-        let tag = self
-            .config
-            .keys
-            .mac("remember cookie")
-            .bytes(&body)
-            .finish();
+        let mut w = self.config.keys.mac("remember cookie");
+        w.bytes(&body);
+        let tag = w.finish();
         let name = cookie::name(self.config.cookie_mode, REMEMBER_COOKIE);
         let value = format!("{}.{}", b64(&body), b64(&tag));
         cookie::set(

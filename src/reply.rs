@@ -2,6 +2,7 @@
 //! library's response type verbatim; the core decides every header (DESIGN §2).
 
 use core::fmt;
+use std::borrow::Cow;
 
 use crate::client::RedirectUri;
 use crate::request::params::{append_pair, start_query};
@@ -12,8 +13,9 @@ use crate::request::params::{append_pair, start_query};
 pub struct Reply {
     /// The status code.
     pub status: u16,
-    /// Header names (lowercase) and values, in order; `set-cookie` may repeat.
-    pub headers: Vec<(&'static str, String)>,
+    /// Header names (lowercase) and values, in order; `set-cookie` may repeat. Fixed
+    /// values are borrowed (`Cow::Borrowed`), so hosts can copy them without allocating.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body bytes.
     pub body: Vec<u8>,
 }
@@ -30,6 +32,13 @@ impl fmt::Debug for Reply {
     }
 }
 
+/// Headers on every JSON document (R46: token replies must not be cached).
+const JSON_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "application/json"),
+    ("cache-control", "no-store"),
+    ("pragma", "no-cache"),
+];
+
 /// Headers on every HTML page besides the CSP: no framing (R29, A5), no referrer (R56),
 /// no caching, no sniffing.
 const HTML_SECURITY_HEADERS: [(&str, &str); 5] = [
@@ -41,23 +50,19 @@ const HTML_SECURITY_HEADERS: [(&str, &str); 5] = [
 ];
 
 impl Reply {
-    /// An HTML page with the security headers. `form_action` lists the CSP `form-action`
-    /// sources: browsers enforce it on the redirects that follow a form submission too
-    /// (FastMCP #2305), so the consent page must allow the upstream and the client's
-    /// redirect origin besides `'self'`.
-    pub(crate) fn html(status: u16, body: String, form_action: &str) -> Self {
-        let csp = format!(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; \
-             frame-ancestors 'none'; base-uri 'none'"
-        );
-        let mut headers: Vec<(&'static str, String)> = vec![
-            ("content-type", "text/html; charset=utf-8".into()),
-            ("content-security-policy", csp),
-        ];
+    /// An HTML page with the security headers and the given `Content-Security-Policy`.
+    /// Its `form-action` must list every origin the form's answer redirects to: browsers
+    /// enforce it on the redirects that follow a form submission too (FastMCP #2305), so
+    /// the consent page allows the upstream and the client's redirect origin besides
+    /// `'self'`.
+    pub(crate) fn html(status: u16, body: String, csp: String) -> Self {
+        let mut headers: Vec<(&'static str, Cow<'static, str>)> = Vec::with_capacity(9);
+        headers.push(("content-type", Cow::Borrowed("text/html; charset=utf-8")));
+        headers.push(("content-security-policy", Cow::Owned(csp)));
         headers.extend(
             HTML_SECURITY_HEADERS
                 .iter()
-                .map(|(n, v)| (*n, (*v).to_string())),
+                .map(|(n, v)| (*n, Cow::Borrowed(*v))),
         );
         Self {
             status,
@@ -70,12 +75,24 @@ impl Reply {
     pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
         Self {
             status,
-            headers: vec![
-                ("content-type", "application/json".into()),
-                ("cache-control", "no-store".into()),
-                ("pragma", "no-cache".into()),
-            ],
+            headers: JSON_HEADERS
+                .iter()
+                .map(|(n, v)| (*n, Cow::Borrowed(*v)))
+                .collect(),
             body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A JSON document written by the caller (fixed shapes, such as the token reply, skip
+    /// the `serde_json::Value` tree).
+    pub(crate) fn json_bytes(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: JSON_HEADERS
+                .iter()
+                .map(|(n, v)| (*n, Cow::Borrowed(*v)))
+                .collect(),
+            body,
         }
     }
 
@@ -84,9 +101,9 @@ impl Reply {
         Self {
             status: 303,
             headers: vec![
-                ("location", location),
-                ("cache-control", "no-store".into()),
-                ("referrer-policy", "no-referrer".into()),
+                ("location", Cow::Owned(location)),
+                ("cache-control", Cow::Borrowed("no-store")),
+                ("referrer-policy", Cow::Borrowed("no-referrer")),
             ],
             body: Vec::new(),
         }
@@ -94,7 +111,7 @@ impl Reply {
 
     /// Adds a `Set-Cookie` header.
     pub(crate) fn with_cookie(mut self, cookie: String) -> Self {
-        self.headers.push(("set-cookie", cookie));
+        self.headers.push(("set-cookie", Cow::Owned(cookie)));
         self
     }
 
@@ -103,7 +120,7 @@ impl Reply {
         self.headers
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// Every `Set-Cookie` value.
@@ -111,7 +128,7 @@ impl Reply {
         self.headers
             .iter()
             .filter(|(n, _)| *n == "set-cookie")
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 }
 
@@ -193,116 +210,198 @@ impl ClientRedirect {
     pub fn response(&self) -> Reply {
         Reply::see_other(self.location.clone())
     }
+
+    /// The 303 to send, without copying the location.
+    pub fn into_response(self) -> Reply {
+        Reply::see_other(self.location)
+    }
 }
 
 pub(crate) mod html {
     //! The default consent and error pages: every value escaped (R23), no external resources
     //! (R56), inline style only (the CSP allows nothing else), one form.
 
-    use core::fmt::Write as _;
-
-    use crate::consent::ConsentView;
+    use crate::authorize::AuthorizationDetails;
     use crate::reply::Reply;
 
-    /// Escapes text for HTML element content and double-quoted attributes.
+    /// Appends `s` escaped for HTML element content and double-quoted attributes; control
+    /// characters become U+FFFD. Runs that need no escaping are copied whole.
+    pub(crate) fn escape_into(out: &mut String, s: &str) {
+        let mut start = 0;
+        for (i, c) in s.char_indices() {
+            let replacement = match c {
+                '&' => "&amp;",
+                '<' => "&lt;",
+                '>' => "&gt;",
+                '"' => "&quot;",
+                '\'' => "&#39;",
+                c if c.is_control() => "\u{fffd}",
+                _ => continue,
+            };
+            out.push_str(&s[start..i]);
+            out.push_str(replacement);
+            start = i + c.len_utf8();
+        }
+        out.push_str(&s[start..]);
+    }
+
+    /// `s` escaped, as a new string.
     pub(crate) fn escape(s: &str) -> String {
         let mut out = String::with_capacity(s.len() + 8);
-        for c in s.chars() {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                c if c.is_control() => out.push('\u{fffd}'),
-                c => out.push(c),
-            }
-        }
+        escape_into(&mut out, s);
         out
     }
 
-    const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}\
-    h1{font-size:1.4rem}code,.uri{font-family:ui-monospace,monospace;word-break:break-all}\
-    .box{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0}\
-    .warn{background:#fff4e5;border-color:#f0a020}\
-    button{font-size:1rem;padding:.6rem 1.4rem;margin-right:.8rem;border-radius:6px;border:1px solid #888;cursor:pointer}\
-    button[value=approve]{background:#1f6feb;color:#fff;border-color:#1f6feb}";
+    /// Everything before the title.
+    const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+    <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>";
 
-    fn page(title: &str, body: &str) -> String {
-        format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-    <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-    <title>{}</title><style>{STYLE}</style></head><body>{body}</body></html>",
-            escape(title)
-        )
+    /// Between the title and the body's content.
+    const AFTER_TITLE: &str = concat!(
+        "</title><style>",
+        "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}",
+        "h1{font-size:1.4rem}code,.uri{font-family:ui-monospace,monospace;word-break:break-all}",
+        ".box{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0}",
+        ".warn{background:#fff4e5;border-color:#f0a020}",
+        "button{font-size:1rem;padding:.6rem 1.4rem;margin-right:.8rem;border-radius:6px;border:1px solid #888;cursor:pointer}",
+        "button[value=approve]{background:#1f6feb;color:#fff;border-color:#1f6feb}",
+        "</style></head><body>"
+    );
+
+    const TAIL: &str = "</body></html>";
+
+    /// The CSP of every page; `form_action` is the list of `form-action` sources.
+    fn csp(form_action: &[&str]) -> String {
+        let mut csp = String::with_capacity(160);
+        csp.push_str("default-src 'none'; style-src 'unsafe-inline'; form-action");
+        for source in form_action {
+            csp.push(' ');
+            csp.push_str(source);
+        }
+        csp.push_str("; frame-ancestors 'none'; base-uri 'none'");
+        csp
+    }
+
+    /// What the consent page shows of the upstream, escaped once per [`Config`] rather than
+    /// on every page.
+    ///
+    /// [`Config`]: crate::Config
+    #[derive(Debug)]
+    pub(crate) struct UpstreamPiece {
+        /// The upstream's display name, as configured.
+        pub(crate) name: String,
+        /// The upstream scopes our server asks for, as configured.
+        pub(crate) scopes: Vec<String>,
+        /// The upstream authorization endpoint's origin (the approve answer goes there).
+        pub(crate) origin: String,
+        name_html: String,
+        /// The "This server will ask … for:" list, or nothing when no scope is asked.
+        scopes_html: String,
+    }
+
+    impl UpstreamPiece {
+        pub(crate) fn new(name: &str, scopes: &[String], origin: String) -> Self {
+            let mut scopes_html = String::new();
+            if !scopes.is_empty() {
+                scopes_html.push_str("<p>This server will ask ");
+                escape_into(&mut scopes_html, name);
+                scopes_html.push_str(" for:</p><ul>");
+                push_items(&mut scopes_html, scopes.iter().map(String::as_str));
+                scopes_html.push_str("</ul>");
+            }
+            Self {
+                name: name.to_owned(),
+                scopes: scopes.to_vec(),
+                origin,
+                name_html: escape(name),
+                scopes_html,
+            }
+        }
+    }
+
+    fn push_items<'s>(out: &mut String, items: impl Iterator<Item = &'s str>) {
+        for item in items {
+            out.push_str("<li><code>");
+            escape_into(out, item);
+            out.push_str("</code></li>");
+        }
     }
 
     /// The consent page (R27): the client's name *and* the exact redirect URI and its host,
     /// the MCP scopes, the upstream and its scopes, the resource, and a loopback warning.
-    pub(crate) fn consent_page(v: &ConsentView, form_action: &str) -> Reply {
-        let name = v.client_name.as_deref().unwrap_or("An unnamed application");
-        let mut b = String::with_capacity(2048);
-        let _ = write!(
-            b,
-            "<h1>Allow <strong>{name}</strong> to use your account?</h1>\
-    <div class=\"box\"><p>If you approve, you will sign in with {up} and \
-    <strong>{name}</strong> will receive access to <span class=\"uri\">{resource}</span>.</p>\
-    <p>Access will be sent to <strong class=\"uri\" id=\"redirect-host\">{host}</strong>:<br>\
-    <span class=\"uri\" id=\"redirect-uri\">{uri}</span></p>\
-    <p>Client id: <code>{client_id}</code></p>",
-            name = escape(name),
-            up = escape(&v.upstream_name),
-            resource = escape(&v.resource),
-            host = escape(&v.redirect_host),
-            uri = escape(&v.redirect_uri),
-            client_id = escape(&v.client_id),
+    /// Written in one pass into one buffer (it is on every `/authorize`).
+    pub(crate) fn consent_page(
+        d: &AuthorizationDetails,
+        form_tx: &str,
+        form_csrf: &str,
+        upstream: &UpstreamPiece,
+    ) -> Reply {
+        let name = d.client_name.as_deref().unwrap_or("An unnamed application");
+        let uri = d.redirect_uri.as_str();
+        let mut b = String::with_capacity(4096);
+        b.push_str(HEAD);
+        b.push_str("Allow ");
+        escape_into(&mut b, name);
+        b.push('?');
+        b.push_str(AFTER_TITLE);
+        b.push_str("<h1>Allow <strong>");
+        escape_into(&mut b, name);
+        b.push_str("</strong> to use your account?</h1><div class=\"box\"><p>If you approve, you will sign in with ");
+        b.push_str(&upstream.name_html);
+        b.push_str(" and <strong>");
+        escape_into(&mut b, name);
+        b.push_str("</strong> will receive access to <span class=\"uri\">");
+        escape_into(&mut b, &d.resource);
+        b.push_str(
+            "</span>.</p><p>Access will be sent to <strong class=\"uri\" id=\"redirect-host\">",
         );
-        if !v.scopes.is_empty() {
+        escape_into(&mut b, d.redirect_uri.host_str());
+        b.push_str("</strong>:<br><span class=\"uri\" id=\"redirect-uri\">");
+        escape_into(&mut b, uri);
+        b.push_str("</span></p><p>Client id: <code>");
+        escape_into(&mut b, &d.client_id);
+        b.push_str("</code></p>");
+        if !d.scope.is_empty() {
             b.push_str("<p>Permissions on this server:</p><ul>");
-            for s in &v.scopes {
-                let _ = write!(b, "<li><code>{}</code></li>", escape(s));
-            }
+            push_items(&mut b, d.scope.iter());
             b.push_str("</ul>");
         }
-        if !v.upstream_scopes.is_empty() {
-            let _ = write!(
-                b,
-                "<p>This server will ask {} for:</p><ul>",
-                escape(&v.upstream_name)
-            );
-            for s in &v.upstream_scopes {
-                let _ = write!(b, "<li><code>{}</code></li>", escape(s));
-            }
-            b.push_str("</ul>");
-        }
+        b.push_str(&upstream.scopes_html);
         b.push_str("</div>");
-        if v.loopback_warning {
+        if d.redirect_uri.is_loopback() {
             b.push_str(
                 "<div class=\"box warn\"><p><strong>Local application.</strong> Access goes to a program \
     on this computer. Only approve if you just started connecting an application here yourself.</p></div>",
             );
         }
         b.push_str("<p>If you did not just ask to connect this application, choose Deny.</p>");
-        let _ = write!(
-            b,
-            "<form method=\"post\"><input type=\"hidden\" name=\"tx\" value=\"{tx}\">\
-    <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-    <button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
+        b.push_str("<form method=\"post\"><input type=\"hidden\" name=\"tx\" value=\"");
+        escape_into(&mut b, form_tx);
+        b.push_str("\"><input type=\"hidden\" name=\"csrf\" value=\"");
+        escape_into(&mut b, form_csrf);
+        b.push_str(
+            "\"><button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
     <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
-            tx = escape(&v.form_tx),
-            csrf = escape(&v.form_csrf),
         );
-        Reply::html(200, page(&format!("Allow {name}?"), &b), form_action)
+        b.push_str(TAIL);
+        // The approve answer redirects to the upstream, the deny answer to the client.
+        let csp = csp(&["'self'", &upstream.origin, d.redirect_uri.origin()]);
+        Reply::html(200, b, csp)
     }
 
     /// A plain error page (R16: errors before validation are pages, never redirects).
     pub(crate) fn error_page(status: u16, title: &str, detail: &str) -> Reply {
-        let body = format!(
-            "<h1>{}</h1><div class=\"box\"><p>{}</p></div>",
-            escape(title),
-            escape(detail)
-        );
-        Reply::html(status, page(title, &body), "'none'")
+        let mut b = String::with_capacity(2048);
+        b.push_str(HEAD);
+        escape_into(&mut b, title);
+        b.push_str(AFTER_TITLE);
+        b.push_str("<h1>");
+        escape_into(&mut b, title);
+        b.push_str("</h1><div class=\"box\"><p>");
+        escape_into(&mut b, detail);
+        b.push_str("</p></div>");
+        b.push_str(TAIL);
+        Reply::html(status, b, csp(&["'none'"]))
     }
 
     #[cfg(test)]

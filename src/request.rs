@@ -10,6 +10,8 @@ pub(crate) mod params {
     //! an absent one; unknown parameters are ignored. Percent-escapes must be well formed and
     //! decode to UTF-8. Every size is bounded so that arbitrary input costs linear time.
 
+    use std::borrow::Cow;
+
     use crate::error::ParamError;
 
     /// Upper bound of a whole query string or form body.
@@ -19,34 +21,35 @@ pub(crate) mod params {
     /// Upper bound of a parameter name.
     const MAX_NAME: usize = 64;
 
-    /// A parsed parameter list (small: linear lookups are faster than a map here).
+    /// A parsed parameter list (small: linear lookups are faster than a map here). Names
+    /// and values borrow the input unless they had escapes to decode.
     #[derive(Debug)]
-    pub(crate) struct Params {
-        pairs: Vec<(String, String)>,
+    pub(crate) struct Params<'a> {
+        pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     }
 
-    impl Params {
-        pub(crate) fn parse(input: &[u8]) -> Result<Self, ParamError> {
+    impl<'a> Params<'a> {
+        pub(crate) fn parse(input: &'a [u8]) -> Result<Self, ParamError> {
             if input.len() > MAX_INPUT {
                 return Err(ParamError::TooLarge);
             }
-            let mut pairs: Vec<(String, String)> = Vec::new();
-            for part in input.split(|b| *b == b'&') {
+            // One UTF-8 check for the whole input: pieces cut at ASCII `&` and `=` are then
+            // UTF-8 too, and only percent-decoded pieces need checking again.
+            let input = core::str::from_utf8(input).map_err(|_| ParamError::Malformed)?;
+            let mut pairs: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(8);
+            for part in input.split('&') {
                 if part.is_empty() {
                     continue;
                 }
-                let (name, value) = match part.iter().position(|b| *b == b'=') {
-                    Some(i) => (&part[..i], &part[i + 1..]),
-                    None => (part, &[][..]),
-                };
+                let (name, value) = part.split_once('=').unwrap_or((part, ""));
                 if name.len() > MAX_NAME * 3 {
                     return Err(ParamError::TooLarge);
                 }
-                let name = decode(name)?;
+                let name = decode_str(name)?;
                 if name.len() > MAX_NAME {
                     return Err(ParamError::TooLarge);
                 }
-                let value = decode(value)?;
+                let value = decode_str(value)?;
                 if pairs.iter().any(|(n, _)| *n == name) {
                     return Err(ParamError::Repeated(truncate_name(&name)));
                 }
@@ -63,7 +66,7 @@ pub(crate) mod params {
             self.pairs
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
+                .map(|(_, v)| &**v)
                 .filter(|v| !v.is_empty())
         }
 
@@ -107,8 +110,18 @@ pub(crate) mod params {
     }
 
     /// Decodes one form component: `+` is a space, `%XX` an escaped byte; anything malformed
-    /// or not UTF-8 is an error rather than a replacement character.
-    pub(crate) fn decode(raw: &[u8]) -> Result<String, ParamError> {
+    /// or not UTF-8 is an error rather than a replacement character. Borrows when there is
+    /// nothing to decode (the common case: handles and codes are base64url).
+    pub(crate) fn decode(raw: &[u8]) -> Result<Cow<'_, str>, ParamError> {
+        decode_str(core::str::from_utf8(raw).map_err(|_| ParamError::Malformed)?)
+    }
+
+    /// [`decode`] of text already known to be UTF-8.
+    fn decode_str(text: &str) -> Result<Cow<'_, str>, ParamError> {
+        let raw = text.as_bytes();
+        if !raw.iter().any(|b| matches!(b, b'+' | b'%')) {
+            return Ok(Cow::Borrowed(text));
+        }
         let mut out = Vec::with_capacity(raw.len());
         let mut i = 0;
         while i < raw.len() {
@@ -127,7 +140,55 @@ pub(crate) mod params {
             }
             i += 1;
         }
-        String::from_utf8(out).map_err(|_| ParamError::Malformed)
+        String::from_utf8(out)
+            .map(Cow::Owned)
+            .map_err(|_| ParamError::Malformed)
+    }
+
+    /// The bytes that go into a form-urlencoded component as themselves (the WHATWG
+    /// `application/x-www-form-urlencoded` byte serializer's set: alphanumerics and `*-._`).
+    const FORM_SAFE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = c.is_ascii_alphanumeric() || matches!(c, b'*' | b'-' | b'.' | b'_');
+            b += 1;
+        }
+        t
+    };
+
+    fn form_safe(b: u8) -> bool {
+        FORM_SAFE[usize::from(b)]
+    }
+
+    /// Appends `value` form-urlencoded (space as `+`, everything else outside
+    /// [`form_safe`] as `%XX`), copying runs of safe bytes whole.
+    pub(crate) fn push_encoded(out: &mut String, value: &str) {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let bytes = value.as_bytes();
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if form_safe(b) {
+                continue;
+            }
+            // A non-empty run of safe bytes starts after a complete character (safe bytes are
+            // ASCII), so these slices always fall on character boundaries.
+            if start < i {
+                out.push_str(&value[start..i]);
+            }
+            if b == b' ' {
+                out.push('+');
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+            start = i + 1;
+        }
+        if start < bytes.len() {
+            out.push_str(&value[start..]);
+        }
     }
 
     /// Appends `name=value` to a query string or form body, percent-encoding the value.
@@ -135,9 +196,9 @@ pub(crate) mod params {
         if !out.is_empty() && !out.ends_with('?') && !out.ends_with('&') {
             out.push('&');
         }
-        out.extend(url::form_urlencoded::byte_serialize(name.as_bytes()));
+        push_encoded(out, name);
         out.push('=');
-        out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+        push_encoded(out, value);
     }
 
     /// Starts the query of `url`: `?` when it has none yet; otherwise the next
@@ -181,6 +242,39 @@ pub(crate) mod params {
             let p = Params::parse(b"a=&b=1&zzz=9&&").unwrap();
             assert_eq!(p.get("a"), None);
             assert_eq!(p.get("b"), Some("1"));
+        }
+
+        #[test]
+        fn encoding_matches_the_whatwg_serializer() {
+            // The hand-written encoder replaced `url::form_urlencoded::byte_serialize` on the
+            // hot path; it must stay byte-for-byte identical to it.
+            let mut all = String::new();
+            for c in (0u32..0x250).filter_map(char::from_u32) {
+                all.push(c);
+            }
+            for v in [
+                "",
+                "abc",
+                "a b+c&d=e%f",
+                "https://x.example/cb?q=1#f",
+                "é✓\u{1F600}",
+                &all,
+            ] {
+                let mut ours = String::new();
+                push_encoded(&mut ours, v);
+                let theirs: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+                assert_eq!(ours, theirs, "{v:?}");
+                assert_eq!(decode(ours.as_bytes()).unwrap(), v);
+            }
+        }
+
+        #[test]
+        fn decoding_borrows_when_it_can() {
+            assert!(matches!(
+                decode(b"abc-_.~").unwrap(),
+                Cow::Borrowed("abc-_.~")
+            ));
+            assert!(matches!(decode(b"a%20b").unwrap(), Cow::Owned(_)));
         }
 
         #[test]
@@ -235,6 +329,8 @@ pub(crate) mod cookie {
     //! must carry the binding cookie. Plain-HTTP loopback development mode drops only what
     //! HTTP forces it to drop: `Secure` and the prefix.
 
+    use std::borrow::Cow;
+
     use crate::config::CookieMode;
 
     /// Longest `Cookie` header we read; a longer one is treated as carrying none of ours.
@@ -263,11 +359,22 @@ pub(crate) mod cookie {
     }
 
     /// The name of one of our cookies in the given mode.
-    pub(crate) fn name(mode: CookieMode, base: &str) -> String {
+    pub(crate) fn name(mode: CookieMode, base: &'static str) -> Cow<'static, str> {
         match mode {
-            CookieMode::Secure => format!("__Host-{base}"),
-            CookieMode::DevLoopback => base.to_owned(),
+            CookieMode::Secure => Cow::Owned(format!("__Host-{base}")),
+            CookieMode::DevLoopback => Cow::Borrowed(base),
         }
+    }
+
+    /// The name of one of our cookies in the given mode, built from parts (the per-
+    /// transaction binding cookie's name is `cg-bind-` plus a digest).
+    pub(crate) fn name_from(mode: CookieMode, parts: &[&str]) -> String {
+        let mut s = String::with_capacity(32);
+        if mode == CookieMode::Secure {
+            s.push_str("__Host-");
+        }
+        parts.iter().for_each(|p| s.push_str(p));
+        s
     }
 
     /// A `Set-Cookie` value with the fixed attributes.
@@ -276,7 +383,30 @@ pub(crate) mod cookie {
             CookieMode::Secure => "; Secure",
             CookieMode::DevLoopback => "",
         };
-        format!("{name}={value}; Path=/; Max-Age={max_age}{secure}; HttpOnly; SameSite=Lax")
+        let mut s = String::with_capacity(name.len() + value.len() + 64);
+        s.push_str(name);
+        s.push('=');
+        s.push_str(value);
+        s.push_str("; Path=/; Max-Age=");
+        push_u64(&mut s, max_age);
+        s.push_str(secure);
+        s.push_str("; HttpOnly; SameSite=Lax");
+        s
+    }
+
+    /// Appends a decimal number without going through `fmt`.
+    pub(crate) fn push_u64(out: &mut String, mut v: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        out.extend(digits[i..].iter().map(|d| char::from(*d)));
     }
 
     /// A `Set-Cookie` that deletes `name`.
@@ -348,8 +478,12 @@ pub(crate) mod scope {
     const MAX_SCOPE_LEN: usize = 128;
 
     /// A sorted, de-duplicated set of scope tokens.
-    #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-    pub struct ScopeSet(Vec<String>);
+    ///
+    /// Held in its canonical space-delimited form: one allocation per set, and the form
+    /// that token replies, access tokens and MACs use anyway. Serialized as a JSON array
+    /// of tokens; deserializing re-validates and re-canonicalizes.
+    #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub struct ScopeSet(String);
 
     fn is_scope_token(s: &str) -> bool {
         // scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
@@ -363,21 +497,39 @@ pub(crate) mod scope {
         /// Parses a space-delimited scope string; `None` when a token is invalid or there are
         /// too many. The empty string is the empty set.
         pub fn parse(s: &str) -> Option<Self> {
-            let mut v: Vec<String> = Vec::new();
-            for tok in s.split(' ').filter(|t| !t.is_empty()) {
-                if !is_scope_token(tok) || v.len() == MAX_SCOPES {
+            Self::from_tokens(s.split(' '))
+        }
+
+        fn from_tokens<'t>(tokens: impl Iterator<Item = &'t str>) -> Option<Self> {
+            let mut v: [&str; MAX_SCOPES] = [""; MAX_SCOPES];
+            let mut n = 0;
+            for tok in tokens.filter(|t| !t.is_empty()) {
+                if !is_scope_token(tok) || n == MAX_SCOPES {
                     return None;
                 }
-                v.push(tok.to_owned());
+                v[n] = tok;
+                n += 1;
             }
+            let v = &mut v[..n];
             v.sort_unstable();
-            v.dedup();
-            Some(Self(v))
+            let mut out = String::with_capacity(v.iter().map(|t| t.len() + 1).sum());
+            let mut last = None;
+            for tok in v.iter() {
+                if last == Some(*tok) {
+                    continue;
+                }
+                if last.is_some() {
+                    out.push(' ');
+                }
+                out.push_str(tok);
+                last = Some(*tok);
+            }
+            Some(Self(out))
         }
 
         /// Whether every scope of `self` is in `other`.
         pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
-            self.0.iter().all(|s| other.0.binary_search(s).is_ok())
+            self.iter().all(|s| other.iter().any(|o| o == s))
         }
 
         /// Whether the set is empty.
@@ -386,25 +538,44 @@ pub(crate) mod scope {
         }
 
         /// The scope tokens, sorted.
-        pub fn iter(&self) -> impl Iterator<Item = &str> {
-            self.0.iter().map(String::as_str)
+        pub fn iter(&self) -> impl Iterator<Item = &str> + Clone {
+            self.0.split(' ').filter(|t| !t.is_empty())
         }
 
         /// The space-delimited form.
         pub fn to_scope_string(&self) -> String {
-            self.0.join(" ")
+            self.0.clone()
+        }
+
+        /// The space-delimited form, borrowed.
+        pub(crate) fn as_str(&self) -> &str {
+            &self.0
+        }
+    }
+
+    impl Serialize for ScopeSet {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.iter())
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ScopeSet {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let tokens = Vec::<String>::deserialize(d)?;
+            Self::from_tokens(tokens.iter().map(String::as_str))
+                .ok_or_else(|| serde::de::Error::custom("invalid scope token"))
         }
     }
 
     impl fmt::Debug for ScopeSet {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "ScopeSet({:?})", self.to_scope_string())
+            write!(f, "ScopeSet({:?})", self.0)
         }
     }
 
     impl fmt::Display for ScopeSet {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(&self.to_scope_string())
+            f.write_str(&self.0)
         }
     }
 
@@ -420,6 +591,21 @@ pub(crate) mod scope {
             assert!(ScopeSet::parse("a\\b").is_none());
             assert!(ScopeSet::parse("é").is_none());
             assert!(ScopeSet::parse("").unwrap().is_empty());
+        }
+
+        #[test]
+        fn serializes_as_a_token_array_and_revalidates() {
+            let s = ScopeSet::parse("mcp read").unwrap();
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, r#"["mcp","read"]"#);
+            assert_eq!(serde_json::from_str::<ScopeSet>(&json).unwrap(), s);
+            assert_eq!(
+                serde_json::from_str::<ScopeSet>(r#"["read","mcp","read"]"#).unwrap(),
+                s
+            );
+            assert!(serde_json::from_str::<ScopeSet>(r#"["a b"]"#).is_err());
+            assert!(serde_json::from_str::<ScopeSet>(r#"["a\"b"]"#).is_err());
+            assert_eq!(ScopeSet::parse("").unwrap().iter().count(), 0);
         }
 
         #[test]

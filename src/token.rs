@@ -95,7 +95,10 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
         .decode(value.trim())
         .ok()?;
     let i = raw.iter().position(|b| *b == b':')?;
-    Some((decode(&raw[..i]).ok()?, decode(&raw[i + 1..]).ok()?))
+    Some((
+        decode(&raw[..i]).ok()?.into_owned(),
+        decode(&raw[i + 1..]).ok()?.into_owned(),
+    ))
 }
 
 impl TokenRequest {
@@ -175,16 +178,16 @@ pub struct GrantRecord {
 
 impl Sealed for GrantRecord {
     const LABEL: &'static str = "grant v1";
-    fn feed(&self, w: MacWriter) -> MacWriter {
+    fn feed(&self, w: &mut MacWriter) {
         w.bytes(&self.grant_id)
             .str(&self.client_id)
             .str(&self.subject)
             .opt_str(self.display_name.as_deref())
-            .str(&self.scope.to_scope_string())
+            .str(self.scope.as_str())
             .str(&self.resource)
             .opt_str(self.upstream_token.as_ref().map(UpstreamToken::secret))
             .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
-            .u64(self.expires_at.0)
+            .u64(self.expires_at.0);
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -237,13 +240,13 @@ pub struct RefreshRecord {
 
 impl Sealed for RefreshRecord {
     const LABEL: &'static str = "refresh v1";
-    fn feed(&self, w: MacWriter) -> MacWriter {
+    fn feed(&self, w: &mut MacWriter) {
         w.bytes(&self.key.0)
             .bytes(&self.grant_id)
             .str(&self.client_id)
-            .str(&self.scope.to_scope_string())
+            .str(self.scope.as_str())
             .u64(self.expires_at.0)
-            .u64(self.rotated_at.map_or(0, |t| t.0 + 1))
+            .u64(self.rotated_at.map_or(0, |t| t.0 + 1));
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -314,16 +317,21 @@ impl Gate {
     }
 
     fn token_reply(&self, access: &str, refresh: Option<&str>, scope: &ScopeSet) -> Reply {
-        let mut body = serde_json::json!({
-            "access_token": access,
-            "token_type": "Bearer",
-            "expires_in": self.config.lifetimes.access_token,
-            "scope": scope.to_scope_string(),
-        });
+        // A fixed shape, written directly (members in the order serde_json's map sorts
+        // them, as the earlier `json!` reply had them).
+        let mut body = String::with_capacity(access.len() + 160);
+        body.push_str("{\"access_token\":");
+        push_json_str(&mut body, access);
+        body.push_str(",\"expires_in\":");
+        crate::request::cookie::push_u64(&mut body, self.config.lifetimes.access_token);
         if let Some(r) = refresh {
-            body["refresh_token"] = r.into();
+            body.push_str(",\"refresh_token\":");
+            push_json_str(&mut body, r);
         }
-        Reply::json(200, &body)
+        body.push_str(",\"scope\":");
+        push_json_str(&mut body, scope.as_str());
+        body.push_str(",\"token_type\":\"Bearer\"}");
+        Reply::json_bytes(200, body.into_bytes())
     }
 
     fn new_refresh(
@@ -388,7 +396,10 @@ impl Gate {
         if now >= record.expires_at {
             return Err(TokenError::InvalidGrant("code expired"));
         }
-        if !ct_eq(pkce_s256(verifier).as_bytes(), d.code_challenge.as_bytes()) {
+        if !ct_eq(
+            pkce_s256(verifier).as_str().as_bytes(),
+            d.code_challenge.as_bytes(),
+        ) {
             return Err(TokenError::InvalidGrant("PKCE verification failed"));
         }
         if redirect_uri
@@ -404,11 +415,22 @@ impl Gate {
             });
         }
         let scope = d.scope.clone();
+        // The redeemed tombstone stored back below needs no user: move it into the grant
+        // (the A8 fault stores the code back redeemable, so it must keep its user).
+        let reusable = self.config.faults().code_reusable;
+        let (subject, display_name) = if reusable {
+            (record.subject.clone(), record.display_name.clone())
+        } else {
+            (
+                core::mem::take(&mut record.subject),
+                record.display_name.take(),
+            )
+        };
         let mut grant = GrantRecord {
             grant_id: record.grant_id,
             client_id: d.client_id.clone(),
-            subject: record.subject.clone(),
-            display_name: record.display_name.clone(),
+            subject,
+            display_name,
             scope: scope.clone(),
             resource: d.resource.clone(),
             upstream_token: record.upstream_token.take(),
@@ -427,7 +449,7 @@ impl Gate {
             .collect();
         // Stored back as redeemed (without the upstream token) so that a replay is
         // recognised; it lives as long as a transaction would.
-        if !self.config.faults().code_reusable {
+        if !reusable {
             record.redeemed = true;
         }
         record.expires_at = now.plus(self.config.lifetimes.transaction);
@@ -492,12 +514,9 @@ impl Gate {
                 });
             }
         }
-        let successor = b64(&self
-            .config
-            .keys
-            .mac("refresh successor")
-            .str(token)
-            .finish());
+        let mut w = self.config.keys.mac("refresh successor");
+        w.str(token);
+        let successor = b64(&w.finish());
         // Inside the grace window the successor's record already exists and may itself
         // have been rotated since: writing it again would erase that, so only the first
         // rotation stores records.
@@ -627,6 +646,46 @@ pub(crate) mod revoke {
                 revoke_grant: from_access.or(from_refresh),
                 reply,
             })
+        }
+    }
+}
+
+/// Appends `s` as a JSON string (RFC 8259 §7: `"`, `\\` and control characters escaped).
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_json_str;
+
+    #[test]
+    fn json_strings_round_trip_through_serde_json() {
+        for s in ["", "cga_abc-_", "a\"b\\c", "\u{0}\u{1f}\n\t", "é✓\u{7f}"] {
+            let mut ours = String::new();
+            push_json_str(&mut ours, s);
+            assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), s, "{ours}");
         }
     }
 }

@@ -2,19 +2,20 @@
 //! browser binding, and the token exchange as data (R33–R41).
 
 use core::fmt;
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::{AuthorizationDetails, MAX_STATE};
 use crate::consent::ConsentGiven;
 use crate::crypto::{
-    MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, UpstreamCode, b64, ct_eq, fresh32, pkce_s256,
-    sha256_labeled,
+    B64x32, MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, UpstreamCode, b64, ct_eq, fresh32,
+    pkce_s256, sha256_labeled,
 };
 use crate::error::{CallbackError, ParamError, UpstreamError};
 use crate::reply::{ClientRedirect, Reply};
 use crate::request::cookie::{self, BrowserContext};
-use crate::request::params::{Params, append_pair, is_vschar_or_space, start_query};
+use crate::request::params::{Params, append_pair, is_vschar_or_space};
 use crate::{Entropy, Gate, UnixTime};
 
 /// Largest upstream response body we parse.
@@ -62,7 +63,10 @@ impl UpstreamRedirect {
 
     /// Takes the record and the reply apart.
     pub fn into_parts(self) -> (TransactionRecord, Reply) {
-        let r = self.response();
+        let mut r = Reply::see_other(self.location);
+        for c in self.cookies {
+            r = r.with_cookie(c);
+        }
         (self.transaction, r)
     }
 }
@@ -81,11 +85,10 @@ pub struct TransactionRecord {
 
 impl Sealed for TransactionRecord {
     const LABEL: &'static str = "transaction v1";
-    fn feed(&self, w: MacWriter) -> MacWriter {
-        self.details
-            .feed(w.bytes(&self.key.0))
-            .bytes(&self.binding_hash)
-            .u64(self.expires_at.0)
+    fn feed(&self, w: &mut MacWriter) {
+        w.bytes(&self.key.0);
+        self.details.feed(w);
+        w.bytes(&self.binding_hash).u64(self.expires_at.0);
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -107,18 +110,27 @@ impl TransactionRecord {
     }
 }
 
-fn binding_cookie_name(gate: &Gate, state: &str) -> String {
+fn binding_cookie_name(gate: &Gate, transaction: &StoreKey) -> String {
     // One cookie per transaction, so parallel flows in one browser do not clobber each
-    // other (the Cloudflare demo's single cookie does).
-    let h = sha256_labeled("binding cookie name", state.as_bytes());
-    let suffix: String = h[..6].iter().map(|b| format!("{b:02x}")).collect();
-    cookie::name(gate.config.cookie_mode, &format!("cg-bind-{suffix}"))
+    // other (the Cloudflare demo's single cookie does). Named after the transaction's
+    // store key (a hash of the upstream `state`, already computed): 48 bits of a hash of a
+    // 256-bit secret tell the browser nothing it could use.
+    let h = transaction.as_bytes();
+    let mut suffix = [0u8; 12];
+    for (i, b) in h[..6].iter().enumerate() {
+        suffix[2 * i] = b"0123456789abcdef"[usize::from(b >> 4)];
+        suffix[2 * i + 1] = b"0123456789abcdef"[usize::from(b & 15)];
+    }
+    let suffix = core::str::from_utf8(&suffix).unwrap_or_default();
+    cookie::name_from(gate.config.cookie_mode, &["cg-bind-", suffix])
 }
 
 impl Gate {
-    fn upstream_verifier(&self, state: &str) -> String {
+    fn upstream_verifier(&self, state: &str) -> B64x32 {
         // Derived, not stored: the store never holds the upstream PKCE verifier (R37).
-        b64(&self.config.keys.mac("upstream pkce").str(state).finish())
+        let mut w = self.config.keys.mac("upstream pkce");
+        w.str(state);
+        B64x32::encode(&w.finish())
     }
 
     /// Spends a [`ConsentGiven`] on an upstream authorization redirect: fresh `state`
@@ -132,25 +144,20 @@ impl Gate {
     ) -> UpstreamRedirect {
         let state = b64(&fresh32(entropy));
         let binding = b64(&fresh32(entropy));
-        let up = &self.config.upstream;
-        let mut location = up.authorize_endpoint.clone();
-        start_query(&mut location);
-        append_pair(&mut location, "response_type", "code");
-        append_pair(&mut location, "client_id", &up.client_id);
-        append_pair(&mut location, "redirect_uri", &self.config.callback_uri);
-        if !self.config.upstream_scope.is_empty() {
-            append_pair(&mut location, "scope", &self.config.upstream_scope);
-        }
+        let prefix = &self.config.upstream_authorize_prefix;
+        let mut location = String::with_capacity(prefix.len() + 200);
+        location.push_str(prefix);
         append_pair(&mut location, "state", &state);
         append_pair(
             &mut location,
             "code_challenge",
-            &pkce_s256(&self.upstream_verifier(&state)),
+            pkce_s256(self.upstream_verifier(&state).as_str()).as_str(),
         );
         append_pair(&mut location, "code_challenge_method", "S256");
         let lifetime = self.config.lifetimes.transaction;
+        let key = StoreKey::derive("upstream state", state.as_bytes());
         let mut transaction = TransactionRecord {
-            key: StoreKey::derive("upstream state", state.as_bytes()),
+            key,
             details: consent.details,
             binding_hash: sha256_labeled("binding", binding.as_bytes()),
             expires_at: now.plus(lifetime),
@@ -160,7 +167,7 @@ impl Gate {
         let mode = self.config.cookie_mode;
         let mut cookies = vec![cookie::set(
             mode,
-            &binding_cookie_name(self, &state),
+            &binding_cookie_name(self, &key),
             &binding,
             lifetime,
         )];
@@ -236,8 +243,8 @@ pub struct HttpRequest {
     pub method: &'static str,
     /// The absolute URL.
     pub url: String,
-    /// Headers to send.
-    pub headers: Vec<(&'static str, String)>,
+    /// Headers to send (fixed values borrowed, as in [`Reply`]).
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -303,13 +310,14 @@ impl Gate {
         if !txn.mac_is_valid(&self.config.keys) {
             return Err(CallbackError::TamperedRecord);
         }
-        if txn.key != callback.transaction_key() {
+        let key = callback.transaction_key();
+        if txn.key != key {
             return Err(CallbackError::UnknownTransaction);
         }
         if now >= txn.expires_at {
             return Err(CallbackError::Expired);
         }
-        let name = binding_cookie_name(self, &callback.state);
+        let name = binding_cookie_name(self, &key);
         let bound = cookie::find(browser.cookies, &name)
             .is_some_and(|v| ct_eq(&sha256_labeled("binding", v.as_bytes()), &txn.binding_hash));
         if !bound && !self.config.faults().callback_unbound {
@@ -343,7 +351,7 @@ impl Gate {
                 });
             }
         };
-        let mut body = String::new();
+        let mut body = String::with_capacity(512);
         append_pair(&mut body, "grant_type", "authorization_code");
         append_pair(&mut body, "code", code.secret());
         append_pair(&mut body, "redirect_uri", &self.config.callback_uri);
@@ -352,16 +360,19 @@ impl Gate {
         append_pair(
             &mut body,
             "code_verifier",
-            &self.upstream_verifier(&callback.state),
+            self.upstream_verifier(&callback.state).as_str(),
         );
         let token_request = HttpRequest {
             method: "POST",
             url: up.token_endpoint.clone(),
             headers: vec![
-                ("content-type", "application/x-www-form-urlencoded".into()),
+                (
+                    "content-type",
+                    Cow::Borrowed("application/x-www-form-urlencoded"),
+                ),
                 // GitHub picks the format by Accept; never its REST media type (406, F18).
-                ("accept", "application/json".into()),
-                ("user-agent", "consent-gate".into()),
+                ("accept", Cow::Borrowed("application/json")),
+                ("user-agent", Cow::Borrowed("consent-gate")),
             ],
             body: body.into_bytes(),
         };
@@ -392,36 +403,42 @@ pub(crate) fn parse_token_response(
     if resp.body.len() > MAX_UPSTREAM_BODY {
         return Err(UpstreamError::Malformed);
     }
-    let ct = resp.content_type.unwrap_or("").to_ascii_lowercase();
-    let fields: Vec<(String, String)> =
-        if ct.starts_with("application/x-www-form-urlencoded") || ct.starts_with("text/plain") {
-            let p = Params::parse(resp.body).map_err(|_| UpstreamError::Malformed)?;
-            ["access_token", "token_type", "expires_in", "error"]
-                .iter()
-                .filter_map(|k| p.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
-                .collect()
-        } else {
-            let v: serde_json::Value = serde_json::from_slice(resp.body).map_err(|_| {
-                if resp.status != 200 {
-                    UpstreamError::Status(resp.status)
-                } else {
-                    UpstreamError::Malformed
-                }
-            })?;
-            let obj = v.as_object().ok_or(UpstreamError::Malformed)?;
-            obj.iter()
-                .filter_map(|(k, v)| match v {
-                    serde_json::Value::String(s) => Some((k.clone(), s.clone())),
-                    // Numbers only where providers send them (`expires_in` may be either,
-                    // UPSTREAMS §6); a numeric `access_token` is not a token.
-                    serde_json::Value::Number(n) if k == "expires_in" => {
-                        Some((k.clone(), n.to_string()))
-                    }
-                    _ => None,
-                })
-                .collect()
-        };
-    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let ct = resp.content_type.unwrap_or("");
+    let is = |essence: &str| {
+        ct.get(..essence.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(essence))
+    };
+    const WANTED: [&str; 4] = ["access_token", "token_type", "expires_in", "error"];
+    let mut fields: [Option<Cow<'_, str>>; 4] = Default::default();
+    if is("application/x-www-form-urlencoded") || is("text/plain") {
+        let p = Params::parse(resp.body).map_err(|_| UpstreamError::Malformed)?;
+        for (slot, k) in fields.iter_mut().zip(WANTED) {
+            *slot = p.get(k).map(|v| Cow::Owned(v.to_owned()));
+        }
+    } else {
+        let members = json::object_members(resp.body, &WANTED).map_err(|_| {
+            if resp.status != 200 {
+                UpstreamError::Status(resp.status)
+            } else {
+                UpstreamError::Malformed
+            }
+        })?;
+        for ((slot, k), v) in fields.iter_mut().zip(WANTED).zip(members) {
+            *slot = match v {
+                Some(json::Scalar::Str(s)) => Some(s),
+                // Numbers only where providers send them (`expires_in` may be either,
+                // UPSTREAMS §6); a numeric `access_token` is not a token.
+                Some(json::Scalar::Num(n)) if k == "expires_in" => Some(Cow::Owned(n.to_string())),
+                _ => None,
+            };
+        }
+    }
+    let get = |k: &str| {
+        WANTED
+            .iter()
+            .position(|w| *w == k)
+            .and_then(|i| fields[i].as_deref())
+    };
     if let Some(e) = get("error") {
         let e: String = e
             .chars()
@@ -464,24 +481,155 @@ pub(crate) fn parse_user(
     if resp.body.len() > MAX_UPSTREAM_BODY {
         return Err(UpstreamError::Malformed);
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(resp.body).map_err(|_| UpstreamError::Malformed)?;
-    let id = match (v.get("sub"), v.get("id")) {
-        (Some(serde_json::Value::String(s)), _) => s.clone(),
-        (_, Some(serde_json::Value::Number(n))) => n.to_string(),
-        (_, Some(serde_json::Value::String(s))) => s.clone(),
+    let [sub, id, login, email, name] =
+        json::object_members(resp.body, &["sub", "id", "login", "email", "name"])
+            .map_err(|_| UpstreamError::Malformed)?;
+    let id: Cow<'_, str> = match (sub, id) {
+        (Some(json::Scalar::Str(s)), _) => s,
+        (_, Some(json::Scalar::Num(n))) => Cow::Owned(n.to_string()),
+        (_, Some(json::Scalar::Str(s))) => s,
         _ => return Err(UpstreamError::NoSubject),
     };
     if id.is_empty() || id.len() > 255 || !is_vschar_or_space(&id) {
         return Err(UpstreamError::NoSubject);
     }
-    let display_name = ["login", "email", "name"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(|x| x.as_str()))
+    let display_name = [login, email, name]
+        .into_iter()
+        .find_map(|v| match v {
+            Some(json::Scalar::Str(s)) => Some(s),
+            _ => None,
+        })
         .filter(|s| s.len() <= 255)
         .map(|s| s.chars().filter(|c| !c.is_control()).collect());
+    let mut subject = String::with_capacity(prefix.len() + id.len());
+    subject.push_str(prefix);
+    subject.push_str(&id);
     Ok(UpstreamUser {
-        subject: format!("{prefix}{id}"),
+        subject,
         display_name,
     })
+}
+
+mod json {
+    //! Reading a few members of an upstream JSON object without building a
+    //! `serde_json::Value` tree: strings borrow the body when they have no escapes, every
+    //! other member is skipped. Strict where the tree was lenient: the top level must be an
+    //! object, and a member we read may appear only once (a repeated `access_token` or `id`
+    //! is ambiguous, R22's rule applied to JSON).
+
+    use core::fmt;
+    use std::borrow::Cow;
+
+    use serde::Deserializer as _;
+    use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// A member's value, as far as we care.
+    pub(super) enum Scalar<'de> {
+        Str(Cow<'de, str>),
+        Num(serde_json::Number),
+        Other,
+    }
+
+    struct ScalarVisitor;
+
+    impl<'de> Visitor<'de> for ScalarVisitor {
+        type Value = Scalar<'de>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Scalar::Str(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Scalar::Str(Cow::Owned(v)))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Scalar::Num(v.into()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Scalar::Num(v.into()))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Scalar::Other, Scalar::Num))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Scalar::Other)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Scalar::Other)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Scalar::Other)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Scalar::Other)
+        }
+    }
+
+    impl<'de> de::Deserialize<'de> for Scalar<'de> {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(ScalarVisitor)
+        }
+    }
+
+    /// Reads a member name as its index in the wanted list (no allocation: the name is
+    /// compared where it lies).
+    struct KeySeed<'w, const N: usize>(&'w [&'static str; N]);
+
+    impl<'de, const N: usize> de::DeserializeSeed<'de> for KeySeed<'_, N> {
+        type Value = Option<usize>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de, const N: usize> Visitor<'de> for KeySeed<'_, N> {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(self.0.iter().position(|w| *w == v))
+        }
+    }
+
+    struct ObjectVisitor<'w, const N: usize>(&'w [&'static str; N]);
+
+    impl<'de, const N: usize> Visitor<'de> for ObjectVisitor<'_, N> {
+        type Value = [Option<Scalar<'de>>; N];
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: [Option<Scalar<'de>>; N] = core::array::from_fn(|_| None);
+            while let Some(key) = map.next_key_seed(KeySeed(self.0))? {
+                match key {
+                    Some(i) if out[i].is_some() => {
+                        return Err(de::Error::custom("repeated member"));
+                    }
+                    Some(i) => out[i] = Some(map.next_value::<Scalar<'de>>()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// The members named in `wanted` of the JSON object `body`, in that order.
+    pub(super) fn object_members<'de, const N: usize>(
+        body: &'de [u8],
+        wanted: &[&'static str; N],
+    ) -> Result<[Option<Scalar<'de>>; N], serde_json::Error> {
+        let mut d = serde_json::Deserializer::from_slice(body);
+        let out = d.deserialize_map(ObjectVisitor(wanted))?;
+        d.end()?;
+        Ok(out)
+    }
 }

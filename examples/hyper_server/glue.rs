@@ -334,7 +334,7 @@ impl Upstream {
     pub async fn send(&self, r: &HttpRequest) -> Result<Fetched, &'static str> {
         let mut builder = Request::builder().method(r.method).uri(r.url.as_str());
         for (name, value) in &r.headers {
-            builder = builder.header(*name, value.as_str());
+            builder = builder.header(*name, &**value);
         }
         let request = builder
             .body(Full::new(Bytes::from(r.body.clone())))

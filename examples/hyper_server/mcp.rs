@@ -246,7 +246,7 @@ async fn whoami(app: &App, principal: &Principal, grant: &GrantRecord) -> Value 
         method: "GET",
         url: up.user_endpoint.clone(),
         headers: vec![
-            ("authorization", format!("Bearer {}", token.secret())),
+            ("authorization", format!("Bearer {}", token.secret()).into()),
             ("accept", "application/json".into()),
             ("user-agent", "consent-gate-hyper-example".into()),
         ],
