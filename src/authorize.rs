@@ -158,7 +158,7 @@ impl Gate {
         }
         // 2. The redirect URI (R16, R17, R18). Omitted only if exactly one is registered.
         let prefix_fault = self.config.faults().redirect_prefix_match;
-        let redirect_uri = match &req.redirect_uri {
+        let redirect_uri = match req.redirect_uri {
             Some(presented) => client.match_redirect(presented, prefix_fault),
             None => match client.redirect_uris() {
                 [only] => Some(only.clone()),
@@ -171,10 +171,8 @@ impl Gate {
             return Err(AuthorizeError::UnsupportedResponseType);
         }
         // R19, A12: S256 only; `plain` and a missing method are refused.
-        let code_challenge = match (&req.code_challenge, req.code_challenge_method.as_deref()) {
-            (Some(c), Some("S256")) if (43..=128).contains(&c.len()) && is_unreserved(c) => {
-                c.clone()
-            }
+        let code_challenge = match (req.code_challenge, req.code_challenge_method.as_deref()) {
+            (Some(c), Some("S256")) if (43..=128).contains(&c.len()) && is_unreserved(&c) => c,
             _ => return Err(AuthorizeError::PkceRequired),
         };
         let scope = match &req.scope {
@@ -184,9 +182,9 @@ impl Gate {
                 .ok_or(AuthorizeError::InvalidScope)?,
         };
         // R21: absent means this resource; anything else must be it exactly.
-        let resource = match &req.resource {
+        let resource = match req.resource {
             None => self.config.resource.clone(),
-            Some(r) if *r == self.config.resource => r.clone(),
+            Some(r) if r == self.config.resource => r,
             Some(_) => return Err(AuthorizeError::InvalidTarget),
         };
         Ok(AuthorizationDetails {

@@ -158,20 +158,25 @@ impl RedirectUri {
     /// may differ, including a portless registration (RFC 8252 §7.3, R18). Returns the
     /// presented URI as a validated value.
     pub fn matching(&self, presented: &str) -> Option<RedirectUri> {
+        self.matches(presented)
+            .then(|| RedirectUri(presented.to_owned()))
+    }
+
+    fn matches(&self, presented: &str) -> bool {
         if presented == self.0 {
-            return Some(self.clone());
+            return true;
         }
-        let (rh, _, rr) = split_http(&self.0)?;
-        let (ph, pp, pr) = split_http(presented)?;
-        (rh == ph && rr == pr && is_port(pp)).then(|| RedirectUri(presented.to_owned()))
+        let (Some((rh, _, rr)), Some((ph, pp, pr))) = (split_http(&self.0), split_http(presented))
+        else {
+            return false;
+        };
+        rh == ph && rr == pr && is_port(pp)
     }
 
     /// The A10 fault: prefix matching (never compiled into a matching path without the
     /// `_faults` feature switched on).
-    pub(crate) fn matching_by_prefix(&self, presented: &str) -> Option<RedirectUri> {
-        presented
-            .starts_with(&self.0)
-            .then(|| RedirectUri(presented.to_owned()))
+    fn matches_by_prefix(&self, presented: &str) -> bool {
+        presented.starts_with(&self.0)
     }
 }
 
@@ -268,19 +273,29 @@ impl ClientRecord {
         self.refresh_allowed
     }
 
-    /// Finds the registered redirect URI that `presented` matches (R17, R18).
-    pub(crate) fn match_redirect(
-        &self,
-        presented: &str,
-        prefix_fault: bool,
-    ) -> Option<RedirectUri> {
-        self.redirect_uris.iter().find_map(|r| {
+    /// Whether `presented` matches a registered redirect URI: exactly (R17), or for an
+    /// `http` loopback registration with any port (R18). The A10 fault switch turns this
+    /// into prefix matching.
+    pub(crate) fn redirect_matches(&self, presented: &str, prefix_fault: bool) -> bool {
+        self.redirect_uris.iter().any(|r| {
             if prefix_fault {
-                r.matching_by_prefix(presented)
+                r.matches_by_prefix(presented)
             } else {
-                r.matching(presented)
+                r.matches(presented)
             }
         })
+    }
+
+    /// The presented redirect URI, validated, if one of the registered ones matches it
+    /// (R17 exactly; R18 for loopback, any port). The match is the presented string
+    /// itself, so it is kept rather than copied.
+    pub(crate) fn match_redirect(
+        &self,
+        presented: String,
+        prefix_fault: bool,
+    ) -> Option<RedirectUri> {
+        self.redirect_matches(&presented, prefix_fault)
+            .then_some(RedirectUri(presented))
     }
 
     /// Verifies a presented secret in constant time.

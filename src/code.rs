@@ -143,11 +143,11 @@ pub struct CodeRecord {
 impl Sealed for CodeRecord {
     const LABEL: &'static str = "code v1";
     fn feed(&self, w: &mut MacWriter) {
-        w.bytes(&self.key.0);
+        w.fixed(&self.key.0);
         self.details.feed(w);
         w.str(&self.subject)
             .opt_str(self.display_name.as_deref())
-            .bytes(&self.grant_id)
+            .fixed(&self.grant_id)
             .opt_str(self.upstream_token.as_ref().map(UpstreamToken::secret))
             .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
             .u64(self.expires_at.0)
@@ -241,11 +241,10 @@ impl Gate {
         let still_registered = client.is_some_and(|c| {
             c.mac_is_valid(&self.config.keys)
                 && c.client_id() == details.client_id
-                && c.match_redirect(
+                && c.redirect_matches(
                     details.redirect_uri.as_str(),
                     self.config.faults().redirect_prefix_match,
                 )
-                .is_some()
         });
         if !still_registered {
             return Err(CallbackError::ClientChanged);

@@ -159,7 +159,7 @@ pub struct PendingConsent {
 impl Sealed for PendingConsent {
     const LABEL: &'static str = "pending consent v1";
     fn feed(&self, w: &mut MacWriter) {
-        w.bytes(&self.key.0);
+        w.fixed(&self.key.0);
         self.details.feed(w);
         w.u64(self.expires_at.0);
     }
@@ -198,6 +198,8 @@ pub struct ConsentForm {
     tx: String,
     csrf: String,
     choice: Choice,
+    /// The host looks the record up by it and the decision checks it: hashed once.
+    pending_key: StoreKey,
 }
 
 impl fmt::Debug for ConsentForm {
@@ -226,12 +228,13 @@ impl ConsentForm {
             tx: tx.to_owned(),
             csrf: csrf.to_owned(),
             choice,
+            pending_key: StoreKey::derive("consent tx", tx.as_bytes()),
         })
     }
 
     /// The key of the pending record to take.
     pub fn pending_key(&self) -> StoreKey {
-        StoreKey::derive("consent tx", self.tx.as_bytes())
+        self.pending_key
     }
 
     /// What the user chose.
@@ -291,7 +294,7 @@ impl Gate {
             w.str(tx);
             return w.finish();
         }
-        w.bytes(browser).str(tx);
+        w.fixed(browser).str(tx);
         w.finish()
     }
 

@@ -343,6 +343,13 @@ impl MacWriter {
         }
     }
 
+    /// A field whose length is fixed by its type (a store key, a hash, a grant id): the
+    /// record layout fixes where it ends, so it needs no length prefix.
+    pub(crate) fn fixed<const N: usize>(&mut self, b: &[u8; N]) -> &mut Self {
+        self.put(b);
+        self
+    }
+
     pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.put(&v.to_be_bytes());
         self

@@ -100,11 +100,14 @@ impl Reply {
     pub(crate) fn see_other(location: String) -> Self {
         Self {
             status: 303,
-            headers: vec![
-                ("location", Cow::Owned(location)),
-                ("cache-control", Cow::Borrowed("no-store")),
-                ("referrer-policy", Cow::Borrowed("no-referrer")),
-            ],
+            headers: {
+                // Room for the cookies most redirects carry.
+                let mut h = Vec::with_capacity(6);
+                h.push(("location", Cow::Owned(location)));
+                h.push(("cache-control", Cow::Borrowed("no-store")));
+                h.push(("referrer-policy", Cow::Borrowed("no-referrer")));
+                h
+            },
             body: Vec::new(),
         }
     }
@@ -227,23 +230,53 @@ pub(crate) mod html {
     /// Appends `s` escaped for HTML element content and double-quoted attributes; control
     /// characters become U+FFFD. Runs that need no escaping are copied whole.
     pub(crate) fn escape_into(out: &mut String, s: &str) {
+        let bytes = s.as_bytes();
         let mut start = 0;
-        for (i, c) in s.char_indices() {
-            let replacement = match c {
-                '&' => "&amp;",
-                '<' => "&lt;",
-                '>' => "&gt;",
-                '"' => "&quot;",
-                '\'' => "&#39;",
-                c if c.is_control() => "\u{fffd}",
-                _ => continue,
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if !SPECIAL[usize::from(b)] {
+                i += 1;
+                continue;
+            }
+            // `char::is_control` is C0, DEL and C1; C1 (U+0080–U+009F) is 0xC2 0x80–0x9F.
+            let (replacement, len) = match b {
+                b'&' => ("&amp;", 1),
+                b'<' => ("&lt;", 1),
+                b'>' => ("&gt;", 1),
+                b'"' => ("&quot;", 1),
+                b'\'' => ("&#39;", 1),
+                0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => ("\u{fffd}", 2),
+                0xc2 => {
+                    i += 1;
+                    continue;
+                }
+                _ => ("\u{fffd}", 1),
             };
+            // Special bytes are ASCII or the lead byte of a two-byte character, so both
+            // ends of these slices fall on character boundaries.
             out.push_str(&s[start..i]);
             out.push_str(replacement);
-            start = i + c.len_utf8();
+            i += len;
+            start = i;
         }
         out.push_str(&s[start..]);
     }
+
+    /// The bytes [`escape_into`] must look at: markup characters, ASCII controls, and the
+    /// lead byte of the two-byte C1 controls.
+    const SPECIAL: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            t[b] = b < 0x20
+                || b == 0x7f
+                || b == 0xc2
+                || matches!(b as u8, b'&' | b'<' | b'>' | b'"' | b'\'');
+            b += 1;
+        }
+        t
+    };
 
     /// `s` escaped, as a new string.
     pub(crate) fn escape(s: &str) -> String {
@@ -407,6 +440,34 @@ pub(crate) mod html {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn escapes_exactly_what_the_char_definition_says() {
+            // The byte-level escaper against its definition, over every character up to
+            // U+0250 (ASCII, C1 controls, Latin-1, and two-byte letters starting with 0xC2).
+            let mut all = String::new();
+            for c in (0u32..0x250).filter_map(char::from_u32) {
+                all.push(c);
+                all.push('a');
+            }
+            let mut want = String::new();
+            for c in all.chars() {
+                match c {
+                    '&' => want.push_str("&amp;"),
+                    '<' => want.push_str("&lt;"),
+                    '>' => want.push_str("&gt;"),
+                    '"' => want.push_str("&quot;"),
+                    '\'' => want.push_str("&#39;"),
+                    c if c.is_control() => want.push('\u{fffd}'),
+                    c => want.push(c),
+                }
+            }
+            assert_eq!(escape(&all), want);
+            assert_eq!(
+                escape("\u{85}é✓\u{1F600}\u{9f}"),
+                "\u{fffd}é✓\u{1F600}\u{fffd}"
+            );
+        }
 
         #[test]
         fn escapes_markup() {

@@ -119,27 +119,32 @@ pub(crate) mod params {
     /// [`decode`] of text already known to be UTF-8.
     fn decode_str(text: &str) -> Result<Cow<'_, str>, ParamError> {
         let raw = text.as_bytes();
-        if !raw.iter().any(|b| matches!(b, b'+' | b'%')) {
+        // A full scan without an early exit: it vectorizes, and values are short.
+        let escaped = raw
+            .iter()
+            .fold(false, |seen, b| seen | (*b == b'+') | (*b == b'%'));
+        if !escaped {
             return Ok(Cow::Borrowed(text));
         }
         let mut out = Vec::with_capacity(raw.len());
-        let mut i = 0;
-        while i < raw.len() {
-            match raw[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hi = raw.get(i + 1).copied().and_then(hex);
-                    let lo = raw.get(i + 2).copied().and_then(hex);
-                    match (hi, lo) {
-                        (Some(h), Some(l)) => out.push(h << 4 | l),
-                        _ => return Err(ParamError::Malformed),
-                    }
-                    i += 2;
-                }
-                b => out.push(b),
+        let mut rest = raw;
+        // Copy the runs between escapes whole.
+        while let Some(i) = rest.iter().position(|b| *b == b'+' || *b == b'%') {
+            out.extend_from_slice(&rest[..i]);
+            if rest[i] == b'+' {
+                out.push(b' ');
+                rest = &rest[i + 1..];
+                continue;
             }
-            i += 1;
+            let hi = rest.get(i + 1).copied().and_then(hex);
+            let lo = rest.get(i + 2).copied().and_then(hex);
+            match (hi, lo) {
+                (Some(h), Some(l)) => out.push(h << 4 | l),
+                _ => return Err(ParamError::Malformed),
+            }
+            rest = &rest[i + 3..];
         }
+        out.extend_from_slice(rest);
         String::from_utf8(out)
             .map(Cow::Owned)
             .map_err(|_| ParamError::Malformed)

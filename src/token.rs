@@ -38,6 +38,9 @@ pub struct TokenRequest {
     grant: Grant,
     credentials: ClientCredentials,
     resource: Option<String>,
+    /// The host looks the code or refresh record up by it and the grant checks it:
+    /// hashed once.
+    record_key: StoreKey,
 }
 
 /// Client credentials from the body or HTTP Basic (RFC 6749 §2.3.1), one method only.
@@ -127,10 +130,15 @@ impl TokenRequest {
             },
             _ => return Err(TokenError::UnsupportedGrantType),
         };
+        let record_key = match &grant {
+            Grant::Code { code, .. } => StoreKey::derive("code", code.as_bytes()),
+            Grant::Refresh { token, .. } => StoreKey::derive("refresh", token.as_bytes()),
+        };
         Ok(Self {
             grant,
             credentials,
             resource: p.optional("resource", 2048)?.map(str::to_owned),
+            record_key,
         })
     }
 
@@ -147,10 +155,7 @@ impl TokenRequest {
     /// The key of the record to load: take the code record for `authorization_code`, get
     /// the refresh record for `refresh_token`.
     pub fn record_key(&self) -> StoreKey {
-        match &self.grant {
-            Grant::Code { code, .. } => StoreKey::derive("code", code.as_bytes()),
-            Grant::Refresh { token, .. } => StoreKey::derive("refresh", token.as_bytes()),
-        }
+        self.record_key
     }
 
     /// Whether this is an `authorization_code` grant.
@@ -179,7 +184,7 @@ pub struct GrantRecord {
 impl Sealed for GrantRecord {
     const LABEL: &'static str = "grant v1";
     fn feed(&self, w: &mut MacWriter) {
-        w.bytes(&self.grant_id)
+        w.fixed(&self.grant_id)
             .str(&self.client_id)
             .str(&self.subject)
             .opt_str(self.display_name.as_deref())
@@ -241,8 +246,8 @@ pub struct RefreshRecord {
 impl Sealed for RefreshRecord {
     const LABEL: &'static str = "refresh v1";
     fn feed(&self, w: &mut MacWriter) {
-        w.bytes(&self.key.0)
-            .bytes(&self.grant_id)
+        w.fixed(&self.key.0)
+            .fixed(&self.grant_id)
             .str(&self.client_id)
             .str(self.scope.as_str())
             .u64(self.expires_at.0)

@@ -86,9 +86,9 @@ pub struct TransactionRecord {
 impl Sealed for TransactionRecord {
     const LABEL: &'static str = "transaction v1";
     fn feed(&self, w: &mut MacWriter) {
-        w.bytes(&self.key.0);
+        w.fixed(&self.key.0);
         self.details.feed(w);
-        w.bytes(&self.binding_hash).u64(self.expires_at.0);
+        w.fixed(&self.binding_hash).u64(self.expires_at.0);
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -187,6 +187,8 @@ pub struct Callback {
     code: Option<UpstreamCode>,
     error: Option<String>,
     iss: Option<String>,
+    /// The host takes the transaction by it and the verification checks it: hashed once.
+    transaction_key: StoreKey,
 }
 
 impl fmt::Debug for Callback {
@@ -216,6 +218,7 @@ impl Callback {
             return Err(ParamError::Invalid("code").into());
         }
         Ok(Self {
+            transaction_key: StoreKey::derive("upstream state", state.as_bytes()),
             state: state.to_owned(),
             code: code.map(UpstreamCode::new),
             // Kept for logs only: reduced to a safe token, never echoed to anyone.
@@ -231,7 +234,7 @@ impl Callback {
 
     /// The key of the transaction to take (atomically, before any upstream call).
     pub fn transaction_key(&self) -> StoreKey {
-        StoreKey::derive("upstream state", self.state.as_bytes())
+        self.transaction_key
     }
 }
 
