@@ -121,11 +121,7 @@ impl RedirectUri {
     }
 
     /// The host, for the consent page (R12, R27: always shown next to the name).
-    pub fn host(&self) -> String {
-        self.host_str().to_owned()
-    }
-
-    pub(crate) fn host_str(&self) -> &str {
+    pub fn host(&self) -> &str {
         // Read off the validated raw string (no userinfo, scheme spelled exactly): the
         // page shows the host exactly as registered, and no URL parse is paid per page.
         let authority = self.authority();
@@ -515,7 +511,7 @@ mod tests {
             ("http://127.0.0.1/cb", "127.0.0.1", "http://127.0.0.1"),
         ] {
             let u = uri(raw);
-            assert_eq!((u.host().as_str(), u.origin()), (host, origin), "{raw}");
+            assert_eq!((u.host(), u.origin()), (host, origin), "{raw}");
         }
     }
 

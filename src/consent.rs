@@ -103,7 +103,7 @@ impl ConsentPrompt {
             client_name: d.client_name.clone(),
             client_id: d.client_id.clone(),
             redirect_uri: d.redirect_uri.as_str().to_owned(),
-            redirect_host: d.redirect_uri.host(),
+            redirect_host: d.redirect_uri.host().to_owned(),
             scopes: d.scope.iter().map(str::to_owned).collect(),
             upstream_name: self.upstream.name.clone(),
             upstream_scopes: self.upstream.scopes.clone(),

@@ -388,7 +388,7 @@ pub(crate) mod html {
         b.push_str(
             "</span>.</p><p>Access will be sent to <strong class=\"uri\" id=\"redirect-host\">",
         );
-        escape_into(&mut b, d.redirect_uri.host_str());
+        escape_into(&mut b, d.redirect_uri.host());
         b.push_str("</strong>:<br><span class=\"uri\" id=\"redirect-uri\">");
         escape_into(&mut b, uri);
         b.push_str("</span></p><p>Client id: <code>");

@@ -5,6 +5,7 @@
 //! Nothing here decides anything about OAuth: the core chose every status, header and
 //! cookie; this file only moves bytes.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use consent_gate::{BrowserContext, HttpRequest, MAX_UPSTREAM_BODY, Reply, UnixTime};
@@ -125,23 +126,20 @@ pub fn reply(r: Reply) -> Resp {
     resp
 }
 
-/// A header value: the core's constant ones (the security headers of every page) as
-/// static values, any other checked byte by byte (`try_from(String)` keeps the string's
-/// buffer: no copy).
-fn header_value(value: String) -> Result<HeaderValue, hyper::header::InvalidHeaderValue> {
-    const CONSTANT: [&str; 8] = [
-        "DENY",
-        "no-referrer",
-        "no-store",
-        "no-cache",
-        "nosniff",
-        "same-origin",
-        "text/html; charset=utf-8",
-        "application/json",
-    ];
-    match CONSTANT.iter().copied().find(|c| *c == value) {
-        Some(c) => Ok(HeaderValue::from_static(c)),
-        None => HeaderValue::try_from(value),
+/// A header value: the core's fixed values come as `Cow::Borrowed` statics and become
+/// static values (no copy); any other is checked byte by byte (`try_from(String)` keeps
+/// the string's buffer: no copy either).
+fn header_value(
+    value: Cow<'static, str>,
+) -> Result<HeaderValue, hyper::header::InvalidHeaderValue> {
+    match value {
+        // `from_static` would panic on a byte it refuses: check the same rule first, so a
+        // bad value is a 500 like any other, never a panic.
+        Cow::Borrowed(s) if s.bytes().all(|b| (32..127).contains(&b) || b == b'\t') => {
+            Ok(HeaderValue::from_static(s))
+        }
+        Cow::Borrowed(s) => HeaderValue::from_str(s),
+        Cow::Owned(s) => HeaderValue::try_from(s),
     }
 }
 

@@ -124,7 +124,11 @@ fn register(app: &App, req: &Req) -> Resp {
     match app.gate.register(&req.body, now, &mut entropy) {
         Ok(registered) => {
             let client = registered.record;
-            let hosts: Vec<String> = client.redirect_uris().iter().map(|u| u.host()).collect();
+            let hosts: Vec<String> = client
+                .redirect_uris()
+                .iter()
+                .map(|u| u.host().to_owned())
+                .collect();
             glue::info(
                 "client_registered",
                 &[
@@ -173,7 +177,7 @@ fn authorize(app: &App, req: &Req) -> Resp {
                     ("client_id", V::Short(&client_id)),
                     (
                         "redirect_host",
-                        V::Short(&pending.details().redirect_uri().host()),
+                        V::Short(pending.details().redirect_uri().host()),
                     ),
                 ],
             );
@@ -229,7 +233,7 @@ fn decide(app: &App, req: &Req) -> Resp {
     let who = pending.as_ref().map(|p| {
         (
             p.details().client_id().to_owned(),
-            p.details().redirect_uri().host(),
+            p.details().redirect_uri().host().to_owned(),
         )
     });
     let log = |event: &'static str, reason: Option<&str>| {
@@ -320,7 +324,7 @@ async fn callback(app: &App, req: &Req) -> Resp {
     // Looked up again: the redirect URI is re-validated against the live registration (R38).
     let client: Option<Arc<ClientRecord>> = app.store.get_record(&authenticated.client_key(), now);
     let client_id = authenticated.details().client_id().to_owned();
-    let redirect_host = authenticated.details().redirect_uri().host();
+    let redirect_host = authenticated.details().redirect_uri().host().to_owned();
     match app.gate.issue_code(
         authenticated,
         user.as_upstream(),
