@@ -73,14 +73,7 @@ impl Reply {
 
     /// A JSON document that must not be cached (R46).
     pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
-        Self {
-            status,
-            headers: JSON_HEADERS
-                .iter()
-                .map(|(n, v)| (*n, Cow::Borrowed(*v)))
-                .collect(),
-            body: serde_json::to_vec(value).unwrap_or_default(),
-        }
+        Self::json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
     }
 
     /// A JSON document written by the caller (fixed shapes, such as the token reply, skip
