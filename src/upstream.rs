@@ -636,3 +636,61 @@ mod json {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(body: &str) -> UpstreamResponse<'_> {
+        UpstreamResponse {
+            status: 200,
+            content_type: Some("application/json"),
+            body: body.as_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_member_is_refused_not_last_wins() {
+        // R22's rule for OAuth parameters, applied to the upstream's JSON: with "last
+        // wins" a proxy or a smuggled member could decide which token or subject we take.
+        let twice = r#"{"access_token":"a","token_type":"bearer","access_token":"b"}"#;
+        assert_eq!(
+            parse_token_response(&json(twice)).err(),
+            Some(UpstreamError::Malformed)
+        );
+        let user = r#"{"id":1,"login":"octocat","id":2}"#;
+        assert_eq!(
+            parse_user(&json(user), "github:").err(),
+            Some(UpstreamError::Malformed)
+        );
+        // Members we do not read may repeat: they are skipped, not judged.
+        let other = r#"{"access_token":"a","scope":"x","scope":"y"}"#;
+        assert!(parse_token_response(&json(other)).is_ok());
+    }
+
+    #[test]
+    fn only_an_object_is_a_document() {
+        // A derived struct visitor would also accept a JSON array, member by position.
+        for body in [
+            r#"["a","bearer"]"#,
+            "\"a\"",
+            "1",
+            "null",
+            r#"{"access_token":"a"} x"#,
+        ] {
+            assert!(parse_token_response(&json(body)).is_err(), "{body}");
+        }
+        let ok = parse_token_response(&json(
+            r#"{"access_token":"gho_x","token_type":"bearer","expires_in":28800,"x":[1,{"y":null}]}"#,
+        ))
+        .expect("a GitHub-shaped answer");
+        assert_eq!(ok.access_token.secret(), "gho_x");
+        assert_eq!(ok.expires_in, Some(28800));
+        assert_eq!(
+            parse_user(&json(r#"{"login":"octocat","id":583231}"#), "github:")
+                .expect("user")
+                .subject,
+            "github:583231"
+        );
+    }
+}
