@@ -128,6 +128,21 @@ impl Reply {
     }
 }
 
+/// Appends a decimal number without going through `fmt`.
+pub(crate) fn push_u64(out: &mut String, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(digits[i..].iter().map(|d| char::from(*d)));
+}
+
 /// A browser redirect to an MCP client's *validated* redirect URI: success with a code, or
 /// an error. It always carries the client's `state` and our `iss` (R47, RFC 9207).
 ///

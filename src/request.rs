@@ -371,14 +371,14 @@ pub(crate) mod cookie {
         }
     }
 
-    /// The name of one of our cookies in the given mode, built from parts (the per-
-    /// transaction binding cookie's name is `cg-bind-` plus a digest).
-    pub(crate) fn name_from(mode: CookieMode, parts: &[&str]) -> String {
+    /// [`name`] as an owned string with room to append to (the per-transaction binding
+    /// cookie's name is `cg-bind-` plus a digest).
+    pub(crate) fn name_owned(mode: CookieMode, base: &str) -> String {
         let mut s = String::with_capacity(32);
         if mode == CookieMode::Secure {
             s.push_str("__Host-");
         }
-        parts.iter().for_each(|p| s.push_str(p));
+        s.push_str(base);
         s
     }
 
@@ -393,25 +393,10 @@ pub(crate) mod cookie {
         s.push('=');
         s.push_str(value);
         s.push_str("; Path=/; Max-Age=");
-        push_u64(&mut s, max_age);
+        crate::reply::push_u64(&mut s, max_age);
         s.push_str(secure);
         s.push_str("; HttpOnly; SameSite=Lax");
         s
-    }
-
-    /// Appends a decimal number without going through `fmt`.
-    pub(crate) fn push_u64(out: &mut String, mut v: u64) {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        out.extend(digits[i..].iter().map(|d| char::from(*d)));
     }
 
     /// A `Set-Cookie` that deletes `name`.

@@ -328,7 +328,7 @@ impl Gate {
         body.push_str("{\"access_token\":");
         push_json_str(&mut body, access);
         body.push_str(",\"expires_in\":");
-        crate::request::cookie::push_u64(&mut body, self.config.lifetimes.access_token);
+        crate::reply::push_u64(&mut body, self.config.lifetimes.access_token);
         if let Some(r) = refresh {
             body.push_str(",\"refresh_token\":");
             push_json_str(&mut body, r);
@@ -668,10 +668,8 @@ fn push_json_str(out: &mut String, s: &str) {
         };
         out.push_str(&s[start..i]);
         if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
             out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
+            crate::crypto::push_hex(out, &[b]);
         } else {
             out.push_str(esc);
         }

@@ -10,7 +10,7 @@ use crate::authorize::{AuthorizationDetails, MAX_STATE};
 use crate::consent::ConsentGiven;
 use crate::crypto::{
     B64x32, MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, UpstreamCode, b64, ct_eq, fresh32,
-    pkce_s256, sha256_labeled,
+    pkce_s256, push_hex, sha256_labeled,
 };
 use crate::error::{CallbackError, ParamError, UpstreamError};
 use crate::reply::{ClientRedirect, Reply};
@@ -115,14 +115,9 @@ fn binding_cookie_name(gate: &Gate, transaction: &StoreKey) -> String {
     // other (the Cloudflare demo's single cookie does). Named after the transaction's
     // store key (a hash of the upstream `state`, already computed): 48 bits of a hash of a
     // 256-bit secret tell the browser nothing it could use.
-    let h = transaction.as_bytes();
-    let mut suffix = [0u8; 12];
-    for (i, b) in h[..6].iter().enumerate() {
-        suffix[2 * i] = b"0123456789abcdef"[usize::from(b >> 4)];
-        suffix[2 * i + 1] = b"0123456789abcdef"[usize::from(b & 15)];
-    }
-    let suffix = core::str::from_utf8(&suffix).unwrap_or_default();
-    cookie::name_from(gate.config.cookie_mode, &["cg-bind-", suffix])
+    let mut name = cookie::name_owned(gate.config.cookie_mode, "cg-bind-");
+    push_hex(&mut name, &transaction.as_bytes()[..6]);
+    name
 }
 
 impl Gate {
