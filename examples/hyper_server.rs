@@ -13,9 +13,10 @@
 //! Environment: `CONSENT_GATE_KEY` (hex, at least 32 bytes) is the server key that signs
 //! tokens and seals stored records; without it a random key is drawn at startup.
 //!
-//! Endpoints (DESIGN §6): `/mcp`, `/.well-known/oauth-protected-resource[/mcp]`,
-//! `/.well-known/oauth-authorization-server`, `POST /register`, `GET|POST /authorize`,
-//! `GET /callback`, `POST /token`, `POST /revoke`, and `/demo-upstream/*`.
+//! Endpoints (docs/http-contract.md#endpoints): `/mcp`,
+//! `/.well-known/oauth-protected-resource[/mcp]`, `/.well-known/oauth-authorization-server`,
+//! `POST /register`, `GET|POST /authorize`, `GET /callback`, `POST /token`, `POST /revoke`, and
+//! `/demo-upstream/*`.
 //!
 //! The layout is what to copy: `routes.rs` is the crate docs' run loop with a store and a
 //! network, `glue.rs` moves bytes between hyper and the core, `store.rs` has the atomic
@@ -80,7 +81,7 @@ struct Args {
     upstream: String,
     public_url: Option<String>,
     remember_consent: bool,
-    #[cfg(feature = "_faults")]
+    #[cfg(consent_gate_faults)]
     fault: Option<String>,
 }
 
@@ -90,7 +91,7 @@ fn parse_args() -> Result<Args, String> {
         upstream: "demo".into(),
         public_url: None,
         remember_consent: false,
-        #[cfg(feature = "_faults")]
+        #[cfg(consent_gate_faults)]
         fault: None,
     };
     let mut it = std::env::args().skip(1);
@@ -106,9 +107,11 @@ fn parse_args() -> Result<Args, String> {
             "--upstream" => args.upstream = value()?,
             "--public-url" => args.public_url = Some(value()?.trim_end_matches('/').to_owned()),
             "--remember-consent" => args.remember_consent = true,
-            // Re-creates a known bypass (DESIGN §7) so the end-to-end drivers can prove
-            // they catch it. Only in builds with the `_faults` feature; never in production.
-            #[cfg(feature = "_faults")]
+            // Re-creates a known bypass so that the smoke walk and the end-to-end drivers
+            // can prove they catch it. Compiled only with `--cfg consent_gate_faults`
+            // (RUSTFLAGS), never in a normal or release build: there it is an unknown
+            // argument.
+            #[cfg(consent_gate_faults)]
             "--fault" => args.fault = Some(value()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -219,7 +222,7 @@ fn configure(
     } else {
         ConsentPolicy::Always
     });
-    #[cfg(feature = "_faults")]
+    #[cfg(consent_gate_faults)]
     let builder = match &args.fault {
         None => builder,
         Some(name) => {

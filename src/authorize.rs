@@ -122,7 +122,8 @@ impl AuthorizationDetails {
 
 impl Gate {
     /// Validates an authorization request against the client's registration and, unless a
-    /// remembered consent applies, prepares the consent page (DESIGN §3, first two steps).
+    /// remembered consent applies, prepares the consent page (docs/design.md#typestate, first two
+    /// steps).
     ///
     /// `client` is the registration the host looked up by
     /// [`AuthorizeRequest::client_key`] (`None` when there is none).
@@ -135,6 +136,10 @@ impl Gate {
         entropy: &mut (impl Entropy + ?Sized),
     ) -> Result<Authorization, AuthorizeError> {
         let details = self.validate(request, client)?;
+        // Read as "no cookies", an oversized header would silently fail the form (A21).
+        if browser.cookies_oversized() {
+            return Err(AuthorizeError::CookieHeaderTooLarge);
+        }
         if let Some(consent) = remembered(self, &details, browser, now) {
             return Ok(Authorization::Remembered(consent));
         }

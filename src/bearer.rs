@@ -117,7 +117,10 @@ impl BearerClaims<'_> {
 
     /// The revocation check: the grant must still exist (a replayed code or a reused
     /// refresh token deletes it, R43/R53), unexpired and unedited (its MAC verifies: a
-    /// grant whose upstream token was swapped in the store is refused, A16).
+    /// grant whose upstream token was swapped in the store is refused, A16); and the
+    /// upstream token it holds must not have expired (R66:
+    /// [`BearerError::UpstreamExpired`], so a host can renew it upstream where it can, or
+    /// answer `401 invalid_token` and the client signs in again).
     pub fn confirm(
         self,
         grant: Option<&GrantRecord>,
@@ -129,6 +132,9 @@ impl BearerClaims<'_> {
                     && now < g.expires_at()
                     && g.mac_is_valid(self.keys) =>
             {
+                if g.upstream_expired(now) {
+                    return Err(BearerError::UpstreamExpired);
+                }
                 Ok(Principal {
                     grant_key: self.grant_key(),
                     subject: self.subject,

@@ -20,23 +20,46 @@ const MAX_CLIENT_NAME: usize = 100;
 /// Largest registration body.
 pub const MAX_REGISTRATION_BODY: usize = 16 * 1024;
 
-/// A redirect URI that passed registration validation (R11): `https`, or `http` on a
-/// loopback host; no fragment, no userinfo, no whitespace or control characters, no other
-/// scheme in any spelling (A17). Only registration makes one; only
-/// [`RedirectUri::matching`] hands one out for a request (R17, R18).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RedirectUri(String);
+/// A redirect URI that passed registration validation (R11, R61): `https`, or `http` on a
+/// loopback host; no fragment, no userinfo, no whitespace, control characters or
+/// backslashes, no other scheme in any spelling (A17), and written exactly as a WHATWG
+/// browser serializes it (A19), so the host a reader sees in the text is the host the
+/// browser goes to. Only registration (or a stored record, re-validated on load) makes
+/// one; only [`RedirectUri::matching`] hands one out for a request (R17, R18).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RedirectUri {
+    uri: String,
+    /// Where the host is in `uri`, as the WHATWG parser found it (R61: the page and the
+    /// CSP show the parsed host, never a scan of the raw text).
+    host: (u16, u16),
+    /// The end of `scheme://host[:port]` in `uri`.
+    origin_end: u16,
+}
 
 impl fmt::Debug for RedirectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(&self.uri, f)
     }
 }
 
 impl fmt::Display for RedirectUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.uri)
+    }
+}
+
+impl Serialize for RedirectUri {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.uri)
+    }
+}
+
+impl<'de> Deserialize<'de> for RedirectUri {
+    /// A stored URI is validated again, exactly as at registration: a record is read
+    /// before its MAC is checked, and the host spans come from the parse.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        RedirectUri::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
 
@@ -50,34 +73,29 @@ pub(crate) fn is_loopback_host<S: AsRef<str>>(host: &url::Host<S>) -> bool {
     }
 }
 
-/// Splits `http://AUTHORITY REST` into (host, port, rest) on the raw string.
-fn split_http(raw: &str) -> Option<(&str, &str, &str)> {
-    let after = raw.strip_prefix("http://")?;
-    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    let (authority, rest) = after.split_at(end);
-    let host_end = if authority.starts_with('[') {
-        authority.find(']')? + 1
-    } else {
-        authority.find(':').unwrap_or(authority.len())
-    };
-    let (host, port) = authority.split_at(host_end);
-    let port = match port.strip_prefix(':') {
-        Some(p) => p,
-        None if port.is_empty() => "",
-        None => return None,
-    };
-    Some((host, port, rest))
+/// Whether `serialized` (a WHATWG serialization) is `raw`, or `raw` with the `/` of an
+/// empty path that the serializer writes (`https://app.example` and
+/// `https://app.example?x=1` name the same place as `…/` and `…/?x=1`).
+fn is_canonical(raw: &str, serialized: &str, origin_end: usize) -> bool {
+    if raw == serialized {
+        return true;
+    }
+    // Every slice by `get`: a serialization may be longer or shorter than the text it
+    // came from (`http://127.1/` becomes `http://127.0.0.1/`).
+    let rest = raw.get(origin_end..);
+    raw.get(..origin_end) == serialized.get(..origin_end)
+        && serialized.as_bytes().get(origin_end) == Some(&b'/')
+        && rest.is_some_and(|r| !r.starts_with('/'))
+        && rest == serialized.get(origin_end + 1..)
 }
 
-fn is_port(p: &str) -> bool {
-    p.is_empty()
-        || (p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| n <= 65535))
+/// Indices into a serialization (at most [`MAX_REDIRECT_URI`] bytes, so they fit).
+fn index(i: usize) -> u16 {
+    u16::try_from(i).unwrap_or(u16::MAX)
 }
 
 impl RedirectUri {
-    /// Validates a redirect URI for registration (R11, A17).
+    /// Validates a redirect URI for registration (R11, R61, A17, A19).
     pub fn parse(raw: &str) -> Result<Self, RegistrationError> {
         use RegistrationError::InvalidRedirectUri as Bad;
         if raw.is_empty() || raw.len() > MAX_REDIRECT_URI {
@@ -85,6 +103,11 @@ impl RedirectUri {
         }
         if raw.bytes().any(|b| b <= 0x20 || b >= 0x7f) {
             return Err(Bad("whitespace, control or non-ASCII characters"));
+        }
+        // A browser reads `\` as `/` in an http(s) URL: `https://evil.example\@app.example/`
+        // goes to evil.example while a reader sees app.example (A19).
+        if raw.contains('\\') {
+            return Err(Bad("backslash not allowed"));
         }
         // The scheme must be spelled exactly: `JaVaScript:`, ` https:` and friends never
         // reach the URL parser's normalisation (cloudflare/workers-oauth-provider #97).
@@ -95,58 +118,60 @@ impl RedirectUri {
             return Err(Bad("fragment not allowed"));
         }
         let url = url::Url::parse(raw).map_err(|_| Bad("not an absolute URL"))?;
+        // Userinfo in a redirect URI only serves to deceive: `https://app.example@evil.example/`
+        // (A19).
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Bad("userinfo not allowed"));
         }
         let Some(host) = url.host() else {
             return Err(Bad("no host"));
         };
-        if url.scheme() == "http" {
-            if !is_loopback_host(&host) {
-                return Err(Bad("http is only allowed on loopback hosts"));
-            }
-            // The raw authority must be a plain host[:port], so that port-only matching
-            // (R18) can work on the raw string.
-            match split_http(raw) {
-                Some((_, port, _)) if is_port(port) => {}
-                _ => return Err(Bad("malformed loopback authority")),
-            }
+        if url.scheme() == "http" && !is_loopback_host(&host) {
+            return Err(Bad("http is only allowed on loopback hosts"));
         }
-        Ok(Self(raw.to_owned()))
+        let origin_end = url[..url::Position::AfterPort].len();
+        if !is_canonical(raw, url.as_str(), origin_end) {
+            // Upper case, default ports, percent-encoded or IDNA hosts, IPv4 in other
+            // notations, dot segments, an empty port: the browser would go somewhere
+            // spelled otherwise than what the consent page shows (R61, A19).
+            return Err(Bad(
+                "not in canonical form (the WHATWG serialization differs)",
+            ));
+        }
+        let host_start = url[..url::Position::BeforeHost].len();
+        let host_end = url[..url::Position::AfterHost].len();
+        Ok(Self {
+            uri: raw.to_owned(),
+            host: (index(host_start), index(host_end)),
+            origin_end: index(origin_end),
+        })
     }
 
     /// The URI as registered.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.uri
     }
 
-    /// The host, for the consent page (R12, R27: always shown next to the name).
+    /// The host the browser will be sent to, as the WHATWG parser reads it, for the
+    /// consent page (R12, R27, R61: always shown next to the name).
     pub fn host(&self) -> &str {
-        // Read off the validated raw string (no userinfo, scheme spelled exactly): the
-        // page shows the host exactly as registered, and no URL parse is paid per page.
-        let authority = self.authority();
-        let end = match authority.strip_prefix('[') {
-            Some(v6) => v6.find(']').map_or(authority.len(), |i| i + 2),
-            None => authority.find(':').unwrap_or(authority.len()),
-        };
-        &authority[..end]
+        &self.uri[usize::from(self.host.0)..usize::from(self.host.1)]
     }
 
-    /// `scheme://authority`, the origin the browser is sent to (for the consent page's
+    /// `scheme://host[:port]`, the origin the browser is sent to (for the consent page's
     /// CSP `form-action`).
     pub(crate) fn origin(&self) -> &str {
-        let start = self.0.find("://").map_or(0, |i| i + 3);
-        &self.0[..start + self.authority().len()]
+        &self.uri[..usize::from(self.origin_end)]
     }
 
-    fn authority(&self) -> &str {
-        let rest = self.0.find("://").map_or("", |i| &self.0[i + 3..]);
-        &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())]
+    /// Path and query: everything after the origin.
+    fn rest(&self) -> &str {
+        &self.uri[usize::from(self.origin_end)..]
     }
 
     /// Whether this is an `http` loopback URI (the consent page warns, R27/A11).
     pub fn is_loopback(&self) -> bool {
-        self.0.starts_with("http://")
+        self.uri.starts_with("http://")
     }
 
     /// Matches a presented `redirect_uri` against this registration: simple string
@@ -154,25 +179,47 @@ impl RedirectUri {
     /// may differ, including a portless registration (RFC 8252 §7.3, R18). Returns the
     /// presented URI as a validated value.
     pub fn matching(&self, presented: &str) -> Option<RedirectUri> {
-        self.matches(presented)
-            .then(|| RedirectUri(presented.to_owned()))
+        if presented == self.uri {
+            return Some(self.clone());
+        }
+        if !self.is_loopback() {
+            return None;
+        }
+        // The presented URI must itself be a valid, canonical redirect URI whose host and
+        // path are this registration's: only the port differs.
+        let other = RedirectUri::parse(presented).ok()?;
+        (other.is_loopback() && other.host() == self.host() && other.rest() == self.rest())
+            .then_some(other)
     }
 
     fn matches(&self, presented: &str) -> bool {
-        if presented == self.0 {
-            return true;
-        }
-        let (Some((rh, _, rr)), Some((ph, pp, pr))) = (split_http(&self.0), split_http(presented))
-        else {
-            return false;
-        };
-        rh == ph && rr == pr && is_port(pp)
+        presented == self.uri || self.matching(presented).is_some()
     }
 
-    /// The A10 fault: prefix matching (never compiled into a matching path without the
-    /// `_faults` feature switched on).
+    /// The A10 fault: prefix matching (a fault switch; never on in a normal build).
     fn matches_by_prefix(&self, presented: &str) -> bool {
-        presented.starts_with(&self.0)
+        presented.starts_with(&self.uri)
+    }
+
+    /// A presented URI let through by the A10 fault, unvalidated: its spans are whatever
+    /// the parser makes of it.
+    fn unvalidated(presented: String) -> Self {
+        let (host, origin_end) = match url::Url::parse(&presented) {
+            Ok(u) => (
+                (
+                    index(u[..url::Position::BeforeHost].len()),
+                    index(u[..url::Position::AfterHost].len()),
+                ),
+                index(u[..url::Position::AfterPort].len()),
+            ),
+            Err(_) => ((0, 0), 0),
+        };
+        let len = index(presented.len());
+        Self {
+            host: (host.0.min(len), host.1.min(len)),
+            origin_end: origin_end.min(len),
+            uri: presented,
+        }
     }
 }
 
@@ -290,8 +337,14 @@ impl ClientRecord {
         presented: String,
         prefix_fault: bool,
     ) -> Option<RedirectUri> {
-        self.redirect_matches(&presented, prefix_fault)
-            .then_some(RedirectUri(presented))
+        if prefix_fault {
+            return self
+                .redirect_matches(&presented, true)
+                .then(|| RedirectUri::unvalidated(presented));
+        }
+        self.redirect_uris
+            .iter()
+            .find_map(|r| r.matching(&presented))
     }
 
     /// Verifies a presented secret in constant time.
@@ -558,5 +611,76 @@ mod tests {
         let v6 = uri("http://[::1]/cb");
         assert!(v6.matching("http://[::1]:1234/cb").is_some());
         assert!(v6.matching("http://[::2]:1234/cb").is_none());
+    }
+
+    #[test]
+    fn deceptive_redirect_uris_are_refused_r61_a19() {
+        for bad in [
+            // A browser goes to attacker.example; the text reads claude.ai.
+            "https://attacker.example\\@claude.ai/cb",
+            "https://attacker.example\\.claude.ai/cb",
+            "https://claude.ai\\cb",
+            // Userinfo, in every place it can hide.
+            "https://claude.ai@attacker.example/cb",
+            "http://localhost:80@attacker.example/cb",
+            "http://127.0.0.1@attacker.example/cb",
+            "https://@attacker.example/cb",
+            "https://:@attacker.example/cb",
+            // Not what the serializer writes.
+            "https://CLAUDE.ai/cb",
+            "https://claude.ai:443/cb",
+            "http://127.0.0.1:80/cb",
+            "http://127.0.0.1:/cb",
+            "https://claude%2eai/cb",
+            "https://%63laude.ai/cb",
+            "http://2130706433/cb",
+            "http://0x7f.1/cb",
+            "http://127.1/cb",
+            "https://claude.ai/a/../cb",
+            "https://claude.ai/./cb",
+            "https://xn--CLAUDE-4ya.example/cb",
+            "https://claude.ai/c b",
+            "https://claude.ai/cb\t",
+            "https://claude.ai/c\u{7f}b",
+        ] {
+            assert!(RedirectUri::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn canonical_redirect_uris_register_and_show_the_parsed_host_r61() {
+        for (raw, host) in [
+            ("https://claude.ai/api/mcp/auth_callback", "claude.ai"),
+            ("https://app.example", "app.example"),
+            ("https://app.example?x=1", "app.example"),
+            ("https://app.example:8443/cb?x=%20", "app.example"),
+            ("https://xn--bcher-kva.example/cb", "xn--bcher-kva.example"),
+            ("http://localhost:33418/callback", "localhost"),
+            ("http://[::1]:8080/cb", "[::1]"),
+            ("https://app.example/a%2Fb", "app.example"),
+        ] {
+            let u = RedirectUri::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            let parsed = url::Url::parse(raw).unwrap();
+            assert_eq!(u.host(), parsed.host_str().unwrap(), "{raw}");
+            assert_eq!(u.host(), host, "{raw}");
+            assert_eq!(u.origin(), parsed.origin().ascii_serialization(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn stored_uris_are_validated_again_on_load() {
+        let ok: RedirectUri = serde_json::from_str("\"https://app.example/cb\"").unwrap();
+        assert_eq!(ok.host(), "app.example");
+        for bad in [
+            "\"https://app.example\\\\@evil.example/cb\"",
+            "\"https://app.example@evil.example/cb\"",
+            "\"javascript:alert(1)\"",
+        ] {
+            assert!(serde_json::from_str::<RedirectUri>(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            "\"https://app.example/cb\""
+        );
     }
 }

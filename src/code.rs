@@ -14,8 +14,7 @@ use crate::crypto::{
 use crate::error::{CallbackError, UpstreamError};
 use crate::reply::{ClientRedirect, Reply};
 use crate::upstream::{
-    HttpRequest, TransactionRecord, UpstreamResponse, VerifiedCallback, parse_token_response,
-    parse_user,
+    HttpRequest, UpstreamResponse, VerifiedCallback, parse_token_response, parse_user,
 };
 use crate::{Entropy, Gate, UnixTime};
 
@@ -31,8 +30,10 @@ impl VerifiedCallback {
         &self.details
     }
 
-    /// A record the host must store back (only ever with the A7 fault switched on).
-    pub fn reinsert(&self) -> Option<&TransactionRecord> {
+    /// A record the host must store back: only ever with the A7 fault switched on, so only
+    /// in builds with `--cfg consent_gate_faults`.
+    #[cfg(consent_gate_faults)]
+    pub fn reinsert(&self) -> Option<&crate::upstream::TransactionRecord> {
         self.reinsert.as_ref()
     }
 

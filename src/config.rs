@@ -56,7 +56,8 @@ pub enum ConsentPolicy {
     Always,
     /// Remember an approval in a signed browser cookie, keyed by client id, exact redirect
     /// URI, scope and resource, capped, and honoured only on navigations with
-    /// `Sec-Fetch-Site` of `none`, `same-origin` or `same-site` (a missing header prompts).
+    /// `Sec-Fetch-Site` of `none` or `same-origin` (R71: `same-site` and a missing header
+    /// prompt).
     Remember,
 }
 
@@ -85,7 +86,8 @@ pub struct UpstreamConfig {
 }
 
 impl UpstreamConfig {
-    /// github.com with the endpoints from GitHub's documentation (UPSTREAMS §1).
+    /// github.com with the endpoints from GitHub's documentation
+    /// (docs/upstreams.md#github-endpoints).
     pub fn github(client_id: impl Into<String>, client_secret: ClientSecret) -> Self {
         Self {
             display_name: "GitHub".into(),
@@ -131,9 +133,20 @@ pub(crate) enum CookieMode {
     DevLoopback,
 }
 
-/// The fault switches of DESIGN §7; without the `_faults` feature they are all off and
-/// cannot be turned on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+/// The fault switches: each re-creates a known bypass, so that every checker (the attack
+/// tests, the model check, the refinement test, the fuzzers, the example's smoke walk) can
+/// prove that it catches it.
+///
+/// They exist only in builds with `RUSTFLAGS="--cfg consent_gate_faults"`: a compiler flag
+/// that no `Cargo.toml` in the build graph can set, unlike a feature, which any crate that
+/// depends on this one could turn on for every other crate in the same build. In any other
+/// build this type is private and the gate's switches are the constant [`Faults::NONE`], so
+/// the optimizer removes every fault branch; neither the switches nor their names reach
+/// the binary.
+// Without the cfg the type is `pub` in a private module and not re-exported: crate-private.
+#[cfg_attr(not(consent_gate_faults), allow(unreachable_pub))]
+#[cfg_attr(consent_gate_faults, derive(Debug))]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Faults {
     /// A1/A4: a remembered consent counts for every client, not just the approved one.
@@ -150,8 +163,10 @@ pub struct Faults {
     pub redirect_prefix_match: bool,
 }
 
+#[cfg_attr(not(consent_gate_faults), allow(unreachable_pub))]
 impl Faults {
     /// Every switch, by name, for checkers that must catch each one.
+    #[cfg(consent_gate_faults)]
     pub const ALL: [(&'static str, Faults); 6] = [
         (
             "consent_per_browser",
@@ -228,6 +243,7 @@ pub struct Config {
     pub(crate) lifetimes: Lifetimes,
     pub(crate) cookie_mode: CookieMode,
     pub(crate) consent_policy: ConsentPolicy,
+    #[cfg(consent_gate_faults)]
     pub(crate) faults: Faults,
 }
 
@@ -244,6 +260,7 @@ pub struct ConfigBuilder {
     dev_loopback_http: bool,
     consent_policy: ConsentPolicy,
     callback_path: String,
+    #[cfg(consent_gate_faults)]
     faults: Faults,
 }
 
@@ -270,6 +287,7 @@ impl Config {
             dev_loopback_http: false,
             consent_policy: ConsentPolicy::Always,
             callback_path: "/callback".into(),
+            #[cfg(consent_gate_faults)]
             faults: Faults::NONE,
         }
     }
@@ -304,8 +322,18 @@ impl Config {
         &self.scopes_supported
     }
 
+    /// The fault switches in force (see [`Faults`]).
+    #[cfg(consent_gate_faults)]
     pub(crate) fn faults(&self) -> Faults {
         self.faults
+    }
+
+    /// No fault switch exists in this build: a constant, so that every fault branch is
+    /// dead code.
+    #[cfg(not(consent_gate_faults))]
+    #[inline(always)]
+    pub(crate) const fn faults(&self) -> Faults {
+        Faults::NONE
     }
 }
 
@@ -362,8 +390,9 @@ impl ConfigBuilder {
         self
     }
 
-    /// Turns fault switches on (tests, model checking and fuzzing only).
-    #[cfg(feature = "_faults")]
+    /// Turns fault switches on (tests, model checking and fuzzing only: builds with
+    /// `--cfg consent_gate_faults`).
+    #[cfg(consent_gate_faults)]
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self
@@ -455,6 +484,7 @@ impl ConfigBuilder {
             lifetimes: l,
             cookie_mode,
             consent_policy: self.consent_policy,
+            #[cfg(consent_gate_faults)]
             faults: self.faults,
             upstream_piece,
             upstream_authorize_prefix,

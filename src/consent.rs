@@ -329,7 +329,7 @@ impl Gate {
         }
     }
 
-    /// Verifies a consent decision (DESIGN §3, third step).
+    /// Verifies a consent decision (docs/design.md#typestate, third step).
     ///
     /// `pending` is the record the host *took* under [`ConsentForm::pending_key`]. The
     /// CSRF token must be bound to this browser's cookie (R28, constant time); `Origin`
@@ -353,6 +353,9 @@ impl Gate {
         }
         if now >= pending.expires_at {
             return Err(ConsentError::Expired);
+        }
+        if browser.cookies_oversized() {
+            return Err(ConsentError::CookieHeaderTooLarge);
         }
         let cookie_name = cookie::name(self.config.cookie_mode, BROWSER_COOKIE);
         let secret = match browser_secret(&browser, &cookie_name) {
@@ -488,12 +491,11 @@ pub(crate) fn remembered(
     if gate.config.consent_policy != ConsentPolicy::Remember {
         return None;
     }
-    // Only a navigation the user started here or on our own site; a missing header
-    // (a non-browser, or an old browser) prompts.
-    if !matches!(
-        browser.sec_fetch_site,
-        Some("none" | "same-origin" | "same-site")
-    ) {
+    // Only a navigation the user started (`none`: typed, bookmarked, opened from another
+    // app) or one from our own origin. `same-site` is a sibling subdomain or, on loopback,
+    // another port: a page we do not control must not start a silent trip (R71, A20). A
+    // missing header (a non-browser, or an old browser) prompts.
+    if !matches!(browser.sec_fetch_site, Some("none" | "same-origin")) {
         return None;
     }
     let digest = gate.remember_digest(details);
@@ -505,3 +507,7 @@ pub(crate) fn remembered(
             remember_cookie: None,
         })
 }
+
+#[cfg(test)]
+#[path = "tests/consent_checks.rs"]
+mod checks;

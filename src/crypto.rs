@@ -17,9 +17,9 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// A source of cryptographically secure random bytes, supplied by the host.
 ///
-/// The core never draws randomness itself (sans-IO, STYLE convention 3): every value that
-/// must be unguessable (consent transaction handles, upstream `state`, binding cookies,
-/// authorization codes, refresh tokens, client ids and secrets) is filled from this trait
+/// The core never draws randomness itself (sans-IO, docs/conventions.md#randomness-is-an-argument):
+/// every value that must be unguessable (consent transaction handles, upstream `state`, binding
+/// cookies, authorization codes, refresh tokens, client ids and secrets) is filled from this trait
 /// by the step that creates it. Production hosts back it with the operating system's
 /// generator; tests, the model checker and the fuzzer back it with a deterministic
 /// sequence so that every run can be replayed.
@@ -386,7 +386,7 @@ impl fmt::Debug for RecordMac {
 }
 
 /// A record whose fields are covered by a MAC under the server key, so that a forged or
-/// edited store entry is rejected rather than trusted (DESIGN §2; A16).
+/// edited store entry is rejected rather than trusted (docs/design.md#records; A16).
 pub(crate) trait Sealed {
     /// The domain label of this record type.
     const LABEL: &'static str;
@@ -534,3 +534,7 @@ mod tests {
         assert!(!w.verify(&tag));
     }
 }
+
+#[cfg(test)]
+#[path = "tests/crypto_checks.rs"]
+mod checks;

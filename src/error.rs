@@ -1,5 +1,6 @@
 //! One error enum per surface, each variant mapped once to its OAuth error code, its HTTP
-//! status and whether a browser redirect to the client is allowed (STYLE convention 9).
+//! status and whether a browser redirect to the client is allowed
+//! (docs/conventions.md#one-error-enum-per-surface).
 //!
 //! The redirect rule is the heart of R16/R32/A15: a redirect to the client is only ever
 //! made with a [`ClientRedirect`](crate::ClientRedirect), which exists only after the
@@ -65,13 +66,34 @@ pub enum AuthorizeError {
     /// `resource` is not this server's canonical MCP resource (R21).
     #[error("invalid resource")]
     InvalidTarget,
+    /// The browser's `Cookie` header is over the size we read (A21).
+    #[error("{COOKIES_OVERSIZED}")]
+    CookieHeaderTooLarge,
+}
+
+/// What the error says when the `Cookie` header is over the size we read (A21).
+const COOKIES_OVERSIZED: &str = "the browser sent a Cookie header over 8 KiB";
+
+/// The page for an oversized `Cookie` header: it says why, and what the user can do
+/// (A21: never a silent CSRF or binding mismatch).
+fn cookies_oversized_page() -> Reply {
+    crate::reply::html::error_page(
+        400,
+        "Too many cookies for this site",
+        "Your browser sent more cookies for this site than we accept (over 8 KiB), so we \
+         cannot tell whether this is the browser that started the sign-in. Clear this \
+         site's cookies in your browser, then start again from your application.",
+    )
 }
 
 impl AuthorizeError {
     /// The RFC 6749 / RFC 8707 error code.
     pub fn oauth_error(&self) -> &'static str {
         match self {
-            Self::Params(_) | Self::RedirectUriMismatch | Self::PkceRequired => "invalid_request",
+            Self::Params(_)
+            | Self::RedirectUriMismatch
+            | Self::PkceRequired
+            | Self::CookieHeaderTooLarge => "invalid_request",
             Self::UnknownClient => "invalid_client",
             Self::TamperedRecord => "server_error",
             Self::UnsupportedResponseType => "unsupported_response_type",
@@ -95,6 +117,9 @@ impl AuthorizeError {
 
     /// The error page to send.
     pub fn response(&self) -> Reply {
+        if *self == Self::CookieHeaderTooLarge {
+            return cookies_oversized_page();
+        }
         crate::reply::html::error_page(
             self.status(),
             "This sign-in link is not valid",
@@ -128,6 +153,9 @@ pub enum ConsentError {
     /// The pending record failed its MAC: the store was edited.
     #[error("consent record failed verification")]
     TamperedRecord,
+    /// The browser's `Cookie` header is over the size we read (A21).
+    #[error("{COOKIES_OVERSIZED}")]
+    CookieHeaderTooLarge,
 }
 
 impl ConsentError {
@@ -156,6 +184,9 @@ impl ConsentError {
 
     /// The error page to send.
     pub fn response(&self) -> Reply {
+        if *self == Self::CookieHeaderTooLarge {
+            return cookies_oversized_page();
+        }
         crate::reply::html::error_page(
             self.status(),
             "This approval could not be accepted",
@@ -189,6 +220,9 @@ pub enum CallbackError {
     /// The transaction record failed its MAC: the store was edited.
     #[error("transaction record failed verification")]
     TamperedRecord,
+    /// The browser's `Cookie` header is over the size we read (A21).
+    #[error("{COOKIES_OVERSIZED}")]
+    CookieHeaderTooLarge,
     /// The client registration is gone, edited, or no longer lists the redirect URI the
     /// code would go to (R38: re-validated before a code is issued).
     #[error("the client registration changed during sign-in")]
@@ -236,6 +270,7 @@ impl CallbackError {
     pub fn response(&self) -> Reply {
         match self {
             Self::Upstream { to_client, .. } => to_client.response(),
+            Self::CookieHeaderTooLarge => cookies_oversized_page(),
             Self::BindingMismatch => crate::reply::html::error_page(
                 403,
                 "Session mismatch",
@@ -378,6 +413,10 @@ pub enum BearerError {
     /// Its grant was revoked.
     #[error("token revoked")]
     Revoked,
+    /// Its grant's upstream token has expired (R66): the host may renew it upstream and
+    /// check again; otherwise the client must sign in again.
+    #[error("the upstream authorization has expired")]
+    UpstreamExpired,
 }
 
 impl BearerError {

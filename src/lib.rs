@@ -100,8 +100,9 @@
 //! The attacker registers clients, crafts links and auto-submitting cross-site forms,
 //! receives everything sent to its redirect URIs, replays any URL it has seen and runs its
 //! own browser through the flow. It cannot read the victim's cookies or the server's keys.
-//! Attacks A1–A18 and requirements R1–R56 are cited by ID throughout; `spec/README.md`
-//! lists the properties checked.
+//! Attacks A1–A22 and requirements R1–R71 are cited by ID throughout and defined in the
+//! repository's manual (`docs/requirements.md`); `spec/README.md` lists the properties
+//! checked.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -126,7 +127,10 @@ pub use authorize::{AuthorizationDetails, AuthorizeRequest};
 pub use bearer::{BearerClaims, Principal};
 pub use client::{ClientRecord, MAX_REGISTRATION_BODY, RedirectUri, Registered, TokenAuthMethod};
 pub use code::{CodeIssued, CodeRecord, UpstreamAuthenticated};
-pub use config::{Config, ConfigBuilder, ConsentPolicy, Faults, Lifetimes, UpstreamConfig};
+/// The fault switches, only in builds with `--cfg consent_gate_faults` (never a release).
+#[cfg(consent_gate_faults)]
+pub use config::Faults;
+pub use config::{Config, ConfigBuilder, ConsentPolicy, Lifetimes, UpstreamConfig};
 pub use consent::{
     Authorization, Choice, ConsentForm, ConsentGiven, ConsentPrompt, ConsentView, Decision,
     PendingConsent,
@@ -149,8 +153,9 @@ pub use upstream::{
     UpstreamResponse, VerifiedCallback,
 };
 
-/// Wall-clock time in seconds since the Unix epoch, supplied by the host (STYLE
-/// convention 2: OAuth expiries are wall-clock, serialize, and a model can enumerate them).
+/// Wall-clock time in seconds since the Unix epoch, supplied by the host
+/// (docs/conventions.md#time-is-an-argument: OAuth expiries are wall-clock, serialize, and a model
+/// can enumerate them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct UnixTime(pub u64);
 

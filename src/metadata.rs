@@ -88,7 +88,8 @@ impl Gate {
         )
     }
 
-    /// The RFC 8414 document with every field real MCP clients read (R6–R8, DESIGN §6).
+    /// The RFC 8414 document with every field real MCP clients read (R6–R8,
+    /// docs/http-contract.md#what-clients-read).
     pub fn authorization_server_metadata(&self) -> Reply {
         let scopes: Vec<&str> = self.config.scopes_supported.iter().collect();
         Reply::json(

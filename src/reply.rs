@@ -1,5 +1,5 @@
 //! The runtime-neutral response: status, headers, body. Hosts copy it onto their HTTP
-//! library's response type verbatim; the core decides every header (DESIGN §2).
+//! library's response type verbatim; the core decides every header (docs/design.md#sans-io).
 
 use core::fmt;
 use std::borrow::Cow;

@@ -338,7 +338,9 @@ pub(crate) mod cookie {
 
     use crate::config::CookieMode;
 
-    /// Longest `Cookie` header we read; a longer one is treated as carrying none of ours.
+    /// Longest `Cookie` header we read. A longer one is refused with its own error page
+    /// by every step that reads a cookie ([`BrowserContext::cookies_oversized`]), never
+    /// taken as "no cookies" (A21).
     pub(crate) const MAX_COOKIE_HEADER: usize = 8 * 1024;
 
     /// What the host knows about the browser request beyond its query or body.
@@ -353,6 +355,14 @@ pub(crate) mod cookie {
     }
 
     impl<'a> BrowserContext<'a> {
+        /// Whether the `Cookie` header is longer than the parser reads (8 KiB). A sibling
+        /// subdomain can set cookies on our domain until it is (A21): the steps that read
+        /// a cookie then answer with a page that says so, and a host should log it as a
+        /// security event.
+        pub fn cookies_oversized(&self) -> bool {
+            self.cookies.len() > MAX_COOKIE_HEADER
+        }
+
         /// A context with only a cookie header.
         pub fn with_cookies(cookies: &'a str) -> Self {
             Self {

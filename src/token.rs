@@ -225,6 +225,16 @@ impl GrantRecord {
     pub fn upstream_token(&self) -> Option<&UpstreamToken> {
         self.upstream_token.as_ref()
     }
+    /// When the upstream token expires, if the upstream said (`expires_in`); `None` for
+    /// tokens that do not expire (GitHub OAuth App tokens).
+    pub fn upstream_expires_at(&self) -> Option<UnixTime> {
+        self.upstream_expires_at
+    }
+    /// Whether the upstream token has expired at `now` (R66): the grant then no longer
+    /// authorizes MCP calls until the upstream token is renewed.
+    pub fn upstream_expired(&self, now: UnixTime) -> bool {
+        self.upstream_expires_at.is_some_and(|at| now >= at)
+    }
     pub(crate) fn grant_id(&self) -> &[u8; 16] {
         &self.grant_id
     }
@@ -289,9 +299,16 @@ pub struct TokensIssued {
     pub reply: Reply,
     /// The new grant (code grant only).
     pub grant: Option<GrantRecord>,
-    /// Refresh records to store: the rotated old one's and the new token's (empty when a
-    /// concurrent refresh inside the grace window is answered with the same successor).
+    /// Refresh records to store (put): a code grant's first refresh token, or the presented
+    /// token's record marked rotated.
     pub refresh: Vec<RefreshRecord>,
+    /// The successor of a rotated refresh token. Store it with **put-if-absent**: if a
+    /// record already exists under its key, keep that one. Two concurrent first refreshes
+    /// of one token both produce it; the slower writer must not overwrite a successor that
+    /// has been rotated since, or that successor could be used again undetected (R63,
+    /// A22). `None` for a code grant, and when a refresh inside the grace window is
+    /// answered with the successor already stored.
+    pub successor: Option<RefreshRecord>,
     /// The code record to store back, marked redeemed (code grant only).
     pub code: Option<CodeRecord>,
 }
@@ -463,6 +480,7 @@ impl Gate {
             reply: self.token_reply(&access, refresh_token.as_deref(), &scope),
             grant: Some(grant),
             refresh,
+            successor: None,
             code: Some(record),
         })
     }
@@ -506,6 +524,11 @@ impl Gate {
             })
             .ok_or(TokenError::InvalidGrant("grant revoked"))?;
         self.check_resource(req, &grant.resource)?;
+        // R66: a grant whose upstream token has expired cannot be refreshed into working
+        // tokens (every bearer check would refuse them): the client must sign in again.
+        if grant.upstream_expired(now) {
+            return Err(TokenError::InvalidGrant("upstream authorization expired"));
+        }
         let scope = match scope {
             None => record.scope.clone(),
             Some(s) => ScopeSet::parse(s)
@@ -524,8 +547,9 @@ impl Gate {
         let successor = b64(&w.finish());
         // Inside the grace window the successor's record already exists and may itself
         // have been rotated since: writing it again would erase that, so only the first
-        // rotation stores records.
-        let refresh = if record.rotated_at.is_none() {
+        // rotation stores records, and the successor only where none exists yet (two
+        // first rotations can race, A22).
+        let (refresh, successor_record) = if record.rotated_at.is_none() {
             let next = self.new_refresh(
                 &successor,
                 grant.grant_id,
@@ -535,15 +559,16 @@ impl Gate {
             );
             record.rotated_at = Some(now);
             record.mac = record.compute_mac(&self.config.keys);
-            vec![record, next]
+            (vec![record], Some(next))
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         let access = mint_access_token(self, grant, &scope, now);
         Ok(TokensIssued {
             reply: self.token_reply(&access, Some(&successor), &scope),
             grant: None,
             refresh,
+            successor: successor_record,
             code: None,
         })
     }

@@ -195,8 +195,8 @@ impl fmt::Debug for Callback {
 }
 
 impl Callback {
-    /// Parses the callback query. Unknown parameters are ignored (UPSTREAMS §6); `state`
-    /// is required; exactly one of `code` and `error`.
+    /// Parses the callback query. Unknown parameters are ignored (docs/upstreams.md#parsing-rules);
+    /// `state` is required; exactly one of `code` and `error`.
     pub fn parse(query: &[u8]) -> Result<Self, CallbackError> {
         let p = Params::parse(query)?;
         let state = p.required("state", MAX_STATE)?;
@@ -277,6 +277,7 @@ pub struct VerifiedCallback {
     pub(crate) user_endpoint: String,
     pub(crate) issuer: String,
     pub(crate) clear_cookie: String,
+    #[cfg(consent_gate_faults)]
     pub(crate) reinsert: Option<TransactionRecord>,
 }
 
@@ -315,6 +316,9 @@ impl Gate {
         if now >= txn.expires_at {
             return Err(CallbackError::Expired);
         }
+        if browser.cookies_oversized() {
+            return Err(CallbackError::CookieHeaderTooLarge);
+        }
         let name = binding_cookie_name(self, &key);
         let bound = cookie::find(browser.cookies, &name)
             .is_some_and(|v| ct_eq(&sha256_labeled("binding", v.as_bytes()), &txn.binding_hash));
@@ -327,6 +331,7 @@ impl Gate {
                 return Err(CallbackError::IssuerMismatch);
             }
         }
+        #[cfg(consent_gate_faults)]
         let reinsert = self.config.faults().state_reusable.then(|| txn.clone());
         let details = txn.details;
         let code = match (callback.code, callback.error) {
@@ -380,6 +385,7 @@ impl Gate {
             user_endpoint: up.user_endpoint.clone(),
             issuer: self.config.issuer.clone(),
             clear_cookie: cookie::clear(self.config.cookie_mode, &name),
+            #[cfg(consent_gate_faults)]
             reinsert,
         })
     }
@@ -393,8 +399,8 @@ pub(crate) struct UpstreamTokens {
 }
 
 /// Parses an upstream token response: branch on the body, not the status (GitHub answers
-/// errors with HTTP 200, UPSTREAMS §1.7); JSON or form by `Content-Type`; any `error`
-/// member is a failure; a missing or empty `access_token` is a failure.
+/// errors with HTTP 200, docs/upstreams.md#github-token-response); JSON or form by `Content-Type`;
+/// any `error` member is a failure; a missing or empty `access_token` is a failure.
 pub(crate) fn parse_token_response(
     resp: &UpstreamResponse<'_>,
 ) -> Result<UpstreamTokens, UpstreamError> {
@@ -425,7 +431,7 @@ pub(crate) fn parse_token_response(
             *slot = match v {
                 Some(json::Scalar::Str(s)) => Some(s),
                 // Numbers only where providers send them (`expires_in` may be either,
-                // UPSTREAMS §6); a numeric `access_token` is not a token.
+                // docs/upstreams.md#parsing-rules); a numeric `access_token` is not a token.
                 Some(json::Scalar::Num(n)) if k == "expires_in" => Some(Cow::Owned(n.to_string())),
                 _ => None,
             };
@@ -689,3 +695,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "tests/upstream_checks.rs"]
+mod checks;

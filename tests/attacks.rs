@@ -1,20 +1,23 @@
-//! One test per attack the core can face (REQUIREMENTS §3, A1–A17), each a real sequence
-//! of attacker and victim steps against the real core: two browsers with separate cookie
-//! jars, an attacker who registers its own client with `https://evil.example/cb`, crafts
+//! One test per attack the core can face (docs/requirements.md#attacks, A1–A22; A19–A22 in
+//! `attacks/review.rs`), each a real sequence of attacker and victim steps against the real
+//! core: two browsers with separate cookie jars, an attacker who registers its own client with `https://evil.example/cb`, crafts
 //! links, copies URLs and forms from its own browser into the victim's and replays what it
 //! has seen. Each test asserts that the attack fails (the attacker never receives a code or
 //! token for the victim) *and* that the honest flow beside it still works.
 //!
 //! The attacks that a fault switch re-opens are scenario functions in `attacks/world.rs`
-//! returning what the attacker walked away with; `with_faults` (run with
-//! `--features _faults`) re-runs each with its switch on and asserts that the attack then
-//! succeeds, so none of these tests can pass vacuously. A18 (SSRF via CIMD) has no surface
-//! here: the gate fetches no client metadata documents
-//! (`client_id_metadata_document_supported: false`).
+//! returning what the attacker walked away with; `with_faults` (compiled only with
+//! `RUSTFLAGS="--cfg consent_gate_faults"`, as `.ci/run` does) re-runs each with its
+//! switch on and asserts that the attack then succeeds, so none of these tests can pass
+//! vacuously. A18 (SSRF via CIMD) has no surface here: the gate fetches no client
+//! metadata documents (`client_id_metadata_document_supported: false`).
 
 mod common;
 #[path = "attacks/world.rs"]
 mod world;
+// A19–A22 and R66: what the outside review found.
+#[path = "attacks/review.rs"]
+mod review;
 
 use common::*;
 use consent_gate::*;
@@ -304,7 +307,7 @@ fn a10_redirect_uri_tricks() {
     };
     assert_eq!(err, AuthorizeError::RedirectUriMismatch);
     assert_page_not_redirect(&err.response());
-    // Every trick of REQUIREMENTS A10 against an https and a loopback registration: an
+    // Every trick of docs/requirements.md#a10 against an https and a loopback registration: an
     // error page (R16), never a redirect (R17, R18).
     let web = w.host.register_public("Web", "https://app.example/cb");
     let cli = w.host.register_public("CLI", "http://127.0.0.1/cb");
@@ -658,14 +661,19 @@ fn a17_script_scheme_redirect() {
         assert_eq!(err.response().status, 400);
     }
     // At redirect time: a stored registration edited to hold one (it never passed
-    // registration) is refused before any redirect, by its MAC.
+    // registration) does not even load: stored redirect URIs are validated again (R61).
     let key = StoreKey::client(&w.legit.id);
     let original = w.host.store.clients.get(&key).unwrap();
     let script = "javascript://evil.example/%0aalert(1)";
-    let edited = tamper(&original, |v| v["redirect_uris"][0] = script.into());
+    let mut v = serde_json::to_value(&original).unwrap();
+    v["redirect_uris"][0] = script.into();
+    assert!(serde_json::from_value::<ClientRecord>(v).is_err());
+    // An edit that stays a valid URI loads, and is refused before any redirect by its MAC.
+    let other = "https://evil.example/cb";
+    let edited = tamper(&original, |v| v["redirect_uris"][0] = other.into());
     w.host.store.clients.put(edited);
     let mut c = App::new(&w.legit, "v");
-    c.redirect_uri = script.into();
+    c.redirect_uri = other.into();
     let err = w.host.get_authorize(&mut w.victim, &c.query(), Nav::Direct);
     let err = err.unwrap_err();
     assert_eq!(err, AuthorizeError::TamperedRecord);
@@ -674,9 +682,9 @@ fn a17_script_scheme_redirect() {
     w.honest_flow_still_works();
 }
 
-/// Each fault switch re-creates a known bypass (DESIGN §7): the attack it corresponds to
-/// must then succeed, or the attack test above proves nothing.
-#[cfg(feature = "_faults")]
+/// Each fault switch re-creates a known bypass (docs/design.md#fault-switches): the attack it
+/// corresponds to must then succeed, or the attack test above proves nothing.
+#[cfg(consent_gate_faults)]
 mod with_faults {
     use super::*;
 

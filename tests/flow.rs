@@ -1,10 +1,11 @@
-//! Honest flows through the whole gate, as a host drives them (DESIGN §3, §6): approval,
-//! denial, refresh, parallel flows, expiry, confidential clients, upstream error shapes,
-//! metadata, and the headers and cookies of what the browser sees.
+//! Honest flows through the whole gate, as a host drives them (docs/design.md#typestate,
+//! docs/http-contract.md): approval, denial, refresh, parallel flows, expiry, confidential clients,
+//! upstream error shapes, metadata, and the headers and cookies of what the browser sees.
 //!
 //! Every test runs the real core against the deterministic host of `common/`: a store
 //! that takes single-use records, browsers with cookie jars, and a GitHub double that
-//! auto-approves a returning user (UPSTREAMS §1.4, §5).
+//! auto-approves a returning user (docs/upstreams.md#github-returning-user,
+//! docs/upstreams.md#fixtures).
 
 mod common;
 
@@ -341,7 +342,7 @@ fn confidential_clients_authenticate_with_basic_and_post() {
     }
 }
 
-// --- upstream shapes (UPSTREAMS §5) -----------------------------------------------------------
+// --- upstream shapes (docs/upstreams.md#fixtures) ---------------------------------------------
 
 #[test]
 fn github_http_200_error_bodies_become_server_error_for_the_client() {
@@ -404,7 +405,7 @@ fn upstream_iss_equal_or_absent_is_accepted_different_is_rejected_rfc9207() {
     assert_eq!(err, CallbackError::IssuerMismatch);
     assert_eq!(err.status(), 403);
     assert!(err.response().header("location").is_none());
-    // Without a configured upstream issuer, `iss` is not checked (UPSTREAMS §4).
+    // Without a configured upstream issuer, `iss` is not checked (docs/upstreams.md#issuer-check).
     let mut lax = Host::with(Setup {
         upstream_issuer: false,
         ..Setup::default()

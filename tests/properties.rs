@@ -167,7 +167,8 @@ impl RegistrationInput {
     }
 }
 
-/// The oracle for a JSON token response whose members are strings (UPSTREAMS §1.7).
+/// The oracle for a JSON token response whose members are strings
+/// (docs/upstreams.md#github-token-response).
 fn token_response_acceptable(status: u16, members: &[(&str, Option<String>)]) -> bool {
     let get = |k: &str| {
         members
@@ -284,6 +285,8 @@ proptest! {
 
     /// A17, R11: an accepted redirect URI is exactly the input, spelled `https://` or
     /// `http://`, with no fragment, whitespace, control or non-ASCII byte; it matches itself.
+    /// R61, A19: the host the consent page shows is the host a WHATWG parser (the `url`
+    /// crate) sends the browser to, and it is what a reader sees right after `://`.
     #[test]
     fn redirect_uri_parse_is_total(raw in redirect_candidate()) {
         if let Ok(u) = RedirectUri::parse(&raw) {
@@ -291,10 +294,20 @@ proptest! {
             prop_assert!(raw.starts_with("https://") || raw.starts_with("http://"));
             prop_assert!(!raw.contains('#') && raw.bytes().all(|b| b > 0x20 && b < 0x7f));
             prop_assert_eq!(u.matching(&raw), Some(u.clone()));
+            let browser = url::Url::parse(&raw).expect("a WHATWG parser reads it");
+            prop_assert_eq!(Some(u.host()), browser.host_str(), "{}", raw);
+            prop_assert!(browser.username().is_empty() && browser.password().is_none());
+            let shown = &raw[raw.find("://").unwrap() + 3..];
+            prop_assert!(shown.starts_with(u.host()), "{}", raw);
+            prop_assert!(
+                matches!(shown.as_bytes().get(u.host().len()), None | Some(b':' | b'/' | b'?')),
+                "{}", raw
+            );
         }
     }
 
-    /// UPSTREAMS §1.7: any upstream answer is parsed or refused; a non-200 never signs in.
+    /// docs/upstreams.md#github-token-response: any upstream answer is parsed or refused; a non-200
+    /// never signs in.
     #[test]
     fn token_response_is_total(
         status in prop_oneof![Just(200u16), any::<u16>()],
@@ -336,9 +349,9 @@ proptest! {
         }
     }
 
-    /// UPSTREAMS §1.7: a token response signs in exactly when it is a 200 with a usable
-    /// `access_token`, no `error`, and a bearer (or absent) `token_type`; JSON members that
-    /// are `null` count as absent.
+    /// docs/upstreams.md#github-token-response: a token response signs in exactly when it is a 200
+    /// with a usable `access_token`, no `error`, and a bearer (or absent) `token_type`; JSON
+    /// members that are `null` count as absent.
     #[test]
     fn token_response_follows_the_oracle(
         status in prop_oneof![3 => Just(200u16), 1 => select(vec![201u16, 400, 401, 500])],
@@ -591,15 +604,18 @@ fn adversarial_max_size_inputs_are_refused() {
         f.gate.verify_bearer(Some(&bearer), NOW).map(|_| ()),
         Err(BearerError::Invalid)
     );
-    // An oversized Cookie header counts as carrying none of ours, even with A's cookie in
-    // it: the decision and the callback fail closed.
+    // An oversized Cookie header is refused with its own error, even with A's cookie in
+    // it: the decision and the callback fail closed, and say why (A21).
     let padded = format!("cg-browser={}; {}", f.secret_a, "x=1; ".repeat(BIG / 5));
     let r = f.decide(&f.tx_a, &f.csrf_a, &padded).map(|_| ());
-    assert_eq!(r, Err(ConsentError::CsrfMismatch));
+    assert_eq!(r, Err(ConsentError::CookieHeaderTooLarge));
     let padded = format!("{}; {}", f.callback_cookies, "x=1; ".repeat(BIG / 5));
     let ctx = BrowserContext::with_cookies(&padded);
     let r = f
         .gate
         .verify_callback(f.callback.clone(), Some(f.txn.clone()), ctx, NOW);
-    assert!(matches!(r, Err(CallbackError::BindingMismatch)), "{r:?}");
+    assert!(
+        matches!(r, Err(CallbackError::CookieHeaderTooLarge)),
+        "{r:?}"
+    );
 }

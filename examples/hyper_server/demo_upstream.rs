@@ -5,8 +5,8 @@
 //! back with a code (and `iss`, as GitHub does since 2026). That is what makes the
 //! confused deputy real on a laptop: without the consent gate, anyone who registered an
 //! MCP client could get a code for you by sending you a link. The other two endpoints
-//! answer in GitHub's exact shapes (UPSTREAMS §5: F5, F7, F9, F10, F14, F15, F16), so the
-//! code path that serves this demo is the one that serves real GitHub.
+//! answer in GitHub's exact shapes (docs/upstreams.md#fixtures: F5, F7, F9, F10, F14, F15, F16), so
+//! the code path that serves this demo is the one that serves real GitHub.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -22,7 +22,7 @@ use crate::glue::{
     Req, Resp, json_object, json_resp, method_not_allowed, not_found, now, random_hex, respond,
 };
 
-/// GitHub's documented code lifetime (UPSTREAMS §1.8).
+/// GitHub's documented code lifetime (docs/upstreams.md#github-lifetimes).
 const CODE_LIFETIME: u64 = 600;
 /// Bounds on what the demo remembers (it must not be the easy memory exhaustion either).
 const MAX_CODES: usize = 10_000;
@@ -108,8 +108,8 @@ impl DemoUpstream {
 
     /// Silent approval: straight back to the callback with `code`, `state` and `iss`
     /// (F1). Unknown app → 404 page; foreign `redirect_uri` → an error page, no redirect
-    /// (UPSTREAMS §1.5). The demo matches the registered callback exactly (GitHub would
-    /// also accept subpaths of it).
+    /// (docs/upstreams.md#github-callback). The demo matches the registered callback exactly
+    /// (GitHub would also accept subpaths of it).
     fn authorize(&self, req: &Req) -> Resp {
         let q = params(req.query().as_bytes());
         let get = |k: &str| last(&q, k);
@@ -224,7 +224,8 @@ impl DemoUpstream {
                     .encode(Sha256::digest(v.as_bytes()))
             });
             if computed.as_deref() != Some(challenge.as_str()) {
-                // GitHub does not document the code for this case (UPSTREAMS §1.6).
+                // GitHub does not document the code for this case
+                // (docs/upstreams.md#github-token-request).
                 return error(
                     "bad_verification_code",
                     "The code passed is incorrect or expired.",

@@ -1,5 +1,5 @@
-//! The OAuth endpoints of DESIGN §6: each handler is the run loop of the crate docs with
-//! the store and the network filled in. The order inside each one is the security:
+//! The OAuth endpoints of docs/http-contract.md#endpoints: each handler is the run loop of the
+//! crate docs with the store and the network filled in. The order inside each one is the security:
 //! records are *taken* before anything else happens (single use), and before any call to
 //! the upstream.
 
@@ -304,8 +304,10 @@ async fn callback(app: &App, req: &Req) -> Resp {
             return reply(e.response());
         }
     };
+    // Only ever with the A7 fault switched on (`--fault state_reusable`), which exists only
+    // in builds with `--cfg consent_gate_faults`.
+    #[cfg(consent_gate_faults)]
     if let Some(txn) = verified.reinsert() {
-        // Only ever with the A7 fault switched on (`--fault state_reusable`).
         app.store.put_record(txn.clone(), now);
     }
     let Some(tokens) = send(app, verified.token_request()).await else {
@@ -401,6 +403,10 @@ fn token(app: &App, req: &Req) -> Resp {
             }
             for r in issued.refresh {
                 app.store.put_record(r, now);
+            }
+            if let Some(successor) = issued.successor {
+                // Never over a successor that was rotated since (A22).
+                app.store.put_record_if_absent(successor, now);
             }
             if let Some(code) = issued.code {
                 app.store.put_record(code, now);

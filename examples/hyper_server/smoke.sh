@@ -8,6 +8,10 @@
 #   HYPER_SERVER_BIN=path/to/hyper_server bash examples/hyper_server/smoke.sh
 #   bash examples/hyper_server/smoke.sh --faults   # every core fault switch must make it fail
 #
+# `--faults` builds the example with RUSTFLAGS="--cfg consent_gate_faults" (the only builds
+# in which the switches and `--fault NAME` exist) into target/faults, beside the normal
+# build, whose cache it leaves alone.
+#
 # Needs curl, jq, openssl. Ends with "N passed, N failed".
 set -euo pipefail
 
@@ -26,19 +30,18 @@ FAIL=0
 ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
 bad() { FAIL=$((FAIL + 1)); echo "FAIL - $1"; }
 
-# `-p consent-gate`: without it the workspace's `spec` member unifies the `_faults`
-# feature into the build, and the binary under test would not be the production one.
 BIN_PATH="${CARGO_TARGET_DIR:-target}/debug/examples/hyper_server"
 if [[ "${1:-}" == "--faults" ]]; then
-  # A checker that catches nothing proves nothing (DESIGN §7): with each fault switch of
-  # the core turned on, this same walk must fail.
-  cargo build --quiet -p consent-gate --example hyper_server --features _faults
-  cp "$BIN_PATH" "$WORK/hyper_server_faults"
-  cargo build --quiet -p consent-gate --example hyper_server # the normal binary back in place
-  read -r -a FAULTS <<<"$("$WORK/hyper_server_faults" --listen 127.0.0.1:0 --fault '?' 2>&1 | sed -n 's/.*(one of: \(.*\))$/\1/p')"
+  # A checker that catches nothing proves nothing: with each fault switch of the core
+  # turned on, this same walk must fail.
+  FAULTS_TARGET="${CARGO_TARGET_DIR:-target}/faults"
+  RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg consent_gate_faults" \
+    cargo build --quiet --locked -p consent-gate --example hyper_server --target-dir "$FAULTS_TARGET"
+  FAULTS_BIN="$FAULTS_TARGET/debug/examples/hyper_server"
+  read -r -a FAULTS <<<"$("$FAULTS_BIN" --listen 127.0.0.1:0 --fault '?' 2>&1 | sed -n 's/.*(one of: \(.*\))$/\1/p')"
   [[ ${#FAULTS[@]} -gt 0 ]] || { echo "could not list the fault switches"; exit 1; }
   for fault in "${FAULTS[@]}"; do
-    if HYPER_SERVER_BIN="$WORK/hyper_server_faults" HYPER_SERVER_ARGS="--fault $fault" \
+    if HYPER_SERVER_BIN="$FAULTS_BIN" HYPER_SERVER_ARGS="--fault $fault" \
       bash "$SELF" >"$WORK/$fault.out" 2>&1; then
       bad "fault $fault went unnoticed"
     else

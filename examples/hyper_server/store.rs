@@ -7,7 +7,7 @@
 //! `DELETE … RETURNING`) replaces [`MemoryStore`] without touching the handlers: its `put`
 //! writes [`Stored::encode`] (plain serde JSON) under the 32-byte key, its `get` and
 //! `take` hand back [`Stored::Encoded`], and the typed accessors decode that on use.
-//! The records are plain serde data with a MAC (DESIGN §2): a store entry edited by
+//! The records are plain serde data with a MAC (docs/design.md#records): a store entry edited by
 //! anyone without the server key is refused by the core, not trusted. A MAC is not
 //! secrecy: a persistent store must encrypt `Kind::Grant` values at rest, since a grant
 //! holds the user's upstream (GitHub) token.
@@ -147,6 +147,17 @@ impl Stored {
 pub trait Store: Send + Sync {
     /// Stores `value` under `(kind, key)` until `expires_at`, replacing any previous value.
     fn put(&self, kind: Kind, key: Key, value: Stored, expires_at: UnixTime, now: UnixTime);
+    /// Stores `value` only if no unexpired value is under `(kind, key)`; returns whether it
+    /// did. A rotated refresh token's successor is written this way, so a slow concurrent
+    /// refresh never overwrites a successor rotated since (R63, A22).
+    fn put_if_absent(
+        &self,
+        kind: Kind,
+        key: Key,
+        value: Stored,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> bool;
     /// The value, if present and unexpired.
     fn get(&self, kind: Kind, key: &Key, now: UnixTime) -> Option<Stored>;
     /// Removes and returns the value, if present and unexpired.
@@ -214,6 +225,13 @@ impl dyn Store {
         let key = *record.store_key().as_bytes();
         let expires = record.expires(now);
         self.put(R::KIND, key, R::wrap(Arc::new(record)), expires, now);
+    }
+
+    /// [`Store::put_if_absent`] for a record.
+    pub fn put_record_if_absent<R: Record>(&self, record: R, now: UnixTime) -> bool {
+        let key = *record.store_key().as_bytes();
+        let expires = record.expires(now);
+        self.put_if_absent(R::KIND, key, R::wrap(Arc::new(record)), expires, now)
     }
 
     /// A shared reference to the record (nothing is copied).
@@ -516,31 +534,18 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn put(&self, kind: Kind, key: Key, value: Stored, expires_at: UnixTime, now: UnixTime) {
-        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (max_entries, max_bytes) = kind.caps();
-        let weight = value.weight();
-        self.with(kind, |shelf| {
-            shelf.remove(&key);
-            if weight > max_bytes || expires_at <= now {
-                return;
-            }
-            shelf.purge_expired(now);
-            while shelf.entries.len() >= max_entries || shelf.bytes + weight > max_bytes {
-                shelf.evict_oldest();
-            }
-            shelf.bytes += weight;
-            shelf.by_expiry.insert((expires_at, seq), key);
-            shelf.by_age.insert(seq, key);
-            shelf.entries.insert(
-                key,
-                Entry {
-                    value,
-                    weight,
-                    expires_at,
-                    seq,
-                },
-            );
-        });
+        self.write(kind, key, value, expires_at, now, false);
+    }
+
+    fn put_if_absent(
+        &self,
+        kind: Kind,
+        key: Key,
+        value: Stored,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> bool {
+        self.write(kind, key, value, expires_at, now, true)
     }
 
     fn get(&self, kind: Kind, key: &Key, now: UnixTime) -> Option<Stored> {
@@ -562,6 +567,50 @@ impl Store for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// `put`, or with `only_if_absent` `put_if_absent`, under one lock: the check and the
+    /// write are one step.
+    fn write(
+        &self,
+        kind: Kind,
+        key: Key,
+        value: Stored,
+        expires_at: UnixTime,
+        now: UnixTime,
+        only_if_absent: bool,
+    ) -> bool {
+        let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (max_entries, max_bytes) = kind.caps();
+        let weight = value.weight();
+        self.with(kind, |shelf| {
+            if only_if_absent && shelf.entries.get(&key).is_some_and(|e| now < e.expires_at) {
+                return false;
+            }
+            shelf.remove(&key);
+            if weight > max_bytes || expires_at <= now {
+                return false;
+            }
+            shelf.purge_expired(now);
+            while shelf.entries.len() >= max_entries || shelf.bytes + weight > max_bytes {
+                shelf.evict_oldest();
+            }
+            shelf.bytes += weight;
+            shelf.by_expiry.insert((expires_at, seq), key);
+            shelf.by_age.insert(seq, key);
+            shelf.entries.insert(
+                key,
+                Entry {
+                    value,
+                    weight,
+                    expires_at,
+                    seq,
+                },
+            );
+            true
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Run with `cargo test --example hyper_server`.
@@ -575,6 +624,31 @@ mod tests {
 
     fn v(bytes: &[u8]) -> Stored {
         Stored::Encoded(Bytes::copy_from_slice(bytes))
+    }
+
+    #[test]
+    fn put_if_absent_never_overwrites_a_live_entry_a22() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        assert!(store.put_if_absent(Kind::Refresh, k(1), v(b"first"), T.plus(60), T));
+        assert!(!store.put_if_absent(Kind::Refresh, k(1), v(b"second"), T.plus(60), T));
+        assert!(
+            matches!(store.get(Kind::Refresh, &k(1), T), Some(Stored::Encoded(b)) if &b[..] == b"first")
+        );
+        // An expired entry counts as absent.
+        assert!(store.put_if_absent(Kind::Refresh, k(1), v(b"third"), T.plus(200), T.plus(60)));
+        // Raced: exactly one writer wins.
+        let winners: usize = (0..8u8)
+            .map(|i| {
+                let s = store.clone();
+                std::thread::spawn(move || {
+                    s.put_if_absent(Kind::Refresh, k(2), v(&[i]), T.plus(60), T)
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap()))
+            .sum();
+        assert_eq!(winners, 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use consent_gate::{
     Authorization, AuthorizeRequest, BrowserContext, Callback, ClientRecord, ClientSecret,
-    CodeRecord, Config, ConsentForm, ConsentPolicy, Decision, Faults, Gate, GrantRecord, Keys,
+    CodeRecord, Config, ConsentForm, ConsentPolicy, Decision, Gate, GrantRecord, Keys,
     PendingConsent, RefreshRecord, ServerKey, StoreKey, TokenRequest, TransactionRecord, UnixTime,
     UpstreamConfig, UpstreamResponse,
 };
@@ -27,25 +27,49 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The instant every surface target runs at.
 pub const NOW: UnixTime = UnixTime(1_700_000_000);
-/// GitHub's token success (UPSTREAMS F5).
+/// GitHub's token success (docs/upstreams.md#f5).
 pub const F5: &[u8] = br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178B4a","token_type":"bearer","scope":"read:user,user:email"}"#;
-/// GitHub's `GET /user` (UPSTREAMS F14, trimmed to the members we read plus a few).
+/// GitHub's `GET /user` (docs/upstreams.md#f14, trimmed to the members we read plus a few).
 pub const F14: &[u8] = br#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","type":"User","site_admin":false,"name":"monalisa octocat","email":null}"#;
 
-/// The fault switches named by `CG_FAULT` (a name from [`Faults::ALL`]), read once.
+/// The core's fault switches. They exist only in builds with
+/// `RUSTFLAGS="--cfg consent_gate_faults"` (`.ci/fuzz` sets it).
+#[cfg(consent_gate_faults)]
+pub use consent_gate::Faults;
+
+/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
+/// one value, `Faults::NONE`, so that the targets build and run the same either way.
+#[cfg(not(consent_gate_faults))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Faults;
+
+#[cfg(not(consent_gate_faults))]
+impl Faults {
+    /// No fault (the only value in this build).
+    pub const NONE: Faults = Faults;
+}
+
+/// The fault switches named by `CG_FAULT` (a name from `consent_gate::Faults::ALL`), read
+/// once.
 ///
 /// CI sets it to prove that the checkers are not vacuous: with a fault on, the `flow`
 /// target must crash. An unknown name is a configuration error and panics at start-up,
-/// so a typo in CI cannot turn the self-test into a silent pass.
+/// so a typo in CI cannot turn the self-test into a silent pass; so is any name in a build
+/// without `--cfg consent_gate_faults`, which has no switches to turn on.
 pub fn faults_from_env() -> Faults {
     match std::env::var("CG_FAULT") {
         Err(_) => Faults::NONE,
         Ok(name) if name.is_empty() || name == "none" => Faults::NONE,
+        #[cfg(consent_gate_faults)]
         Ok(name) => Faults::ALL
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, f)| *f)
             .unwrap_or_else(|| panic!("CG_FAULT={name:?} is not one of Faults::ALL")),
+        #[cfg(not(consent_gate_faults))]
+        Ok(name) => panic!(
+            "CG_FAULT={name:?} needs the fault switches: build with RUSTFLAGS=\"--cfg consent_gate_faults\""
+        ),
     }
 }
 
@@ -56,12 +80,14 @@ pub fn gate(policy: ConsentPolicy, faults: Faults) -> Gate {
     // Configured text is escaped too (R23): the pages' markup check would see a raw tag.
     upstream.display_name = "GitHub <Enterprise> & \"Co\"".into();
     let key = ServerKey::new(&[0x42; 32]).expect("32-byte key");
-    let config = Config::builder(ISSUER, RESOURCE, upstream, Keys::new(key))
-        .consent_policy(policy)
-        .faults(faults)
-        .build()
-        .expect("the fixture configuration is valid");
-    Gate::new(config)
+    let builder =
+        Config::builder(ISSUER, RESOURCE, upstream, Keys::new(key)).consent_policy(policy);
+    // Without `--cfg consent_gate_faults` `faults` is the stand-in: nothing to switch on.
+    #[cfg(consent_gate_faults)]
+    let builder = builder.faults(faults);
+    #[cfg(not(consent_gate_faults))]
+    let _ = faults;
+    Gate::new(builder.build().expect("the fixture configuration is valid"))
 }
 
 /// A deterministic entropy source: every call fills the buffer from a counter.

@@ -1,6 +1,6 @@
 //! Fuzzing harness for consent-gate: one function per input surface ([`surfaces`]) and a
 //! hostile world for the whole flow ([`world`]), each wrapped by a 1–3 line target in
-//! `fuzz_targets/` (str0m's layout, STYLE convention 11).
+//! `fuzz_targets/` (str0m's layout, docs/conventions.md#fuzz-layout).
 //!
 //! The logic lives here, not in the targets, so that `cargo test` (on stable, without
 //! libFuzzer) replays the committed seed corpus and every saved regression, and proves
@@ -8,6 +8,8 @@
 //!
 //! `CG_FAULT=<name>` (a name from `consent_gate::Faults::ALL`) turns one fault switch on
 //! for the whole process: CI runs the `flow` target once per fault and requires a crash.
+//! The switches exist only in builds with `RUSTFLAGS="--cfg consent_gate_faults"`, which
+//! `.ci/fuzz` sets for every build (cargo-fuzz appends it to its own flags).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]

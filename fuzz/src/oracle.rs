@@ -36,7 +36,8 @@ pub fn header(line: &[u8]) -> Option<String> {
 
 /// R17/R18 restated: `presented` is acceptable for `registered` iff it is the same string,
 /// or `registered` is `http://` on a loopback host and `presented` differs from it only in
-/// the port (absent, empty, or 1–5 digits up to 65535).
+/// the port, written as a browser writes it (R61): absent, or 1–5 digits up to 65535 with
+/// no leading zero and not http's default 80.
 ///
 /// Written against the raw strings with no URL parser, so it cannot share a normalisation
 /// bug with the code under test.
@@ -60,10 +61,11 @@ pub fn redirect_acceptable(registered: &str, presented: &str) -> bool {
 }
 
 fn port_ok(p: &str) -> bool {
-    p.is_empty()
-        || (p.len() <= 5
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u32>().is_ok_and(|n| n <= 65_535))
+    !p.is_empty()
+        && p.len() <= 5
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && (!p.starts_with('0') || p == "0")
+        && p.parse::<u32>().is_ok_and(|n| n <= 65_535 && n != 80)
 }
 
 /// For an `http://` registration: (host without port, path+query). `registered` has

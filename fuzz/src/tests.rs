@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
+#[cfg(consent_gate_faults)]
 use consent_gate::{ConsentPolicy, Faults};
 
 use crate::fixture::{CHALLENGE, F5, F14, VERIFIER, fixture};
 use crate::surfaces::{self, Reached};
-use crate::world::{FlowInput, Follow, Op, Who, World, encode};
+#[cfg(consent_gate_faults)]
+use crate::world::World;
+use crate::world::{FlowInput, Follow, Op, Who, encode};
 
 type Surface = fn(&[u8]) -> Reached;
 
@@ -203,7 +206,9 @@ fn flow_seeds() -> Vec<(&'static str, FlowInput)> {
 }
 
 /// One short trace per fault that must break a property; the same trace must hold on
-/// correct code. Proves the world's checks are not vacuous without any fuzzing.
+/// correct code. Proves the world's checks are not vacuous without any fuzzing (in builds
+/// with `--cfg consent_gate_faults`, the only ones with fault switches).
+#[cfg(consent_gate_faults)]
 fn fault_traces() -> Vec<(&'static str, bool, Vec<Op>)> {
     use Op::*;
     let (v, a) = (Who::Victim, Who::Attacker);
@@ -273,6 +278,7 @@ fn fault_traces() -> Vec<(&'static str, bool, Vec<Op>)> {
 }
 
 #[test]
+#[cfg(consent_gate_faults)]
 fn every_fault_breaks_a_property_and_correct_code_holds() {
     for (name, faults) in Faults::ALL {
         let (_, remember, ops) = fault_traces()
@@ -551,8 +557,10 @@ fn parsers_take_linear_time() {
 }
 
 /// Lists the fault switches for `.ci/fuzz` (one `CG_FAULT=name` line each), so the
-/// script runs exactly `Faults::ALL`.
+/// script runs exactly `Faults::ALL`. Without `--cfg consent_gate_faults` there is none,
+/// and `.ci/fuzz` stops.
 #[test]
+#[cfg(consent_gate_faults)]
 fn print_fault_names() {
     assert!(!Faults::ALL.is_empty());
     for (name, _) in Faults::ALL {

@@ -20,6 +20,13 @@ pub enum Action {
         /// Index into [`Seen::links`](crate::Seen::links).
         link: u16,
     },
+    /// A20: a page on a sibling subdomain (or, on loopback, another port) navigates the
+    /// victim's browser to link `link`: a top-level GET with `Sec-Fetch-Site: same-site`,
+    /// which the user did not start here. Only where consent can be remembered.
+    SameSiteOpen {
+        /// Index into [`Seen::links`](crate::Seen::links).
+        link: u16,
+    },
     /// The browser's user clicks "Approve" on page `page` it was shown (same-origin POST
     /// with its own cookies).
     Approve {
@@ -177,6 +184,7 @@ impl Action {
                 browser,
                 link: dec(link)?,
             },
+            Action::SameSiteOpen { link } => Action::SameSiteOpen { link: dec(link)? },
             Action::Approve { browser, page } => Action::Approve {
                 browser,
                 page: dec(page)?,

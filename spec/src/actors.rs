@@ -34,7 +34,7 @@ pub const EPOCH: u64 = 1_700_000_000;
 
 /// The deterministic entropy source for one step: fill `n` of a step by minter `tag`
 /// whose `seq`-th minting step this is. Distinct (tag, seq, n) give distinct bytes, and
-/// the bytes depend on nothing else (STYLE convention 3).
+/// the bytes depend on nothing else (docs/conventions.md#randomness-is-an-argument).
 pub(crate) struct Draws {
     tag: u8,
     seq: u32,
@@ -81,11 +81,12 @@ pub(crate) fn build_gate(setup: &Setup) -> Arc<Gate> {
     );
     upstream.scopes = vec!["read:user".into()];
     upstream.subject_prefix = SUBJECT_PREFIX.into();
-    let config = Config::builder(ISSUER, RESOURCE, upstream, Keys::new(key))
-        .consent_policy(setup.policy)
-        .faults(setup.faults)
-        .build();
-    match config {
+    let builder =
+        Config::builder(ISSUER, RESOURCE, upstream, Keys::new(key)).consent_policy(setup.policy);
+    // Without `--cfg consent_gate_faults` the setup's `Faults` has nothing to switch on.
+    #[cfg(consent_gate_faults)]
+    let builder = builder.faults(setup.faults);
+    match builder.build() {
         Ok(c) => Arc::new(Gate::new(c)),
         Err(e) => panic!("the World's configuration is valid: {e}"),
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use consent_gate::{
     Authorization, AuthorizeError, AuthorizeRequest, BrowserContext, Callback, CallbackError,
-    ClientRedirect, ConsentError, ConsentForm, Decision, Faults, Reply, StoreKey, UnixTime,
+    ClientRedirect, ConsentError, ConsentForm, Decision, Reply, StoreKey, UnixTime,
     UpstreamRedirect, UpstreamResponse,
 };
 use url::form_urlencoded::Serializer;
@@ -17,8 +17,8 @@ use crate::actors::{
     push_new, query_param, upstream,
 };
 use crate::world::{
-    Browser, BrowserState, CallbackUrl, HeldCode, Identity, Inbox, Issued, IssuedCode, Link,
-    LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Store, Terms, World,
+    Browser, BrowserState, CallbackUrl, Faults, HeldCode, Identity, Inbox, Issued, IssuedCode,
+    Link, LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Store, Terms, World,
 };
 
 fn registration(redirect: &str, name: &str) -> String {
@@ -97,9 +97,15 @@ impl World {
         match action {
             Action::Register if mint && self.left.attacker_clients > 0 => self.register(),
             Action::Open { browser, link } if mint => match at(self.links.len(), link) {
-                Some(i) if self.may_open(browser, &self.links[i]) => self.open(browser, i),
+                Some(i) if self.may_open(browser, &self.links[i]) => self.open(browser, i, "none"),
                 _ => Outcome::Disabled,
             },
+            Action::SameSiteOpen { link } if mint && self.remembers() => {
+                match at(self.links.len(), link) {
+                    Some(i) => self.open(Browser::Victim, i, "same-site"),
+                    None => Outcome::Disabled,
+                }
+            }
             Action::Approve { browser, page } if mint => self.decide(browser, page, true),
             Action::Deny { browser, page } => self.decide(browser, page, false),
             Action::ForgedPost { page, legacy } if mint => self.forged_post(page, legacy),
@@ -241,8 +247,8 @@ impl World {
             .finish()
     }
 
-    /// `GET /authorize` in `b`.
-    fn open(&mut self, b: Browser, link: usize) -> Outcome {
+    /// `GET /authorize` in `b`, on a navigation with this `Sec-Fetch-Site`.
+    fn open(&mut self, b: Browser, link: usize, site: &'static str) -> Outcome {
         let gate = self.server.gate.clone();
         let query = self.link_query(&self.links[link]);
         let request = match AuthorizeRequest::parse(query.as_bytes()) {
@@ -254,7 +260,7 @@ impl World {
         let ctx = BrowserContext {
             cookies: &cookies,
             origin: None,
-            sec_fetch_site: Some("none"),
+            sec_fetch_site: Some(site),
         };
         let minter = Minter::Browser(b);
         let mut draws = self.draws(minter);
@@ -286,7 +292,7 @@ impl World {
             Ok(Authorization::Remembered(consent)) => {
                 self.spend_nonce();
                 let up = gate.upstream_redirect(consent, self.now, &mut draws);
-                self.went_upstream(b, up, true)
+                self.went_upstream(b, up, true, site == "none")
             }
         };
         self.drew(minter, &draws);
@@ -294,7 +300,13 @@ impl World {
     }
 
     /// Stores the transaction, sets the binding cookie in `b`, and records the redirect.
-    fn went_upstream(&mut self, b: Browser, up: UpstreamRedirect, remembered: bool) -> Outcome {
+    fn went_upstream(
+        &mut self,
+        b: Browser,
+        up: UpstreamRedirect,
+        remembered: bool,
+        user_started: bool,
+    ) -> Outcome {
         let (txn, reply) = up.into_parts();
         let d = txn.details();
         self.ghost.issued.insert(Issued {
@@ -307,6 +319,7 @@ impl World {
             }),
             txn: *txn.key(),
             remembered,
+            user_started,
             at: self.now,
         });
         self.store.transactions.insert(*txn.key(), Arc::new(txn));
@@ -447,7 +460,7 @@ impl World {
                 let mut draws = self.draws(minter);
                 let up = gate.upstream_redirect(consent, self.now, &mut draws);
                 self.drew(minter, &draws);
-                self.went_upstream(b, up, false)
+                self.went_upstream(b, up, false, true)
             }
             Ok(Decision::Denied(redirect)) => {
                 *self.ghost.decided.entry(key).or_default() += 1;
@@ -502,6 +515,7 @@ impl World {
             Ok(v) => v,
             Err(e) => return self.callback_failed(&e),
         };
+        #[cfg(consent_gate_faults)]
         if let Some(again) = verified.reinsert() {
             self.store
                 .transactions

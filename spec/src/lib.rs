@@ -5,17 +5,17 @@
 //! upstream URLs and callback URLs each browser has seen, what each party received at its
 //! redirect URIs and token endpoint calls, a clock and a deterministic entropy counter.
 //! Every server-side step calls `consent_gate`'s public API exactly as a host does, so
-//! the thing checked is the code, not a model of it (DESIGN §7.6, STYLE §2).
+//! the thing checked is the code, not a model of it (docs/design.md#model-check,
+//! docs/conventions.md#check-the-real-core).
 //!
-//! One World, three drivers (STYLE convention 13):
+//! One World, three drivers (docs/conventions.md#one-world-three-drivers):
 //! * stateright explores every interleaving to a bound (`tests/model_check.rs`);
 //! * proptest-state-machine runs long random sequences against an abstract reference
 //!   model (`tests/refinement.rs`);
 //! * the `flow` fuzz target picks actions from [`World::actions`] by index.
 //!
 //! ```
-//! use consent_gate::Faults;
-//! use consent_gate_spec::{Action, Browser, Outcome, Party, World};
+//! use consent_gate_spec::{Action, Browser, Faults, Outcome, Party, World};
 //!
 //! let mut w = World::new(Faults::NONE);
 //! // The victim follows the honest client's link, approves, and the upstream waves it
@@ -32,8 +32,7 @@
 //! A fuzzer drives it with bytes as indices into the enabled actions:
 //!
 //! ```
-//! # use consent_gate::Faults;
-//! # use consent_gate_spec::World;
+//! # use consent_gate_spec::{Faults, World};
 //! let mut w = World::new(Faults::NONE);
 //! for byte in [0u8, 7, 3, 200, 1] {
 //!     let actions = w.actions();
@@ -51,7 +50,7 @@
 //! | `Open` | `AuthorizeRequest::parse`; get the client; `Gate::authorize` → store the `PendingConsent`, set the browser cookie (or, remembered, `Gate::upstream_redirect`) |
 //! | `Approve`, `Deny`, `ForgedPost` | `ConsentForm::parse`; **take** the pending record; `Gate::decide` → `Gate::upstream_redirect` (store the transaction, set the binding cookie) or the `access_denied` redirect |
 //! | `Upstream`, `ForwardUpstreamUrl` | the model upstream only: the browser lands on our callback |
-//! | `Callback`, `ReplayCallback` | `Callback::parse`; **take** the transaction; `Gate::verify_callback` (store back `reinsert()`, only with the A7 fault); the upstream token exchange and user lookup; get the client; `Gate::issue_code` → store the code, clear the binding cookie, redirect |
+//! | `Callback`, `ReplayCallback` | `Callback::parse`; **take** the transaction; `Gate::verify_callback` (store back `reinsert()`, only with the A7 fault, in builds with `--cfg consent_gate_faults`); the upstream token exchange and user lookup; get the client; `Gate::issue_code` → store the code, clear the binding cookie, redirect |
 //! | `RedeemCode` | `TokenRequest::parse`; get the client; **take** the code; `Gate::redeem_code` → store grant, refresh and redeemed code; on `CodeReused` delete the grant; then `Gate::verify_bearer` + `BearerClaims::confirm` |
 //! | `Refresh` | `TokenRequest::parse`; get client, refresh record and grant; `Gate::redeem_refresh` → store the refresh records; on `RefreshReused` delete the grant; then the bearer check |
 //!
@@ -79,7 +78,7 @@ pub use actors::{
 };
 pub use props::{Goal, Property, Violation};
 pub use world::{
-    Bounds, Browser, BrowserState, CallbackUrl, Ghost, HeldCode, HeldRefresh, HeldToken, Identity,
-    Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse, Store, TICKS,
-    Terms, World,
+    Bounds, Browser, BrowserState, CallbackUrl, Faults, Ghost, HeldCode, HeldRefresh, HeldToken,
+    Identity, Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse,
+    Store, TICKS, Terms, World,
 };

@@ -11,7 +11,8 @@ use crate::world::{Browser, Identity, Party, World};
 pub enum Property {
     /// P1: no upstream redirect unless the same browser approved that client, redirect URI,
     /// scope and resource (R25, R28, R31, R34; A1, A3, A4). Each approval click sends at
-    /// most one browser upstream; a remembered consent needs an earlier click.
+    /// most one browser upstream; a remembered consent needs an earlier click and a
+    /// navigation the user started, never one a same-site page started (R71, A20).
     P1,
     /// P2: the attacker never holds a code or token for the victim's account unless the
     /// victim approved, in its own browser, that client and redirect URI (A1–A4, A6, A9).
@@ -87,6 +88,12 @@ impl Property {
                         .iter()
                         .filter(|j| !j.remembered && j.browser == i.browser && j.terms == i.terms)
                         .count();
+                    if i.remembered && !i.user_started {
+                        return fail(format!(
+                            "{:?} browser sent upstream for {:?} from a remembered consent on a same-site navigation (A20)",
+                            i.browser, i.terms
+                        ));
+                    }
                     if (i.remembered && clicks == 0) || (!i.remembered && decided > clicks) {
                         return fail(format!(
                             "{:?} browser sent upstream for {:?} (remembered: {}) after {clicks} approvals",

@@ -120,6 +120,7 @@ impl World {
             reply,
             grant,
             refresh,
+            successor,
             code,
             ..
         } = issued;
@@ -128,6 +129,13 @@ impl World {
         }
         for r in refresh {
             self.store.refresh.insert(*r.key(), Arc::new(r));
+        }
+        // Put-if-absent: a successor already stored may have been rotated since (R63).
+        if let Some(r) = successor {
+            self.store
+                .refresh
+                .entry(*r.key())
+                .or_insert_with(|| Arc::new(r));
         }
         if let Some(c) = code {
             self.store.codes.insert(*c.key(), Arc::new(c));

@@ -2,17 +2,18 @@
 //! stores, and which actions are enabled.
 //!
 //! Everything here is plain data (`Clone + Debug + Hash + Eq`, `BTreeMap`, `Vec`), so that
-//! stateright can fingerprint a state and proptest can shrink a run (STYLE conventions 8,
-//! 13). Handles are picked *by index* into what a party has seen (STYLE convention 12),
-//! never as raw nonces.
+//! stateright can fingerprint a state and proptest can shrink a run
+//! (docs/conventions.md#plain-data-state, docs/conventions.md#one-world-three-drivers). Handles are
+//! picked *by index* into what a party has seen (docs/conventions.md#handles-by-index), never as
+//! raw nonces.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use consent_gate::{
-    ClientRecord, CodeRecord, ConsentPolicy, Faults, Gate, GrantRecord, PendingConsent,
-    RefreshRecord, StoreKey, TransactionRecord, UnixTime,
+    ClientRecord, CodeRecord, ConsentPolicy, Gate, GrantRecord, PendingConsent, RefreshRecord,
+    StoreKey, TransactionRecord, UnixTime,
 };
 
 use crate::action::Action;
@@ -109,7 +110,7 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// The CI bound of STYLE §2: 5 nonces.
+    /// The CI bound (docs/conventions.md#check-the-real-core): 5 nonces.
     pub const CI: Bounds = Bounds {
         nonces: 5,
         refreshes: 2,
@@ -136,10 +137,27 @@ impl Bounds {
 /// grace window (61 s), and past consent pages and upstream transactions (601 s).
 pub const TICKS: [u32; 2] = [61, 601];
 
+/// The core's fault switches, each re-creating a known bypass. They exist only in builds
+/// with `RUSTFLAGS="--cfg consent_gate_faults"`.
+#[cfg(consent_gate_faults)]
+pub use consent_gate::Faults;
+
+/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
+/// one value, [`Faults::NONE`], so that a [`Setup`] is written the same in every build.
+#[cfg(not(consent_gate_faults))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Faults;
+
+#[cfg(not(consent_gate_faults))]
+impl Faults {
+    /// No fault (the only value in this build).
+    pub const NONE: Faults = Faults;
+}
+
 /// Everything that fixes a world before its first step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Setup {
-    /// Fault switches compiled into the core (DESIGN §7).
+    /// The core's fault switches ([`Faults::NONE`] unless built with the cfg).
     pub faults: Faults,
     /// The server's consent policy.
     pub policy: ConsentPolicy,
@@ -151,7 +169,11 @@ impl Setup {
     /// `faults` at the CI bound, with [`ConsentPolicy::Remember`] when the fault needs it
     /// to matter (`consent_per_browser`) and [`ConsentPolicy::Always`] otherwise.
     pub fn new(faults: Faults) -> Self {
-        let policy = if faults.consent_per_browser {
+        #[cfg(consent_gate_faults)]
+        let remember = faults.consent_per_browser;
+        #[cfg(not(consent_gate_faults))]
+        let remember = false;
+        let policy = if remember {
             ConsentPolicy::Remember
         } else {
             ConsentPolicy::Always
@@ -190,8 +212,8 @@ impl fmt::Debug for Server {
 }
 
 /// The host's store: one map per record kind; single-use kinds are *taken* (removed)
-/// before the core sees them, as DESIGN §2 requires. Records sit behind an `Arc` so that
-/// cloning a World (once per explored state) copies pointers, not records.
+/// before the core sees them, as docs/design.md#store-contract requires. Records sit behind an
+/// `Arc` so that cloning a World (once per explored state) copies pointers, not records.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Store {
     /// Client registrations.
@@ -353,6 +375,9 @@ pub struct Issued {
     pub txn: StoreKey,
     /// From a remembered consent.
     pub remembered: bool,
+    /// On a navigation the user started (`Sec-Fetch-Site: none`) or a click on our page,
+    /// not on one a same-site page started (A20).
+    pub user_started: bool,
     /// When.
     pub at: UnixTime,
 }
@@ -497,6 +522,11 @@ impl World {
                         out.push(Action::Open { browser, link });
                     }
                 }
+                if browser == Browser::Victim && self.remembers() {
+                    for link in indices(&self.links) {
+                        out.push(Action::SameSiteOpen { link });
+                    }
+                }
             }
             for page in indices(&b.pages) {
                 if mint {
@@ -562,6 +592,12 @@ impl World {
         actions
     }
 
+    /// Whether the server remembers consent: only then can a same-site navigation differ
+    /// from any other (A20), so only then is [`Action::SameSiteOpen`] explored.
+    pub(crate) fn remembers(&self) -> bool {
+        self.server.setup.policy == ConsentPolicy::Remember
+    }
+
     fn may_change(&self, a: Action) -> bool {
         let page = |b: Browser, i: u16| {
             let p = &self.browsers[b.ix()].pages[usize::from(i)];
@@ -600,7 +636,10 @@ impl World {
                 let r = &self.inboxes[party.ix()].refresh[usize::from(token)];
                 self.store.refresh.contains_key(&r.key)
             }
-            Action::Register | Action::Open { .. } | Action::Tick { .. } => true,
+            Action::Register
+            | Action::Open { .. }
+            | Action::SameSiteOpen { .. }
+            | Action::Tick { .. } => true,
         }
     }
 

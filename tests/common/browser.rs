@@ -18,6 +18,9 @@ pub enum Nav {
     Direct,
     /// From one of our own pages (the consent form): `same-origin`, `Origin` = our origin.
     SameOrigin,
+    /// A link or redirect from a sibling subdomain (or, on loopback, another port):
+    /// `same-site`; not our origin, so not our page (R71, A20).
+    SameSite,
     /// A link or redirect from another site (the upstream's redirect back, a link on the
     /// attacker's page): `cross-site`; Lax cookies are sent on this top-level GET.
     CrossSite,
@@ -120,6 +123,17 @@ impl Browser {
         }
     }
 
+    /// A cookie another site set for our host: a sibling subdomain's `Domain=` cookie, or
+    /// on loopback any other port's (A21).
+    pub fn plant(&mut self, name: &str, value: &str) {
+        let cookie = StoredCookie {
+            value: value.to_owned(),
+            expires: UnixTime(u64::MAX / 2),
+            lax: true,
+        };
+        self.jar.insert(name.to_owned(), cookie);
+    }
+
     /// The value of one of our cookies, if the browser holds it.
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.jar.get(name).map(|c| c.value.as_str())
@@ -148,12 +162,13 @@ impl Browser {
         let sec_fetch_site = (!self.legacy).then_some(match nav {
             Nav::Direct => "none",
             Nav::SameOrigin => "same-origin",
+            Nav::SameSite => "same-site",
             Nav::CrossSite | Nav::CrossSitePost(_) => "cross-site",
         });
         let origin = match nav {
             Nav::SameOrigin => Some(self.origin.clone()),
             Nav::CrossSitePost(o) => Some(o.to_owned()),
-            Nav::Direct | Nav::CrossSite => None,
+            Nav::Direct | Nav::SameSite | Nav::CrossSite => None,
         };
         Request {
             cookies,

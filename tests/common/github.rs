@@ -1,5 +1,6 @@
-//! The GitHub double: a returning user's browser is sent straight back (UPSTREAMS §1.4),
-//! and the back channel answers with GitHub's wire shapes (UPSTREAMS §5).
+//! The GitHub double: a returning user's browser is sent straight back
+//! (docs/upstreams.md#github-returning-user), and the back channel answers with GitHub's wire
+//! shapes (docs/upstreams.md#fixtures).
 
 use std::collections::BTreeMap;
 
@@ -94,6 +95,9 @@ pub struct FakeGithub {
     pub fail_next_exchange: Option<&'static str>,
     /// How many authorization requests reached it.
     pub authorize_hits: usize,
+    /// `expires_in` of the tokens it issues (a GitHub App user token: 28800), or none (an
+    /// OAuth App token, which never expires).
+    pub token_lifetime: Option<u64>,
     callback: String,
     codes: BTreeMap<String, GithubCode>,
     tokens: BTreeMap<String, GithubUser>,
@@ -111,6 +115,7 @@ impl FakeGithub {
             issuer,
             fail_next_exchange: None,
             authorize_hits: 0,
+            token_lifetime: None,
             callback,
             codes: BTreeMap::new(),
             tokens: BTreeMap::new(),
@@ -140,7 +145,8 @@ impl FakeGithub {
     }
 
     /// `GET /login/oauth/authorize` in a browser signed in as `user`, who authorized our
-    /// app before: no prompt, straight back with a code (UPSTREAMS §1.4, F1/F2).
+    /// app before: no prompt, straight back with a code (docs/upstreams.md#github-returning-user,
+    /// F1/F2).
     pub fn authorize(&mut self, user: GithubUser, url: &str) -> String {
         let q = self.checked_authorize(url);
         self.counter += 1;
@@ -172,8 +178,9 @@ impl FakeGithub {
         ])
     }
 
-    /// `POST /login/oauth/access_token` (UPSTREAMS §1.6, §1.7): HTTP 200 always; success
-    /// F5, errors F7/F9/F10 as JSON bodies. Codes are single-use and PKCE-bound.
+    /// `POST /login/oauth/access_token` (docs/upstreams.md#github-token-request,
+    /// docs/upstreams.md#github-token-response): HTTP 200 always; success F5, errors F7/F9/F10 as
+    /// JSON bodies. Codes are single-use and PKCE-bound.
     pub fn token(&mut self, req: &HttpRequest) -> HttpAnswer {
         assert_eq!(
             (req.method, req.url.as_str()),
@@ -211,10 +218,11 @@ impl FakeGithub {
         let token = format!("gho_{:036x}", self.counter * 7919 + code.user.id);
         self.counter += 1;
         self.tokens.insert(token.clone(), code.user);
-        HttpAnswer::json(
-            200,
-            serde_json::json!({"access_token": token, "token_type": "bearer", "scope": "read:user"}),
-        )
+        let mut answer = serde_json::json!({"access_token": token, "token_type": "bearer", "scope": "read:user"});
+        if let Some(lifetime) = self.token_lifetime {
+            answer["expires_in"] = lifetime.into();
+        }
+        HttpAnswer::json(200, answer)
     }
 
     /// `GET /user` (F14; F15 for an unknown token).

@@ -1,19 +1,20 @@
 //! A deterministic host for the integration tests (`flow.rs`, `attacks.rs`).
 //!
-//! It plays every party on the IO side of DESIGN §2 the way a deployment would, one
+//! It plays every party on the IO side of docs/design.md#sans-io the way a deployment would, one
 //! protocol step per method:
 //!
 //! * [`Host`]: the MCP server's HTTP handlers around the [`Gate`], with an in-memory
 //!   [`Store`] that *takes* single-use records atomically, before any upstream call
-//!   (DESIGN §2), a controllable clock and counter-based entropy;
+//!   (docs/design.md#store-contract), a controllable clock and counter-based entropy;
 //! * [`Browser`]: a cookie jar that applies every `Set-Cookie` (including `Max-Age=0`
 //!   deletion, `__Host-` rules and SameSite=Lax) and sends the Fetch Metadata a real
 //!   browser sends for each kind of navigation ([`Nav`]);
 //! * [`App`]: an MCP client (its registration, PKCE pair and `state`), which checks
 //!   `state` and `iss` on the redirect it receives, as MCP 2026-07-28 clients do (R47);
 //! * [`FakeGithub`]: a GitHub double that, like GitHub for a returning user, approves
-//!   without a prompt (UPSTREAMS §1.4) and answers with GitHub's wire shapes (§5: F1–F3,
-//!   F5, F7, F9, F14, F15), including upstream PKCE and single-use codes.
+//!   without a prompt (docs/upstreams.md#github-returning-user) and answers with GitHub's wire
+//!   shapes (docs/upstreams.md#fixtures: F1–F3, F5, F7, F9, F14, F15), including upstream PKCE and
+//!   single-use codes.
 //!
 //! Nothing here decides anything the core should decide: every answer comes from the gate.
 
@@ -43,6 +44,23 @@ pub const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
 pub const HTTPS_ISSUER: &str = "https://mcp.example";
 /// The start of every test's clock.
 pub const T0: UnixTime = UnixTime(1_700_000_000);
+
+/// The core's fault switches: they exist only in builds with
+/// `RUSTFLAGS="--cfg consent_gate_faults"`.
+#[cfg(consent_gate_faults)]
+pub use consent_gate::Faults;
+
+/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
+/// one value, `Faults::NONE`, so that the attack scenarios read the same in every build.
+#[cfg(not(consent_gate_faults))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Faults;
+
+#[cfg(not(consent_gate_faults))]
+impl Faults {
+    /// No fault (the only value in this build).
+    pub const NONE: Faults = Faults;
+}
 /// The server's HMAC key (a second gate with the same key mints tokens we can verify).
 pub const SERVER_KEY: [u8; 32] = [7; 32];
 
@@ -146,6 +164,10 @@ impl<T: Keyed> Table<T> {
     pub fn put(&mut self, record: T) {
         self.0.insert(record.store_key(), record);
     }
+    /// Stores a record only if none is under its key (R63: a refresh successor).
+    pub fn put_if_absent(&mut self, record: T) {
+        self.0.entry(record.store_key()).or_insert(record);
+    }
     /// A copy of the record under `key`.
     pub fn get(&self, key: &StoreKey) -> Option<T> {
         self.0.get(key).cloned()
@@ -220,7 +242,7 @@ pub struct Setup {
     pub lifetimes: Lifetimes,
     /// Whether the gate knows the upstream's RFC 9207 issuer (`UpstreamConfig::issuer`).
     pub upstream_issuer: bool,
-    /// Fault switches (need `--features _faults`).
+    /// Fault switches (only `Faults::NONE` without `--cfg consent_gate_faults`).
     pub faults: Faults,
 }
 
@@ -314,14 +336,8 @@ impl Host {
             .consent_policy(setup.policy)
             .lifetimes(setup.lifetimes)
             .scopes(setup.scopes.iter().copied());
-        #[cfg(feature = "_faults")]
+        #[cfg(consent_gate_faults)]
         let builder = builder.faults(setup.faults);
-        #[cfg(not(feature = "_faults"))]
-        assert_eq!(
-            setup.faults,
-            Faults::NONE,
-            "fault switches need --features _faults"
-        );
         let gate = Gate::new(builder.build().expect("a valid test configuration"));
         assert_eq!(gate.config().callback_uri(), github.callback());
         Self {
@@ -495,6 +511,7 @@ impl Host {
         let verified = self
             .gate
             .verify_callback(cb, txn, headers.context(), self.now)?;
+        #[cfg(consent_gate_faults)]
         if let Some(record) = verified.reinsert() {
             self.store.txns.put(record.clone());
         }
@@ -548,6 +565,10 @@ impl Host {
                     .refresh
                     .into_iter()
                     .for_each(|r| self.store.refresh.put(r));
+                issued
+                    .successor
+                    .into_iter()
+                    .for_each(|r| self.store.refresh.put_if_absent(r));
                 issued
                     .code
                     .into_iter()

@@ -288,11 +288,14 @@ pub(crate) fn any_input() -> impl Strategy<Value = Vec<u8>> {
 pub(crate) fn https_uri() -> impl Strategy<Value = String> {
     // No `--` in the third and fourth place: IDNA reserves that shape (`xn--…` is
     // punycode), and the URL parser rightly refuses a malformed one.
-    let label = "[a-zA-Z][a-zA-Z0-9-]{0,6}".prop_filter("IDNA-reserved label", |l: &String| {
+    // Lower case only: a browser lowercases the host, and registration takes only the
+    // spelling a browser would serialize (R61).
+    let label = "[a-z][a-z0-9-]{0,6}".prop_filter("IDNA-reserved label", |l: &String| {
         l.get(2..4) != Some("--")
     });
     let host = prop::collection::vec(label, 1..4).prop_map(|l| l.join("."));
-    let port = prop::option::of(1u16..=65535);
+    // 443 is https's default port: the serializer drops it, so it is not canonical.
+    let port = prop::option::of((1u16..=65535).prop_filter("default port", |p| *p != 443));
     (host, port, path(), query()).prop_map(|(h, p, path, q)| {
         format!(
             "https://{h}{}{path}{q}",
@@ -302,14 +305,8 @@ pub(crate) fn https_uri() -> impl Strategy<Value = String> {
 }
 
 pub(crate) fn loopback_uri() -> impl Strategy<Value = String> {
-    let host = select(vec![
-        "127.0.0.1",
-        "localhost",
-        "[::1]",
-        "127.0.0.53",
-        "LocalHost",
-    ]);
-    let port = prop::option::of(0u16..=65535);
+    let host = select(vec!["127.0.0.1", "localhost", "[::1]", "127.0.0.53"]);
+    let port = prop::option::of((0u16..=65535).prop_filter("default port", |p| *p != 80));
     (host, port, path(), query()).prop_map(|(h, p, path, q)| {
         format!(
             "http://{h}{}{path}{q}",
@@ -319,8 +316,12 @@ pub(crate) fn loopback_uri() -> impl Strategy<Value = String> {
 }
 
 pub(crate) fn path() -> impl Strategy<Value = String> {
-    prop::collection::vec("[a-zA-Z0-9._~-]{0,8}", 0..4)
-        .prop_map(|segs| segs.iter().map(|s| format!("/{s}")).collect())
+    // No `.` or `..` segment: the serializer resolves those away.
+    prop::collection::vec(
+        "[a-zA-Z0-9._~-]{0,8}".prop_filter("dot segment", |s: &String| s != "." && s != ".."),
+        0..4,
+    )
+    .prop_map(|segs| segs.iter().map(|s| format!("/{s}")).collect())
 }
 
 pub(crate) fn query() -> impl Strategy<Value = String> {
@@ -435,10 +436,11 @@ pub(crate) fn apply(reg: &str, e: &Edit) -> String {
     }
 }
 
-/// Reference matcher, written from R17/R18 rather than from the implementation: equal
-/// bytes, or the registration is `http` on a loopback literal and the presented string is
-/// the registration's `http://host` prefix and path/query suffix around nothing or around
-/// `:` + a port (0–5 digits, value ≤ 65535; an empty port is RFC 3986 `*DIGIT`).
+/// Reference matcher, written from R17/R18 and R61 rather than from the implementation:
+/// equal bytes, or the registration is `http` on a loopback literal and the presented
+/// string is the registration's `http://host` prefix and path/query suffix around nothing
+/// or around `:` + a port written as a browser writes it (digits without a leading zero,
+/// value ≤ 65535, not http's default 80, not empty).
 pub(crate) fn reference_match(registered: &str, presented: &str) -> bool {
     if registered.as_bytes() == presented.as_bytes() {
         return true;
@@ -478,10 +480,14 @@ pub(crate) fn reference_match(registered: &str, presented: &str) -> bool {
     match &p[prefix.len()..p.len() - suffix.len()] {
         [] => true,
         [b':', digits @ ..] => {
-            digits.len() <= 5
+            !digits.is_empty()
+                && digits.len() <= 5
                 && digits.iter().all(u8::is_ascii_digit)
-                && (digits.is_empty()
-                    || std::str::from_utf8(digits).unwrap().parse::<u32>().unwrap() <= 65_535)
+                && (digits[0] != b'0' || digits.len() == 1)
+                && std::str::from_utf8(digits)
+                    .unwrap()
+                    .parse::<u32>()
+                    .is_ok_and(|n| n <= 65_535 && n != 80)
         }
         _ => false,
     }
@@ -604,8 +610,31 @@ pub(crate) fn forged_bearer() -> impl Strategy<Value = String> {
 pub(crate) fn redirect_candidate() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
-        (registered_uri(), edit()).prop_map(|(r, e)| apply(&r, &e))
+        (registered_uri(), edit()).prop_map(|(r, e)| apply(&r, &e)),
+        deceptive_uri(),
     ]
+}
+
+/// URIs built to show one host and send the browser to another (A19): two hosts around a
+/// separator a reader and a WHATWG parser read differently.
+pub(crate) fn deceptive_uri() -> impl Strategy<Value = String> {
+    let scheme = select(vec!["https://", "http://", "HTTPS://"]);
+    let host = select(vec![
+        "claude.ai",
+        "attacker.example",
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+        "127.1",
+        "CLAUDE.ai",
+        "xn--clude-9ta.ai",
+        "claude%2eai",
+    ]);
+    let sep = select(vec![
+        "\\@", "@", "\\", ":@", ":80@", "%40", "%5C", "/", "\\.", ".", ":443/", "\t", "%00",
+    ]);
+    (scheme, host.clone(), sep, host, path())
+        .prop_map(|(s, a, sep, b, p)| format!("{s}{a}{sep}{b}{p}"))
 }
 
 /// `Content-Type` values an upstream token endpoint might send.

@@ -250,7 +250,8 @@ pub fn bearer_header(data: &[u8]) -> Reached {
     }
 }
 
-/// The upstream's token response and user document (UPSTREAMS §1.7, §6). Input:
+/// The upstream's token response and user document (docs/upstreams.md#github-token-response,
+/// docs/upstreams.md#parsing-rules). Input:
 /// `status\ncontent-type\nuser-status\ntoken body\n\nuser body`.
 pub fn upstream_token_response(data: &[u8]) -> Reached {
     let fx = fixture();
@@ -304,7 +305,7 @@ pub fn upstream_token_response(data: &[u8]) -> Reached {
         });
         assert!(
             !(is_json && o.get("error").is_some_and(|e| e.is_string())),
-            "UPSTREAMS §6: an `error` member was accepted"
+            "docs/upstreams.md#parsing-rules: an `error` member was accepted"
         );
     }
     let user = UpstreamResponse {

@@ -264,6 +264,14 @@ pub fn cookie_header(data: &[u8]) -> Reached {
                 reached = Reached::Accepted;
             }
             Ok(Authorization::NeedsConsent(p)) => check_page(&p.page(), "consent page"),
+            // A21: an oversized header is refused with a page that says so, never read as
+            // "no cookies".
+            Err(AuthorizeError::CookieHeaderTooLarge) if cookies.len() > 8 * 1024 => {
+                check_page(
+                    &AuthorizeError::CookieHeaderTooLarge.response(),
+                    "cookie page",
+                );
+            }
             Err(e) => panic!("fixed authorize request refused: {e}"),
         }
     }

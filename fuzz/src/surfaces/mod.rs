@@ -14,8 +14,9 @@ pub use backend::{bearer_header, registration_json, token_request, upstream_toke
 pub use browser::{authorize_query, callback_query, consent_form, cookie_header, redirect_uri};
 
 use consent_gate::{
-    Authorization, AuthorizeRequest, BrowserContext, Callback, CallbackError, ConsentForm,
-    Decision, RedirectUri, Reply, RevocationRequest, TokenError, TokenRequest, UpstreamResponse,
+    Authorization, AuthorizeError, AuthorizeRequest, BrowserContext, Callback, CallbackError,
+    ConsentForm, Decision, RedirectUri, Reply, RevocationRequest, TokenError, TokenRequest,
+    UpstreamResponse,
 };
 
 use crate::fixture::{Counter, F5, F14, NOW, RESOURCE, fixture, form_param, query_param};
@@ -120,4 +121,21 @@ fn check_scheme(raw: &str) {
         other => panic!("A17: scheme {other:?} registered: {raw:?}"),
     }
     assert!(url.fragment().is_none() && url.username().is_empty() && url.password().is_none());
+    // R61/A19: the host the consent page shows is the host the browser goes to, and it is
+    // what a reader sees right after `://`.
+    let parsed = RedirectUri::parse(raw).expect("checked only for registered URIs");
+    assert_eq!(
+        Some(parsed.host()),
+        url.host_str(),
+        "A19: shown host differs: {raw:?}"
+    );
+    let shown = &raw[raw.find("://").map_or(0, |i| i + 3)..];
+    assert!(
+        shown.starts_with(parsed.host())
+            && matches!(
+                shown.as_bytes().get(parsed.host().len()),
+                None | Some(b':' | b'/' | b'?')
+            ),
+        "A19: the text reads another host than the page shows: {raw:?}"
+    );
 }

@@ -3,11 +3,11 @@
 
 use consent_gate::{
     Authorization, AuthorizeRequest, BrowserContext, ClientRecord, ConsentForm, ConsentGiven,
-    ConsentPolicy, Decision, Faults, StoreKey, UnixTime,
+    ConsentPolicy, Decision, StoreKey, UnixTime,
 };
 
 use super::*;
-use crate::fixture::{Counter, ISSUER, form_param};
+use crate::fixture::{Counter, Faults, ISSUER, form_param};
 use crate::oracle::redirect_acceptable;
 
 impl World {

@@ -10,7 +10,7 @@ use crate::oracle::location_targets_client;
 
 impl World {
     /// The upstream: a returning user is approved at once (GitHub skips its consent
-    /// screen, UPSTREAMS §1.4); the code is bound to the PKCE challenge.
+    /// screen, docs/upstreams.md#github-returning-user); the code is bound to the PKCE challenge.
     pub(super) fn visit_upstream(
         &self,
         st: &mut St,
@@ -102,6 +102,7 @@ impl World {
                 format!("{owner:?}'s transaction completed in {who:?}'s browser"),
             );
         }
+        #[cfg(consent_gate_faults)]
         if let Some(r) = verified.reinsert() {
             st.txns.insert(*r.key(), r.clone());
         }
@@ -321,6 +322,10 @@ impl World {
             Ok(t) => {
                 for r in t.refresh {
                     st.refresh.insert(*r.key(), r);
+                }
+                // Put-if-absent: never over a successor rotated since (R63, A22).
+                if let Some(r) = t.successor {
+                    st.refresh.entry(*r.key()).or_insert(r);
                 }
                 self.take_tokens(st, who, &t.reply.body)
             }

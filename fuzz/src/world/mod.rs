@@ -1,4 +1,5 @@
-//! A hostile world around the real core, for the `flow` target (STYLE conventions 12–13).
+//! A hostile world around the real core, for the `flow` target
+//! (docs/conventions.md#handles-by-index, docs/conventions.md#one-world-three-drivers).
 //!
 //! Parties: the victim's browser, the attacker's browser, the honest MCP client on the
 //! victim's machine (client "App", registered `http://127.0.0.1/callback` and
@@ -13,10 +14,10 @@
 //! unless the browser is a legacy one.
 //!
 //! Shape: [`World::init_state`], [`World::step`] and [`World::invariants`] over a
-//! plain-data state [`St`] (DESIGN §7; STYLE convention 13). The target only calls
-//! [`run`], so switching to the spec crate's World (`consent-gate-spec`, being written)
-//! means: decode the bytes into its actions in `codec.rs`, and let [`run`] step that World
-//! and check its properties. Until then this one is self-contained. Properties (each with
+//! plain-data state [`St`] (docs/design.md#fuzzing; docs/conventions.md#one-world-three-drivers).
+//! The target only calls [`run`], so switching to the spec crate's World (`consent-gate-spec`,
+//! being written) means: decode the bytes into its actions in `codec.rs`, and let [`run`] step that
+//! World and check its properties. Until then this one is self-contained. Properties (each with
 //! the fault switch that must break it):
 //! * **P1** no upstream redirect without a consent approved *in that browser* by its user
 //!   (forged: `csrf_unbound`; remembered for another client: `consent_per_browser`), and
@@ -172,7 +173,7 @@ pub const REDIRECTS: &[&str] = &[
 
 const TICKS: [u64; 6] = [1, 30, 61, 601, 3600, 86_400];
 const ATTACKER_VERIFIER: &str = "attacker-verifier-0123456789abcdefghijklmnopqrstuv";
-/// Most actions per input: every attack in REQUIREMENTS takes fewer than ten, and a
+/// Most actions per input: every attack in docs/requirements.md#attacks takes fewer than ten, and a
 /// shorter input runs faster (a full flow is ~25 MACs).
 pub const MAX_OPS: usize = 24;
 const MAX_CLIENTS: usize = 6;

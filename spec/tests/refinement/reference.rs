@@ -196,6 +196,10 @@ impl Spec {
                         || matches!(self.links[i].terms.client, Client::Attacker(_))
                 })
             }
+            Action::SameSiteOpen { link } => {
+                mint && self.policy == ConsentPolicy::Remember
+                    && idx(self.links.len(), link).is_some()
+            }
             Action::Approve { browser, page } => {
                 mint && idx(self.browser(browser).pages.len(), page).is_some()
             }
@@ -224,12 +228,42 @@ impl Spec {
         }
     }
 
+    /// `GET /authorize` of link `link` in `browser`; `user_started` is a navigation the
+    /// user began here (`Sec-Fetch-Site: none`), not one a same-site page began (A20).
+    fn open(&mut self, browser: Browser, link: u16, user_started: bool) -> Outcome {
+        let l = Self::lifetimes();
+        let link = self.links[usize::from(link)];
+        // R17/A10: the trick URI is not the honest client's registration.
+        if link.terms.client == Client::Honest && link.terms.uri != Uri::Honest {
+            return Outcome::Refused(Refusal::RedirectMismatch);
+        }
+        self.nonces -= 1;
+        // R31, R71: a remembered consent for exactly these terms, on a navigation the
+        // user started (`Sec-Fetch-Site: none`), goes straight upstream.
+        if self.policy == ConsentPolicy::Remember
+            && user_started
+            && self.browser(browser).remembered.contains(&link.terms)
+        {
+            self.go_upstream(browser, link.terms, link.pkce);
+            return Outcome::WentUpstream { remembered: true };
+        }
+        self.pages.push(Handle {
+            browser,
+            terms: link.terms,
+            pkce: link.pkce,
+            live: true,
+            expires: self.now + l.consent,
+        });
+        let id = self.pages.len() - 1;
+        self.browsers[bix(browser)].pages.push(id);
+        Outcome::ConsentPage
+    }
+
     /// The protocol's answer to `a`, applied to the reference state.
     pub(crate) fn apply(&mut self, a: &Action) -> Outcome {
         if !self.enabled(a) {
             return Outcome::Disabled;
         }
-        let l = Self::lifetimes();
         match *a {
             Action::Register => {
                 self.nonces -= 1;
@@ -244,32 +278,8 @@ impl Spec {
                 self.attacker_clients += 1;
                 Outcome::Registered
             }
-            Action::Open { browser, link } => {
-                let link = self.links[usize::from(link)];
-                // R17/A10: the trick URI is not the honest client's registration.
-                if link.terms.client == Client::Honest && link.terms.uri != Uri::Honest {
-                    return Outcome::Refused(Refusal::RedirectMismatch);
-                }
-                self.nonces -= 1;
-                // R31: a remembered consent for exactly these terms, on a navigation the
-                // user started (`Sec-Fetch-Site: none`), goes straight upstream.
-                if self.policy == ConsentPolicy::Remember
-                    && self.browser(browser).remembered.contains(&link.terms)
-                {
-                    self.go_upstream(browser, link.terms, link.pkce);
-                    return Outcome::WentUpstream { remembered: true };
-                }
-                self.pages.push(Handle {
-                    browser,
-                    terms: link.terms,
-                    pkce: link.pkce,
-                    live: true,
-                    expires: self.now + l.consent,
-                });
-                let id = self.pages.len() - 1;
-                self.browsers[bix(browser)].pages.push(id);
-                Outcome::ConsentPage
-            }
+            Action::Open { browser, link } => self.open(browser, link, true),
+            Action::SameSiteOpen { link } => self.open(Browser::Victim, link, false),
             Action::Approve { browser, page } => {
                 let id = self.browser(browser).pages[usize::from(page)];
                 self.decide(browser, id, true, None)
@@ -555,6 +565,16 @@ impl ReferenceStateMachine for Reference {
                         browser: Browser::Attacker,
                         link,
                     })
+                    .boxed(),
+            ));
+        }
+        if s.policy == ConsentPolicy::Remember {
+            // A20: a same-site page opens any link in the victim's browser.
+            let links = u16::try_from(s.links.len()).unwrap_or(u16::MAX);
+            options.push((
+                1,
+                (0..links)
+                    .prop_map(|link| Action::SameSiteOpen { link })
                     .boxed(),
             ));
         }

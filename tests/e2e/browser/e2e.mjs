@@ -1,4 +1,4 @@
-// End to end in a real browser (DESIGN §7.7): Debian's headless Chromium, driven by
+// End to end in a real browser (docs/design.md#e2e): Debian's headless Chromium, driven by
 // playwright-core (no browser download), against examples/hyper_server.
 //
 //  1. honest  — register a client over HTTP, open /authorize, the consent page names the
@@ -294,7 +294,8 @@ async function scenarioSeedAttack(browser, site) {
     assert.equal(victim.upstreamHits.length, upstreamBefore, 'forged approval reached the upstream');
 
     // 5. The victim declines. Whether the server then redirects access_denied to the
-    //    attacker's URI (DESIGN §4) or shows a page (R32), no code may reach it.
+    //    attacker's URI (docs/design.md#errors-and-redirects) or shows a page (R32), no code may
+    //    reach it.
     await page.locator('button[name="decision"][value="deny"]').click();
     await page.waitForLoadState('load');
     await page.waitForTimeout(500);

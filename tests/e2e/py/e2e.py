@@ -1,4 +1,4 @@
-"""End to end (DESIGN §7.7): the official MCP Python SDK (`mcp`, pinned in requirements.txt,
+"""End to end (docs/design.md#e2e): the official MCP Python SDK (`mcp`, pinned in requirements.txt,
 run unmodified) logs in to examples/hyper_server through the consent gate and calls `whoami`.
 
 The SDK's `OAuthClientProvider` (an httpx2 Auth) does the OAuth client work: 401 +
@@ -148,8 +148,8 @@ async def scenario_approve(server: str) -> None:
         # so only the refresh token's rotation is asserted.
         assert second.refresh_token and second.refresh_token != first.refresh_token, "refresh token rotated"
         # Inside the server's grace window (default 10 s) a concurrent refresh with the rotated
-        # token gets the same successor instead of a fork (DESIGN §4, FastMCP #4901); the
-        # TypeScript driver waits the window out and checks family revocation.
+        # token gets the same successor instead of a fork (docs/design.md#refresh-rotation,
+        # FastMCP #4901); the TypeScript driver waits the window out and checks family revocation.
         async with httpx2.AsyncClient(timeout=HTTP_TIMEOUT, trust_env=False) as http:
             res = await http.post(
                 meta["token_endpoint"],

@@ -1,4 +1,4 @@
-// End to end (DESIGN §7.7): the official MCP TypeScript SDK (@modelcontextprotocol/sdk,
+// End to end (docs/design.md#e2e): the official MCP TypeScript SDK (@modelcontextprotocol/sdk,
 // pinned in package.json, run unmodified) logs in to examples/hyper_server through the
 // consent gate, then calls the `whoami` tool.
 //
@@ -173,7 +173,7 @@ async function scenarioApprove(asMeta, prm) {
     fetchFn: recordingFetch,
   }), 'refresh');
   // Inside the grace window (default 10 s) a concurrent refresh with the rotated token gets
-  // the same successor, not a fork (DESIGN §4, peer bug FastMCP #4901).
+  // the same successor, not a fork (docs/design.md#refresh-rotation, peer bug FastMCP #4901).
   const concurrent = await refreshWith(first.refresh_token);
   assert.equal(concurrent.refresh_token, second.refresh_token, 'grace-window reuse returns the same successor');
   // After it, reuse of the rotated token is theft: refused, and the whole family revoked,
@@ -210,7 +210,8 @@ async function callWhoami(provider, when) {
 
 async function scenarioDeny(asMeta) {
   const { provider, user, callback } = await loginUntilCallback('deny', 'E2E TS SDK client (deny)');
-  // DESIGN §4: deny after the page was seen → 303 straight to the client, never upstream.
+  // docs/design.md#errors-and-redirects: deny after the page was seen → 303 straight to the client,
+  // never upstream.
   assert.equal(user.chain[0].status, 303);
   assert.ok(!user.chain.some((h) => h.url.includes('/demo-upstream/')), 'deny never reaches the upstream');
   assert.equal(callback.get('error'), 'access_denied');

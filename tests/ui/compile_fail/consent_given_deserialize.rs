@@ -1,6 +1,6 @@
-// Guarantee (DESIGN §3, R25; DESIGN §2: proof types are never records and never stored):
-// `ConsentGiven` does not implement `Deserialize`, so it cannot be read back from a
-// store, a cookie or a request body that an attacker may control.
+// Guarantee (docs/design.md#typestate, R25; docs/design.md#records: proof types are never records
+// and never stored): `ConsentGiven` does not implement `Deserialize`, so it cannot be read back
+// from a store, a cookie or a request body that an attacker may control.
 // Expected: E0277 (`ConsentGiven: Deserialize` not satisfied).
 use consent_gate::ConsentGiven;
 

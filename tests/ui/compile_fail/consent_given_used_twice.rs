@@ -1,5 +1,5 @@
-// Guarantee (DESIGN §3, R25, R34): `Gate::upstream_redirect` consumes the proof, so one
-// approval cannot be spent on two upstream transactions.
+// Guarantee (docs/design.md#typestate, R25, R34): `Gate::upstream_redirect` consumes the proof, so
+// one approval cannot be spent on two upstream transactions.
 // Expected: E0382 (use of moved value).
 use consent_gate::{ConsentGiven, Entropy, Gate, UnixTime};
 

@@ -1,5 +1,5 @@
-// Guarantee (DESIGN §3, R49, R50): a `Principal` (who is calling the MCP endpoint) is only
-// made by `BearerClaims::confirm`, after the token's MAC, expiry and audience were
+// Guarantee (docs/design.md#typestate, R49, R50): a `Principal` (who is calling the MCP endpoint)
+// is only made by `BearerClaims::confirm`, after the token's MAC, expiry and audience were
 // verified and its grant was found live. Its fields are private.
 // Expected: E0451 (private fields).
 use consent_gate::{GrantRecord, Principal, ScopeSet};

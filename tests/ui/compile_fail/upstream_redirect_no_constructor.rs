@@ -1,4 +1,4 @@
-// Guarantee (DESIGN §3, R25): `UpstreamRedirect` has no public constructor and no
+// Guarantee (docs/design.md#typestate, R25): `UpstreamRedirect` has no public constructor and no
 // `Default`; `Gate::upstream_redirect(ConsentGiven, ..)` is the only way to get one.
 // Expected: E0599 (no associated function `new` / `default`).
 use consent_gate::{TransactionRecord, UpstreamRedirect};

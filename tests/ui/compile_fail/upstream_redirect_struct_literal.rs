@@ -1,5 +1,5 @@
-// Guarantee (DESIGN §3, R25): an `UpstreamRedirect` (the 303 to the provider with the
-// binding cookie) can only come from `Gate::upstream_redirect`, which consumes a
+// Guarantee (docs/design.md#typestate, R25): an `UpstreamRedirect` (the 303 to the provider with
+// the binding cookie) can only come from `Gate::upstream_redirect`, which consumes a
 // `ConsentGiven`. Its fields are private, so it cannot be assembled from a transaction
 // record obtained elsewhere (say, replayed from the store).
 // Expected: E0451 (private fields).

@@ -1,4 +1,4 @@
-// Guarantee (DESIGN §3, R35, A2): a `VerifiedCallback` (permission to exchange the
+// Guarantee (docs/design.md#typestate, R35, A2): a `VerifiedCallback` (permission to exchange the
 // upstream code) only comes out of `Gate::verify_callback`, which checks the taken
 // transaction record, its MAC, expiry and the browser binding cookie. Its fields are
 // private, so the binding check cannot be skipped by building one from a record.
@@ -17,7 +17,6 @@ fn skip_binding(record: TransactionRecord) -> VerifiedCallback {
         user_endpoint: String::from("https://api.github.com/user"),
         issuer: String::from("https://mcp.example"),
         clear_cookie: String::new(),
-        reinsert: None,
     }
 }
 

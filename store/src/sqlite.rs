@@ -1,0 +1,392 @@
+//! The SQLite backend: the durable default for one box (R62).
+//!
+//! One file in WAL mode, one table keyed by `(kind, key)`. All SQL runs on one dedicated
+//! thread that owns the connection, so the async runtime never blocks on disk. The
+//! thread commits *groups*: it takes every job queued while the previous commit was on
+//! disk and runs them in one transaction, each inside its own savepoint (a failing job
+//! is rolled back alone). A job is answered only after its group's `COMMIT` returned, so
+//! an answered write is on disk; concurrency turns many fsyncs into one.
+//!
+//! Durability: `synchronous=FULL` by default. In WAL mode `NORMAL` already survives a
+//! process crash (`kill -9`), but a power loss or kernel panic may roll back the last
+//! commits, and a rolled-back `take` would make a used code or `state` usable again (A8)
+//! and a revocation undone. Group commit makes FULL affordable; [`Synchronous::Normal`]
+//! is there for hosts that accept that trade.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use crate::contract::{Op, OpResult, Store, StoreError, StoreFuture, UnixTime};
+
+/// The schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Migration `i` takes a database from version `i` to `i + 1`. Append only: a released
+/// step is never edited, so every file reaches the same schema.
+const MIGRATIONS: &[&str] = &[
+    // 1: the entries. A rowid table, not WITHOUT ROWID: values run to MiBs, and SQLite
+    // advises rowid tables for rows larger than a twentieth of a page.
+    "CREATE TABLE entries (
+        kind TEXT NOT NULL,
+        key BLOB NOT NULL,
+        value BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)
+    );
+    CREATE INDEX entries_by_expiry ON entries (expires_at);",
+];
+
+/// How many rows one sweep job deletes, so that a sweep of a large backlog never holds
+/// the write lock for long.
+const SWEEP_CHUNK: u64 = 5_000;
+
+/// How commits reach the disk (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synchronous {
+    /// fsync on every commit: nothing answered is lost, even on power loss.
+    Full,
+    /// fsync at checkpoints: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+/// Options of [`SqliteStore::open`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    /// Durability of commits; [`Synchronous::Full`] by default.
+    pub synchronous: Synchronous,
+    /// How long to wait for another process's write lock before failing.
+    pub busy_timeout: Duration,
+    /// The most jobs committed together.
+    pub max_group: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            max_group: 256,
+        }
+    }
+}
+
+enum Work {
+    Apply(Vec<Op>, UnixTime),
+    Sweep(UnixTime),
+    Close,
+}
+
+enum Done {
+    Applied(Vec<OpResult>),
+    Swept(u64),
+    Closed,
+}
+
+struct Job {
+    work: Work,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// The SQLite backend. Cheap to share behind an `Arc`; dropping the last handle lets the
+/// worker finish its queue and close the file ([`close`](SqliteStore::close) waits for it).
+#[derive(Debug)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`, migrates it to [`SCHEMA_VERSION`] and
+    /// starts its worker thread.
+    pub async fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (ready, opened) = oneshot::channel();
+        let worker_path = path.clone();
+        std::thread::Builder::new()
+            .name("consent-gate-sqlite".into())
+            .spawn(move || match open_connection(&worker_path, &options) {
+                Ok(conn) => {
+                    let _ = ready.send(Ok(()));
+                    run_worker(conn, queue, options.max_group.max(1));
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                }
+            })?;
+        opened.await.map_err(|_| StoreError::Closed)??;
+        tracing::info!(path = %path.display(), schema = SCHEMA_VERSION, "sqlite store open");
+        Ok(SqliteStore { jobs, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Finishes the queued jobs, closes the connection (checkpointing the WAL) and waits
+    /// until the file is closed.
+    pub async fn close(self) -> Result<(), StoreError> {
+        match self.submit(Work::Close).await? {
+            Done::Closed => Ok(()),
+            _ => Err(StoreError::Protocol("close answered another job".into())),
+        }
+    }
+
+    async fn submit(&self, work: Work) -> Result<Done, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { work, reply })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Opens the file with the pragmas this backend relies on, then migrates it.
+fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(options.busy_timeout)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Protocol(format!(
+            "journal_mode is {mode}, not wal"
+        )));
+    }
+    let synchronous = match options.synchronous {
+        Synchronous::Full => "FULL",
+        Synchronous::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one transaction per step, and returns the
+/// version found. A file from a newer build is refused, never downgraded.
+pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
+    let found: u32 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(step)?;
+        tx.pragma_update(None, "user_version", version as u32 + 1)?;
+        tx.commit()?;
+        tracing::info!(to = version + 1, "sqlite store migrated");
+    }
+    Ok(found)
+}
+
+fn run_worker(mut conn: Connection, queue: mpsc::Receiver<Job>, max_group: usize) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < max_group {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let (closers, group): (Vec<Job>, Vec<Job>) = group
+            .into_iter()
+            .partition(|job| matches!(job.work, Work::Close));
+        commit_group(&mut conn, group);
+        if !closers.is_empty() {
+            let closed = conn.close().map_err(|(_, error)| StoreError::from(error));
+            for job in closers {
+                let _ = job
+                    .reply
+                    .send(closed.as_ref().map(|()| Done::Closed).map_err(shared_error));
+            }
+            return;
+        }
+    }
+}
+
+/// Runs a group of jobs in one transaction, each in a savepoint, and answers them after
+/// the commit (or all with the error if the transaction itself failed).
+fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+    if group.is_empty() {
+        return;
+    }
+    let mut outcomes = Vec::with_capacity(group.len());
+    let committed = (|| -> Result<(), StoreError> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for job in &group {
+            let savepoint = tx.savepoint()?;
+            let outcome = run_work(&savepoint, &job.work);
+            if outcome.is_ok() {
+                savepoint.commit()?;
+            } else {
+                savepoint.finish()?; // rolls this job back alone
+            }
+            outcomes.push(outcome);
+        }
+        tx.commit()?;
+        Ok(())
+    })();
+    match committed {
+        Ok(()) => {
+            for (job, outcome) in group.into_iter().zip(outcomes) {
+                let _ = job.reply.send(outcome);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, jobs = group.len(), "sqlite store transaction failed");
+            for job in group {
+                let _ = job.reply.send(Err(shared_error(&error)));
+            }
+        }
+    }
+}
+
+/// One error, told to every job of a failed group.
+fn shared_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+        }
+        other => StoreError::Protocol(other.to_string()),
+    }
+}
+
+fn run_work(conn: &Connection, work: &Work) -> Result<Done, StoreError> {
+    match work {
+        Work::Apply(ops, now) => ops
+            .iter()
+            .map(|op| run_op(conn, op, *now))
+            .collect::<Result<_, _>>()
+            .map(Done::Applied),
+        Work::Sweep(now) => {
+            let removed = conn
+                .prepare_cached(
+                    "DELETE FROM entries WHERE rowid IN
+                     (SELECT rowid FROM entries WHERE expires_at <= ?1 LIMIT ?2)",
+                )?
+                .execute(params![secs(*now), SWEEP_CHUNK as i64])?;
+            Ok(Done::Swept(removed as u64))
+        }
+        Work::Close => Err(StoreError::Protocol("close inside a group".into())),
+    }
+}
+
+/// Seconds as SQLite's signed integer; [`Op::validate`] bounds every expiry, so this
+/// cannot wrap.
+fn secs(time: UnixTime) -> i64 {
+    time.secs().min(i64::MAX as u64) as i64
+}
+
+fn run_op(conn: &Connection, op: &Op, now: UnixTime) -> Result<OpResult, StoreError> {
+    let label = op.kind().label();
+    Ok(match op {
+        Op::Put {
+            key,
+            value,
+            expires_at,
+            ..
+        } => {
+            conn.prepare_cached(
+                "INSERT INTO entries (kind, key, value, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, key) DO UPDATE
+                 SET value = excluded.value, expires_at = excluded.expires_at",
+            )?
+            .execute(params![label, &key[..], value, secs(*expires_at)])?;
+            OpResult::Put
+        }
+        Op::PutIfAbsent {
+            key,
+            value,
+            expires_at,
+            ..
+        } => {
+            // The upsert's WHERE lets an expired entry be replaced and a live one stand.
+            let written = conn
+                .prepare_cached(
+                    "INSERT INTO entries (kind, key, value, expires_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (kind, key) DO UPDATE
+                     SET value = excluded.value, expires_at = excluded.expires_at
+                     WHERE entries.expires_at <= ?5",
+                )?
+                .execute(params![
+                    label,
+                    &key[..],
+                    value,
+                    secs(*expires_at),
+                    secs(now)
+                ])?;
+            OpResult::PutIfAbsent(written == 1)
+        }
+        Op::Take { key, .. } => {
+            let taken: Option<(Vec<u8>, i64)> = conn
+                .prepare_cached(
+                    "DELETE FROM entries WHERE kind = ?1 AND key = ?2 RETURNING value, expires_at",
+                )?
+                .query_row(params![label, &key[..]], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            OpResult::Take(
+                taken
+                    .filter(|(_, expires_at)| *expires_at > secs(now))
+                    .map(|(value, _)| value),
+            )
+        }
+        Op::Get { key, .. } => OpResult::Get(
+            conn.prepare_cached(
+                "SELECT value FROM entries WHERE kind = ?1 AND key = ?2 AND expires_at > ?3",
+            )?
+            .query_row(params![label, &key[..], secs(now)], |row| row.get(0))
+            .optional()?,
+        ),
+        Op::Delete { key, .. } => {
+            conn.prepare_cached("DELETE FROM entries WHERE kind = ?1 AND key = ?2")?
+                .execute(params![label, &key[..]])?;
+            OpResult::Delete
+        }
+    })
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn apply(&self, ops: Vec<Op>, now: UnixTime) -> StoreFuture<'_, Vec<OpResult>> {
+        Box::pin(async move {
+            for op in &ops {
+                op.validate(now)?;
+            }
+            if ops.is_empty() {
+                return Ok(Vec::new());
+            }
+            match self.submit(Work::Apply(ops, now)).await? {
+                Done::Applied(results) => Ok(results),
+                _ => Err(StoreError::Protocol("apply answered another job".into())),
+            }
+        })
+    }
+
+    fn sweep(&self, now: UnixTime) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let mut total = 0;
+            loop {
+                match self.submit(Work::Sweep(now)).await? {
+                    Done::Swept(removed) => {
+                        total += removed;
+                        if removed < SWEEP_CHUNK {
+                            return Ok(total);
+                        }
+                    }
+                    _ => return Err(StoreError::Protocol("sweep answered another job".into())),
+                }
+            }
+        })
+    }
+}
