@@ -6,14 +6,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::client::{ClientRecord, MAX_REDIRECT_URI, RedirectUri};
-use crate::consent::{Authorization, remembered};
+use crate::Gate;
 use crate::crypto::{MacWriter, Sealed, StoreKey};
-use crate::error::{AuthorizeError, ParamError};
-use crate::request::cookie::BrowserContext;
-use crate::request::params::{Params, is_unreserved, is_vschar_or_space};
-use crate::request::scope::ScopeSet;
-use crate::{Entropy, Gate, UnixTime};
+use crate::error::AuthorizeError;
+use crate::params::{ParamError, Params, is_unreserved, is_vschar_or_space};
+use crate::redirect::{MAX_REDIRECT_URI, RedirectUri};
+use crate::register::ClientRecord;
+use crate::scope::ScopeSet;
 
 /// Longest client id we look up.
 pub(crate) const MAX_CLIENT_ID: usize = 256;
@@ -121,34 +120,9 @@ impl AuthorizationDetails {
 }
 
 impl Gate {
-    /// Validates an authorization request against the client's registration and, unless a
-    /// remembered consent applies, prepares the consent page (docs/design.md#typestate, first two
-    /// steps).
-    ///
-    /// `client` is the registration the host looked up by
-    /// [`AuthorizeRequest::client_key`] (`None` when there is none).
-    pub fn authorize(
-        &self,
-        request: AuthorizeRequest,
-        client: Option<&ClientRecord>,
-        browser: BrowserContext<'_>,
-        now: UnixTime,
-        entropy: &mut (impl Entropy + ?Sized),
-    ) -> Result<Authorization, AuthorizeError> {
-        let details = self.validate(request, client)?;
-        // Read as "no cookies", an oversized header would silently fail the form (A21).
-        if browser.cookies_oversized() {
-            return Err(AuthorizeError::CookieHeaderTooLarge);
-        }
-        if let Some(consent) = remembered(self, &details, browser, now) {
-            return Ok(Authorization::Remembered(consent));
-        }
-        Ok(Authorization::NeedsConsent(
-            self.prompt(details, browser, now, entropy),
-        ))
-    }
-
-    fn validate(
+    /// Validates a request against the client's registration (R16–R21): what the consent
+    /// page will show and every later record is bound to.
+    pub(crate) fn validate(
         &self,
         req: AuthorizeRequest,
         client: Option<&ClientRecord>,

@@ -9,23 +9,16 @@
 
 use core::fmt;
 
-use crate::crypto::{Keys, Sealed, StoreKey, sha256_labeled, unb64};
+use crate::crypto::{Keys, Sealed, StoreKey, unb64};
 use crate::error::BearerError;
+use crate::grant::GrantRecord;
 use crate::reply::Reply;
-use crate::request::scope::ScopeSet;
-use crate::token::GrantRecord;
+use crate::scope::ScopeSet;
 use crate::{Gate, UnixTime};
 
 const PREFIX: &str = "cga_";
 const VERSION: u8 = 1;
 const MAX_TOKEN: usize = 4096;
-
-pub(crate) fn audience_hash(resource: &str) -> [u8; 16] {
-    let h = sha256_labeled("audience", resource.as_bytes());
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h[..16]);
-    out
-}
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).unwrap_or(u16::MAX);

@@ -2,127 +2,20 @@
 //! user lookup as data, then code issuance (R38, R41, R42, R47).
 
 use core::fmt;
-use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthorizationDetails;
-use crate::client::ClientRecord;
+use crate::callback::UpstreamAuthenticated;
 use crate::crypto::{
     MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, UpstreamToken, b64, fresh32,
 };
-use crate::error::{CallbackError, UpstreamError};
+use crate::error::CallbackError;
+use crate::register::ClientRecord;
+use crate::reply::UpstreamResponse;
 use crate::reply::{ClientRedirect, Reply};
-use crate::upstream::{
-    HttpRequest, UpstreamResponse, VerifiedCallback, parse_token_response, parse_user,
-};
+use crate::upstream_json::parse_user;
 use crate::{Entropy, Gate, UnixTime};
-
-impl VerifiedCallback {
-    /// The upstream token request the host must send (RFC 6749 §4.1.3 + PKCE; GitHub's
-    /// documented shape: credentials in the body, `Accept: application/json`).
-    pub fn token_request(&self) -> &HttpRequest {
-        &self.token_request
-    }
-
-    /// What was approved.
-    pub fn details(&self) -> &AuthorizationDetails {
-        &self.details
-    }
-
-    /// A record the host must store back: only ever with the A7 fault switched on, so only
-    /// in builds with `--cfg consent_gate_faults`.
-    #[cfg(consent_gate_faults)]
-    pub fn reinsert(&self) -> Option<&crate::upstream::TransactionRecord> {
-        self.reinsert.as_ref()
-    }
-
-    fn fail(&self, cause: UpstreamError) -> CallbackError {
-        CallbackError::Upstream {
-            cause,
-            to_client: ClientRedirect::error(
-                &self.details.redirect_uri,
-                "server_error",
-                self.details.client_state.as_deref(),
-                &self.issuer,
-            ),
-        }
-    }
-
-    /// The host could not reach the upstream (connection error, timeout): the client is
-    /// told `server_error`, with its `state` and our `iss`.
-    pub fn upstream_unreachable(self) -> CallbackError {
-        self.fail(UpstreamError::Unreachable)
-    }
-
-    /// Accepts the upstream's answer to [`token_request`](Self::token_request).
-    pub fn accept_token_response(
-        self,
-        response: UpstreamResponse<'_>,
-    ) -> Result<UpstreamAuthenticated, CallbackError> {
-        match parse_token_response(&response) {
-            Ok(tokens) => Ok(UpstreamAuthenticated {
-                upstream_token: tokens.access_token,
-                upstream_expires_in: tokens.expires_in,
-                callback: self,
-            }),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
-}
-
-/// The upstream accepted our code: we hold its access token (which never leaves the
-/// server, R41) and must learn who the user is.
-#[must_use]
-pub struct UpstreamAuthenticated {
-    callback: VerifiedCallback,
-    upstream_token: UpstreamToken,
-    upstream_expires_in: Option<u64>,
-}
-
-impl fmt::Debug for UpstreamAuthenticated {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpstreamAuthenticated")
-            .field("client_id", &self.callback.details.client_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UpstreamAuthenticated {
-    /// The user-document request the host must send (GitHub `GET /user` wants a
-    /// `User-Agent`, F16).
-    pub fn user_request(&self) -> HttpRequest {
-        HttpRequest {
-            method: "GET",
-            url: self.callback.user_endpoint.clone(),
-            headers: vec![
-                (
-                    "authorization",
-                    Cow::Owned(format!("Bearer {}", self.upstream_token.secret())),
-                ),
-                ("accept", Cow::Borrowed("application/json")),
-                ("user-agent", Cow::Borrowed("consent-gate")),
-            ],
-            body: Vec::new(),
-        }
-    }
-
-    /// The host could not reach the upstream's user endpoint: the client is told
-    /// `server_error`.
-    pub fn upstream_unreachable(self) -> CallbackError {
-        self.callback.fail(UpstreamError::Unreachable)
-    }
-
-    /// The client id whose registration the host must look up again (R38).
-    pub fn client_key(&self) -> StoreKey {
-        StoreKey::client(&self.callback.details.client_id)
-    }
-
-    /// What was approved.
-    pub fn details(&self) -> &AuthorizationDetails {
-        &self.callback.details
-    }
-}
 
 /// A single-use MCP authorization code, keyed by its hash, bound to client, redirect URI,
 /// PKCE challenge, resource, scope and subject (R42). After redemption it is stored back
@@ -233,12 +126,8 @@ impl Gate {
         now: UnixTime,
         entropy: &mut (impl Entropy + ?Sized),
     ) -> Result<CodeIssued, CallbackError> {
-        let UpstreamAuthenticated {
-            callback,
-            upstream_token,
-            upstream_expires_in,
-        } = authenticated;
-        let details = &callback.details;
+        let (callback, upstream_token, upstream_expires_in) = authenticated.into_parts();
+        let details = callback.details();
         let still_registered = client.is_some_and(|c| {
             c.mac_is_valid(&self.config.keys)
                 && c.client_id() == details.client_id
@@ -254,13 +143,14 @@ impl Gate {
             Ok(u) => u,
             Err(e) => return Err(callback.fail(e)),
         };
+        let (details, clear_cookie) = callback.into_parts();
         let code = b64(&fresh32(entropy));
         let grant_seed = fresh32(entropy);
         let mut grant_id = [0u8; 16];
         grant_id.copy_from_slice(&grant_seed[..16]);
         let mut record = CodeRecord {
             key: StoreKey::derive("code", code.as_bytes()),
-            details: callback.details,
+            details,
             subject: user.subject,
             display_name: user.display_name,
             grant_id,
@@ -281,7 +171,7 @@ impl Gate {
         Ok(CodeIssued {
             record,
             redirect,
-            clear_cookie: callback.clear_cookie,
+            clear_cookie,
         })
     }
 }

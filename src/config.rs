@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::cookie::CookieMode;
 use crate::crypto::{ClientSecret, Keys};
 use crate::error::ConfigError;
-use crate::reply::html::UpstreamPiece;
-use crate::request::params::{append_pair, start_query};
-use crate::request::scope::ScopeSet;
+use crate::page::UpstreamPiece;
+use crate::params::{append_pair, start_query};
+use crate::scope::ScopeSet;
 
 /// How long each kind of record lives, in seconds. Each default is documented with the
 /// requirement it follows.
@@ -123,14 +124,6 @@ impl UpstreamConfig {
             subject_prefix: String::new(),
         }
     }
-}
-
-/// Cookie attributes: `__Host-` + `Secure` on https; plain names without `Secure` only in
-/// the explicit loopback development mode (R30).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum CookieMode {
-    Secure,
-    DevLoopback,
 }
 
 /// The fault switches: each re-creates a known bypass, so that every checker (the attack
@@ -348,7 +341,7 @@ fn check_url(value: &str, what: &'static str, dev: bool) -> Result<url::Url, Con
             if dev
                 && url
                     .host()
-                    .is_some_and(|h| crate::client::is_loopback_host(&h)) =>
+                    .is_some_and(|h| crate::redirect::is_loopback_host(&h)) =>
         {
             Ok(url)
         }
@@ -413,7 +406,7 @@ impl ConfigBuilder {
         )?
         .origin()
         .ascii_serialization();
-        let audience = crate::bearer::audience_hash(&self.resource);
+        let audience = crate::crypto::audience_hash(&self.resource);
         check_url(
             &self.upstream.token_endpoint,
             "upstream.token_endpoint",

@@ -14,15 +14,17 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthorizationDetails;
+use crate::authorize::AuthorizeRequest;
 use crate::config::ConsentPolicy;
+use crate::cookie::{self, BrowserContext};
 use crate::crypto::{
     MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, unb64, unb64_32,
 };
-use crate::error::{ConsentError, ParamError};
-use crate::reply::html::UpstreamPiece;
+use crate::error::{AuthorizeError, ConsentError};
+use crate::page::{ConsentPageFields, UpstreamPiece};
+use crate::params::{ParamError, Params};
+use crate::register::ClientRecord;
 use crate::reply::{ClientRedirect, Reply};
-use crate::request::cookie::{self, BrowserContext};
-use crate::request::params::Params;
 use crate::{Entropy, Gate, UnixTime};
 
 const BROWSER_COOKIE: &str = "cg-browser";
@@ -125,12 +127,15 @@ impl ConsentPrompt {
     }
 
     fn render(&self) -> Reply {
-        crate::reply::html::consent_page(
-            &self.pending.details,
-            &self.form_tx,
-            &self.form_csrf,
-            &self.upstream,
-        )
+        let d = &self.pending.details;
+        let fields = ConsentPageFields {
+            client_name: d.client_name(),
+            client_id: d.client_id(),
+            redirect_uri: d.redirect_uri(),
+            scope: d.scope(),
+            resource: d.resource(),
+        };
+        crate::page::consent_page(&fields, &self.form_tx, &self.form_csrf, &self.upstream)
     }
 
     /// The default page: escaped, no external resources, one form (`decision` =
@@ -262,8 +267,8 @@ pub enum Decision {
 /// compile-fail tests in `tests/ui/compile_fail/` prove each of these.
 #[must_use = "consent given is only useful to go upstream"]
 pub struct ConsentGiven {
-    pub(crate) details: AuthorizationDetails,
-    pub(crate) remember_cookie: Option<String>,
+    details: AuthorizationDetails,
+    remember_cookie: Option<String>,
 }
 
 impl fmt::Debug for ConsentGiven {
@@ -275,6 +280,12 @@ impl fmt::Debug for ConsentGiven {
 }
 
 impl ConsentGiven {
+    /// Consumed by the upstream redirect, the only step that takes this proof (R25, R34):
+    /// what was approved, and the remember-consent cookie to set with the redirect.
+    pub(crate) fn into_parts(self) -> (AuthorizationDetails, Option<String>) {
+        (self.details, self.remember_cookie)
+    }
+
     /// What was approved.
     pub fn details(&self) -> &AuthorizationDetails {
         &self.details
@@ -287,6 +298,33 @@ fn browser_secret(browser: &BrowserContext<'_>, name: &str) -> Option<[u8; 32]> 
 }
 
 impl Gate {
+    /// Validates an authorization request against the client's registration and, unless a
+    /// remembered consent applies, prepares the consent page (docs/design.md#typestate, first two
+    /// steps).
+    ///
+    /// `client` is the registration the host looked up by
+    /// [`AuthorizeRequest::client_key`] (`None` when there is none).
+    pub fn authorize(
+        &self,
+        request: AuthorizeRequest,
+        client: Option<&ClientRecord>,
+        browser: BrowserContext<'_>,
+        now: UnixTime,
+        entropy: &mut (impl Entropy + ?Sized),
+    ) -> Result<Authorization, AuthorizeError> {
+        let details = self.validate(request, client)?;
+        // Read as "no cookies", an oversized header would silently fail the form (A21).
+        if browser.cookies_oversized() {
+            return Err(AuthorizeError::CookieHeaderTooLarge);
+        }
+        if let Some(consent) = remembered(self, &details, browser, now) {
+            return Ok(Authorization::Remembered(consent));
+        }
+        Ok(Authorization::NeedsConsent(
+            self.prompt(details, browser, now, entropy),
+        ))
+    }
+
     fn csrf_token(&self, browser: &[u8; 32], tx: &str) -> [u8; 32] {
         let mut w = self.config.keys.mac("consent csrf");
         if self.config.faults().csrf_unbound {

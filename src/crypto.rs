@@ -101,6 +101,14 @@ pub(crate) fn sha256_labeled(label: &str, data: &[u8]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The short hash of the token audience (the MCP resource) that access tokens carry.
+pub(crate) fn audience_hash(resource: &str) -> [u8; 16] {
+    let h = sha256_labeled("audience", resource.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h[..16]);
+    out
+}
+
 /// The RFC 7636 S256 transform: `BASE64URL(SHA256(ASCII(verifier)))`.
 pub(crate) fn pkce_s256(verifier: &str) -> B64x32 {
     B64x32::encode(&Sha256::digest(verifier.as_bytes()).into())

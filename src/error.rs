@@ -10,31 +10,8 @@
 use thiserror::Error;
 
 use crate::crypto::StoreKey;
+use crate::params::ParamError;
 use crate::reply::{ClientRedirect, Reply};
-
-/// A query string or form body that is not a well-formed, unambiguous parameter list.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
-pub enum ParamError {
-    /// The input is longer than the parser accepts.
-    #[error("request too large")]
-    TooLarge,
-    /// More parameters than the parser accepts.
-    #[error("too many parameters")]
-    TooMany,
-    /// A parameter appeared twice (OAuth 2.1 §3.1, R22).
-    #[error("parameter `{0}` is repeated")]
-    Repeated(String),
-    /// A malformed percent-escape or a value that is not UTF-8.
-    #[error("malformed encoding")]
-    Malformed,
-    /// A required parameter is absent or empty.
-    #[error("parameter `{0}` is missing")]
-    Missing(&'static str),
-    /// A parameter's value is not acceptable (too long or wrong characters).
-    #[error("parameter `{0}` is invalid")]
-    Invalid(&'static str),
-}
 
 /// Why a `GET /authorize` was refused. Always an error page: before the consent page was
 /// shown, the user has not seen the client's host, so a redirect would make us a phishing
@@ -77,7 +54,7 @@ const COOKIES_OVERSIZED: &str = "the browser sent a Cookie header over 8 KiB";
 /// The page for an oversized `Cookie` header: it says why, and what the user can do
 /// (A21: never a silent CSRF or binding mismatch).
 fn cookies_oversized_page() -> Reply {
-    crate::reply::html::error_page(
+    crate::page::error_page(
         400,
         "Too many cookies for this site",
         "Your browser sent more cookies for this site than we accept (over 8 KiB), so we \
@@ -120,7 +97,7 @@ impl AuthorizeError {
         if *self == Self::CookieHeaderTooLarge {
             return cookies_oversized_page();
         }
-        crate::reply::html::error_page(
+        crate::page::error_page(
             self.status(),
             "This sign-in link is not valid",
             &self.to_string(),
@@ -187,7 +164,7 @@ impl ConsentError {
         if *self == Self::CookieHeaderTooLarge {
             return cookies_oversized_page();
         }
-        crate::reply::html::error_page(
+        crate::page::error_page(
             self.status(),
             "This approval could not be accepted",
             &format!("{self}. Start again from your application."),
@@ -271,13 +248,13 @@ impl CallbackError {
         match self {
             Self::Upstream { to_client, .. } => to_client.response(),
             Self::CookieHeaderTooLarge => cookies_oversized_page(),
-            Self::BindingMismatch => crate::reply::html::error_page(
+            Self::BindingMismatch => crate::page::error_page(
                 403,
                 "Session mismatch",
                 "This sign-in was approved in a different browser, or your browser did not \
                  keep our cookie. Start again from your application in this browser.",
             ),
-            _ => crate::reply::html::error_page(self.status(), "Sign-in failed", &self.to_string()),
+            _ => crate::page::error_page(self.status(), "Sign-in failed", &self.to_string()),
         }
     }
 }
@@ -450,6 +427,12 @@ pub enum RegistrationError {
     /// Other metadata is malformed, too large or unsupported.
     #[error("invalid client metadata: {0}")]
     InvalidClientMetadata(&'static str),
+}
+
+impl From<crate::redirect::RedirectUriError> for RegistrationError {
+    fn from(e: crate::redirect::RedirectUriError) -> Self {
+        Self::InvalidRedirectUri(e.0)
+    }
 }
 
 impl RegistrationError {

@@ -107,17 +107,29 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-mod authorize;
-mod bearer;
-mod client;
-mod code;
+// The floor: primitives every step reads and writes through. Each module imports only
+// modules listed above it (`.ci/layering` checks it).
 mod config;
-mod consent;
+mod cookie;
 mod crypto;
 mod error;
 mod metadata;
+mod page;
+mod params;
+mod redirect;
 mod reply;
-mod request;
+mod scope;
+mod upstream_json;
+// The steps, in the order of the chain of proofs: each mints its proof type, and its
+// step methods live beside it.
+mod authorize;
+mod bearer;
+mod callback;
+mod code;
+mod consent;
+mod grant;
+mod register;
+mod revoke;
 mod token;
 mod upstream;
 
@@ -125,8 +137,8 @@ use serde::{Deserialize, Serialize};
 
 pub use authorize::{AuthorizationDetails, AuthorizeRequest};
 pub use bearer::{BearerClaims, Principal};
-pub use client::{ClientRecord, MAX_REGISTRATION_BODY, RedirectUri, Registered, TokenAuthMethod};
-pub use code::{CodeIssued, CodeRecord, UpstreamAuthenticated};
+pub use callback::{Callback, UpstreamAuthenticated, VerifiedCallback};
+pub use code::{CodeIssued, CodeRecord};
 /// The fault switches, only in builds with `--cfg consent_gate_faults` (never a release).
 #[cfg(consent_gate_faults)]
 pub use config::Faults;
@@ -135,23 +147,25 @@ pub use consent::{
     Authorization, Choice, ConsentForm, ConsentGiven, ConsentPrompt, ConsentView, Decision,
     PendingConsent,
 };
+pub use cookie::BrowserContext;
 pub use crypto::{
     ClientSecret, Entropy, Keys, RecordMac, ServerKey, StoreKey, UpstreamCode, UpstreamToken,
 };
 pub use error::{
-    AuthorizeError, BearerError, CallbackError, ConfigError, ConsentError, ParamError,
-    RegistrationError, TokenError, UpstreamError,
+    AuthorizeError, BearerError, CallbackError, ConfigError, ConsentError, RegistrationError,
+    TokenError, UpstreamError,
 };
+pub use grant::{GrantRecord, RefreshRecord};
 pub use metadata::paths;
-pub use reply::{ClientRedirect, Reply};
-pub use request::cookie::BrowserContext;
-pub use request::scope::ScopeSet;
-pub use token::revoke::{Revocation, RevocationRequest};
-pub use token::{GrantRecord, RefreshRecord, TokenRequest, TokensIssued};
-pub use upstream::{
-    Callback, HttpRequest, MAX_UPSTREAM_BODY, TransactionRecord, UpstreamRedirect,
-    UpstreamResponse, VerifiedCallback,
-};
+pub use params::ParamError;
+pub use redirect::{RedirectUri, RedirectUriError};
+pub use register::{ClientRecord, MAX_REGISTRATION_BODY, Registered, TokenAuthMethod};
+pub use reply::{ClientRedirect, HttpRequest, Reply, UpstreamResponse};
+pub use revoke::{Revocation, RevocationRequest};
+pub use scope::ScopeSet;
+pub use token::{TokenRequest, TokensIssued};
+pub use upstream::{TransactionRecord, UpstreamRedirect};
+pub use upstream_json::MAX_UPSTREAM_BODY;
 
 /// Wall-clock time in seconds since the Unix epoch, supplied by the host
 /// (docs/conventions.md#time-is-an-argument: OAuth expiries are wall-clock, serialize, and a model

@@ -3,19 +3,19 @@
 use core::fmt;
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::authorize::MAX_CLIENT_ID;
 use crate::bearer::mint_access_token;
-use crate::client::{ClientRecord, MAX_REDIRECT_URI, TokenAuthMethod};
 use crate::code::CodeRecord;
-use crate::crypto::{
-    MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, UpstreamToken, b64, ct_eq, fresh32, pkce_s256,
-};
-use crate::error::{ParamError, TokenError};
+use crate::crypto::{Sealed, StoreKey, UNSEALED, b64, ct_eq, fresh32, pkce_s256};
+use crate::error::TokenError;
+use crate::grant::{GrantRecord, RefreshRecord};
+use crate::params::{ParamError, Params, decode, is_unreserved};
+use crate::redirect::MAX_REDIRECT_URI;
+use crate::register::{ClientRecord, TokenAuthMethod};
 use crate::reply::Reply;
-use crate::request::params::{Params, decode, is_unreserved};
-use crate::request::scope::ScopeSet;
+use crate::scope::ScopeSet;
 use crate::{Entropy, Gate, UnixTime};
 
 /// Which grant a token request is for.
@@ -164,131 +164,15 @@ impl TokenRequest {
     }
 }
 
-/// An authorization grant: one user's approval of one client, with the upstream token
-/// kept server-side (R41). Access and refresh tokens name it; deleting it revokes them all.
-/// Store it under [`GrantRecord::key`]; hosts should encrypt it at rest.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct GrantRecord {
-    grant_id: [u8; 16],
-    client_id: String,
-    subject: String,
-    display_name: Option<String>,
-    scope: ScopeSet,
-    resource: String,
-    upstream_token: Option<UpstreamToken>,
-    upstream_expires_at: Option<UnixTime>,
-    expires_at: UnixTime,
-    mac: RecordMac,
-}
-
-impl Sealed for GrantRecord {
-    const LABEL: &'static str = "grant v1";
-    fn feed(&self, w: &mut MacWriter) {
-        w.fixed(&self.grant_id)
-            .str(&self.client_id)
-            .str(&self.subject)
-            .opt_str(self.display_name.as_deref())
-            .str(self.scope.as_str())
-            .str(&self.resource)
-            .opt_str(self.upstream_token.as_ref().map(UpstreamToken::secret))
-            .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
-            .u64(self.expires_at.0);
-    }
-    fn mac(&self) -> &RecordMac {
-        &self.mac
-    }
-}
-
-impl GrantRecord {
-    /// The store key.
-    pub fn key(&self) -> StoreKey {
-        StoreKey::derive("grant", &self.grant_id)
-    }
-    /// When it may be deleted.
-    pub fn expires_at(&self) -> UnixTime {
-        self.expires_at
-    }
-    /// The upstream subject (`github:1`).
-    pub fn subject(&self) -> &str {
-        &self.subject
-    }
-    /// The upstream login or name, for display.
-    pub fn display_name(&self) -> Option<&str> {
-        self.display_name.as_deref()
-    }
-    /// The client the grant is for.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-    /// The upstream access token, for the server's own calls to the upstream API. Never
-    /// send it to an MCP client (R41, R50).
-    pub fn upstream_token(&self) -> Option<&UpstreamToken> {
-        self.upstream_token.as_ref()
-    }
-    /// When the upstream token expires, if the upstream said (`expires_in`); `None` for
-    /// tokens that do not expire (GitHub OAuth App tokens).
-    pub fn upstream_expires_at(&self) -> Option<UnixTime> {
-        self.upstream_expires_at
-    }
-    /// Whether the upstream token has expired at `now` (R66): the grant then no longer
-    /// authorizes MCP calls until the upstream token is renewed.
-    pub fn upstream_expired(&self, now: UnixTime) -> bool {
-        self.upstream_expires_at.is_some_and(|at| now >= at)
-    }
-    pub(crate) fn grant_id(&self) -> &[u8; 16] {
-        &self.grant_id
-    }
-}
-
-/// A refresh token's record, keyed by its hash. Rotated on every use; a rotated token
-/// presented again after the grace window revokes the grant (R53).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct RefreshRecord {
-    key: StoreKey,
-    grant_id: [u8; 16],
-    client_id: String,
-    scope: ScopeSet,
-    expires_at: UnixTime,
-    rotated_at: Option<UnixTime>,
-    mac: RecordMac,
-}
-
-impl Sealed for RefreshRecord {
-    const LABEL: &'static str = "refresh v1";
-    fn feed(&self, w: &mut MacWriter) {
-        w.fixed(&self.key.0)
-            .fixed(&self.grant_id)
-            .str(&self.client_id)
-            .str(self.scope.as_str())
-            .u64(self.expires_at.0)
-            .u64(self.rotated_at.map_or(0, |t| t.0 + 1));
-    }
-    fn mac(&self) -> &RecordMac {
-        &self.mac
-    }
-}
-
-impl RefreshRecord {
-    /// The store key (a hash of the refresh token).
-    pub fn key(&self) -> &StoreKey {
-        &self.key
-    }
-    /// When it may be deleted.
-    pub fn expires_at(&self) -> UnixTime {
-        self.expires_at
-    }
-    /// The store key of its grant.
-    pub fn grant_key(&self) -> StoreKey {
-        StoreKey::derive("grant", &self.grant_id)
-    }
-    /// The client it was issued to.
-    pub fn client_id(&self) -> &str {
-        &self.client_id
-    }
-    /// Whether it was already rotated.
-    pub fn is_rotated(&self) -> bool {
-        self.rotated_at.is_some()
-    }
+/// The RFC 6749 §5.1 success body.
+#[derive(Serialize)]
+struct TokenReply<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    scope: &'a str,
+    token_type: &'static str,
 }
 
 /// Tokens issued: the JSON reply and the records to store (each under its own key).
@@ -339,21 +223,14 @@ impl Gate {
     }
 
     fn token_reply(&self, access: &str, refresh: Option<&str>, scope: &ScopeSet) -> Reply {
-        // A fixed shape, written directly (members in the order serde_json's map sorts
-        // them, as the earlier `json!` reply had them).
-        let mut body = String::with_capacity(access.len() + 160);
-        body.push_str("{\"access_token\":");
-        push_json_str(&mut body, access);
-        body.push_str(",\"expires_in\":");
-        crate::reply::push_u64(&mut body, self.config.lifetimes.access_token);
-        if let Some(r) = refresh {
-            body.push_str(",\"refresh_token\":");
-            push_json_str(&mut body, r);
-        }
-        body.push_str(",\"scope\":");
-        push_json_str(&mut body, scope.as_str());
-        body.push_str(",\"token_type\":\"Bearer\"}");
-        Reply::json_bytes(200, body.into_bytes())
+        let body = TokenReply {
+            access_token: access,
+            expires_in: self.config.lifetimes.access_token,
+            refresh_token: refresh,
+            scope: scope.as_str(),
+            token_type: "Bearer",
+        };
+        Reply::json_bytes(200, serde_json::to_vec(&body).unwrap_or_default())
     }
 
     fn new_refresh(
@@ -571,149 +448,5 @@ impl Gate {
             successor: successor_record,
             code: None,
         })
-    }
-}
-
-pub(crate) mod revoke {
-    //! `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the grant.
-    //!
-    //! Revoking either token of a grant deletes the grant, so every access and refresh token
-    //! of that grant stops working (RFC 7009 §2.1: "SHOULD also invalidate all access tokens
-    //! based on the same authorization grant"). An unknown, foreign or malformed token is
-    //! answered with 200 and revokes nothing (§2.2), so the endpoint cannot be used to probe
-    //! which tokens exist.
-
-    use core::fmt;
-
-    use crate::bearer::access_token_grant;
-    use crate::client::ClientRecord;
-    use crate::crypto::{Sealed, StoreKey};
-    use crate::error::TokenError;
-    use crate::reply::Reply;
-    use crate::request::params::Params;
-    use crate::token::{ClientCredentials, RefreshRecord};
-    use crate::{Gate, UnixTime};
-
-    /// A parsed revocation request.
-    #[derive(Clone, PartialEq, Eq)]
-    pub struct RevocationRequest {
-        token: String,
-        credentials: ClientCredentials,
-    }
-
-    impl fmt::Debug for RevocationRequest {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("RevocationRequest")
-                .field("client_id", &self.credentials.id)
-                .finish_non_exhaustive()
-        }
-    }
-
-    impl RevocationRequest {
-        /// Parses the form body (`token`, optional `token_type_hint`) and the optional
-        /// `Authorization` header.
-        pub fn parse(body: &[u8], authorization: Option<&str>) -> Result<Self, TokenError> {
-            let p = Params::parse(body)?;
-            let credentials = ClientCredentials::parse(&p, authorization)?;
-            // The hint is optional and only an optimisation (§2.1): both kinds are tried.
-            p.optional("token_type_hint", 32)?;
-            Ok(Self {
-                token: p.required("token", 4096)?.to_owned(),
-                credentials,
-            })
-        }
-
-        /// The store key of the client registration.
-        pub fn client_key(&self) -> StoreKey {
-            StoreKey::client(&self.credentials.id)
-        }
-
-        /// The key under which the host should *get* a refresh record, in case the token is
-        /// a refresh token.
-        pub fn refresh_key(&self) -> StoreKey {
-            StoreKey::derive("refresh", self.token.as_bytes())
-        }
-    }
-
-    /// The outcome of a revocation.
-    #[derive(Debug)]
-    #[must_use = "delete the grant, then send the reply"]
-    pub struct Revocation {
-        /// The grant the host must delete, if the token was a live token of this client.
-        pub revoke_grant: Option<StoreKey>,
-        /// `200 OK` with an empty body.
-        pub reply: Reply,
-    }
-
-    impl Gate {
-        /// Revokes a token (RFC 7009). `client` is the registration under
-        /// [`RevocationRequest::client_key`]; `refresh` is the record under
-        /// [`RevocationRequest::refresh_key`], if any. Client authentication failures are
-        /// errors (`invalid_client`, §2.2.1); a token that is not this client's is not.
-        pub fn revoke(
-            &self,
-            request: &RevocationRequest,
-            client: Option<&ClientRecord>,
-            refresh: Option<&RefreshRecord>,
-            now: UnixTime,
-        ) -> Result<Revocation, TokenError> {
-            self.authenticate(&request.credentials, client)?;
-            let client_id = request.credentials.id.as_str();
-            let from_access = access_token_grant(self, &request.token, now)
-                .filter(|(owner, _)| owner == client_id)
-                .map(|(_, grant)| grant);
-            let from_refresh = refresh
-                .filter(|r| {
-                    r.mac_is_valid(&self.config.keys)
-                        && *r.key() == request.refresh_key()
-                        && r.client_id() == client_id
-                })
-                .map(RefreshRecord::grant_key);
-            let mut reply = Reply::json(200, &serde_json::json!({}));
-            reply.body.clear();
-            reply.headers.retain(|(n, _)| *n != "content-type");
-            Ok(Revocation {
-                revoke_grant: from_access.or(from_refresh),
-                reply,
-            })
-        }
-    }
-}
-
-/// Appends `s` as a JSON string (RFC 8259 §7: `"`, `\\` and control characters escaped).
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            out.push_str("\\u00");
-            crate::crypto::push_hex(out, &[b]);
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::push_json_str;
-
-    #[test]
-    fn json_strings_round_trip_through_serde_json() {
-        for s in ["", "cga_abc-_", "a\"b\\c", "\u{0}\u{1f}\n\t", "é✓\u{7f}"] {
-            let mut ours = String::new();
-            push_json_str(&mut ours, s);
-            assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), s, "{ours}");
-        }
     }
 }

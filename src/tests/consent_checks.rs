@@ -3,10 +3,10 @@
 //! mutation of `consent.rs` it is there to notice.
 
 use super::*;
-use crate::client::RedirectUri;
 use crate::config::{Config, UpstreamConfig};
 use crate::crypto::{ClientSecret, Keys, ServerKey};
-use crate::request::scope::ScopeSet;
+use crate::redirect::RedirectUri;
+use crate::scope::ScopeSet;
 
 const NOW: UnixTime = UnixTime(1_700_000_000);
 

@@ -120,7 +120,7 @@ fn registration_bounds_are_inclusive() {
     for bad in [long(2001), String::new()] {
         assert_eq!(
             RedirectUri::parse(&bad).unwrap_err(),
-            RegistrationError::InvalidRedirectUri("empty or too long"),
+            RedirectUriError("empty or too long"),
             "{} bytes",
             bad.len()
         );
@@ -163,7 +163,7 @@ fn a_redirect_uri_is_refused_for_the_reason_it_fails() {
     ] {
         assert_eq!(
             RedirectUri::parse(bad).unwrap_err(),
-            RegistrationError::InvalidRedirectUri("whitespace, control or non-ASCII characters"),
+            RedirectUriError("whitespace, control or non-ASCII characters"),
             "{bad:?}"
         );
     }
