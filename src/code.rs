@@ -14,6 +14,7 @@ use crate::error::CallbackError;
 use crate::register::ClientRecord;
 use crate::reply::UpstreamResponse;
 use crate::reply::{ClientRedirect, Reply};
+use crate::step::{Kind, Op, Record, Step};
 use crate::upstream_json::parse_user;
 use crate::{Entropy, Gate, UnixTime};
 
@@ -173,5 +174,26 @@ impl Gate {
             redirect,
             clear_cookie,
         })
+    }
+}
+
+impl Record for CodeRecord {
+    const KIND: Kind = Kind::Code;
+    fn store_key(&self) -> StoreKey {
+        self.key
+    }
+    fn expiry(&self) -> Option<UnixTime> {
+        Some(self.expires_at)
+    }
+}
+
+impl From<CodeIssued> for Step {
+    /// Store the code, then send the client its 303.
+    fn from(issued: CodeIssued) -> Self {
+        let (code, reply) = issued.into_parts();
+        Step {
+            ops: vec![Op::put(&code)],
+            reply,
+        }
     }
 }

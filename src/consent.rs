@@ -25,6 +25,7 @@ use crate::page::{ConsentPageFields, UpstreamPiece};
 use crate::params::{ParamError, Params};
 use crate::register::ClientRecord;
 use crate::reply::{ClientRedirect, Reply};
+use crate::step::{Kind, Op, Record, Step};
 use crate::{Entropy, Gate, UnixTime};
 
 const BROWSER_COOKIE: &str = "cg-browser";
@@ -544,6 +545,27 @@ pub(crate) fn remembered(
             details: details.clone(),
             remember_cookie: None,
         })
+}
+
+impl Record for PendingConsent {
+    const KIND: Kind = Kind::Pending;
+    fn store_key(&self) -> StoreKey {
+        self.key
+    }
+    fn expiry(&self) -> Option<UnixTime> {
+        Some(self.expires_at)
+    }
+}
+
+impl From<ConsentPrompt> for Step {
+    /// Store the pending consent, then send the page.
+    fn from(prompt: ConsentPrompt) -> Self {
+        let (pending, page) = prompt.into_parts();
+        Step {
+            ops: vec![Op::put(&pending)],
+            reply: page,
+        }
+    }
 }
 
 #[cfg(test)]

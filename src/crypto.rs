@@ -12,6 +12,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -114,15 +115,6 @@ pub(crate) fn pkce_s256(verifier: &str) -> B64x32 {
     B64x32::encode(&Sha256::digest(verifier.as_bytes()).into())
 }
 
-/// Appends `bytes` as lowercase hex.
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-}
-
 /// Constant-time equality of two byte strings (length is not secret).
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
@@ -147,9 +139,7 @@ impl StoreKey {
 
     /// The key as lowercase hex, for stores that want text keys.
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        push_hex(&mut s, &self.0);
-        s
+        hex::encode(self.0)
     }
 
     /// The raw 32 bytes.
@@ -190,6 +180,13 @@ macro_rules! secret_string {
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        // The secret's bytes do not outlive the value in freed heap memory.
+        impl Drop for $name {
+            fn drop(&mut self) {
+                self.0.zeroize();
             }
         }
 

@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::crypto::StoreKey;
 use crate::params::ParamError;
 use crate::reply::{ClientRedirect, Reply};
+use crate::step::{Kind, Op, Step};
 
 /// Why a `GET /authorize` was refused. Always an error page: before the consent page was
 /// shown, the user has not seen the client's host, so a redirect would make us a phishing
@@ -479,4 +480,36 @@ pub enum ConfigError {
     /// A lifetime is zero or out of range.
     #[error("lifetime `{0}` is out of range")]
     InvalidLifetime(&'static str),
+}
+
+/// An error whose answer changes nothing in the store: its page or JSON reply.
+macro_rules! reply_only {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Step {
+            fn from(e: $error) -> Self {
+                Step::reply(e.response())
+            }
+        }
+    )*};
+}
+reply_only!(
+    AuthorizeError,
+    ConsentError,
+    CallbackError,
+    RegistrationError
+);
+
+impl From<TokenError> for Step {
+    /// A replayed code or a reused refresh token deletes the grant before the error is
+    /// sent (R43, R53).
+    fn from(e: TokenError) -> Self {
+        Step {
+            ops: e
+                .revoke_grant()
+                .map(|g| Op::delete(Kind::Grant, *g))
+                .into_iter()
+                .collect(),
+            reply: e.response(),
+        }
+    }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::UnixTime;
 use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey, UpstreamToken};
 use crate::scope::ScopeSet;
+use crate::step::{Kind, Record};
 
 /// An authorization grant: one user's approval of one client, with the upstream token
 /// kept server-side (R41). Access and refresh tokens name it; deleting it revokes them all.
@@ -132,5 +133,25 @@ impl RefreshRecord {
     /// Whether it was already rotated.
     pub fn is_rotated(&self) -> bool {
         self.rotated_at.is_some()
+    }
+}
+
+impl Record for GrantRecord {
+    const KIND: Kind = Kind::Grant;
+    fn store_key(&self) -> StoreKey {
+        self.key()
+    }
+    fn expiry(&self) -> Option<UnixTime> {
+        Some(self.expires_at)
+    }
+}
+
+impl Record for RefreshRecord {
+    const KIND: Kind = Kind::Refresh;
+    fn store_key(&self) -> StoreKey {
+        self.key
+    }
+    fn expiry(&self) -> Option<UnixTime> {
+        Some(self.expires_at)
     }
 }

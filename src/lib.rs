@@ -42,58 +42,139 @@
 //!
 //! ## How to drive it
 //!
-//! The host owns a store with an atomic *take* (get-and-delete) for single-use records.
-//! Store keys are [`StoreKey`]s (hashes of secrets); every record carries a MAC, so an
-//! edited store entry is refused.
+//! Every step that touches state returns a [`Step`]: store operations ([`Op`]) and the
+//! [`Reply`] to send after them. A host writes one executor for it. Records cross the
+//! boundary as bytes under a [`Kind`] and a [`StoreKey`] (a hash of the secret handle,
+//! never the handle); [`Record::decode`] turns what the host read back into the typed record
+//! a step takes, and the step checks its MAC, so an edited store entry is refused. Single-use
+//! records (consent pages, upstream trips, codes) are *taken*: read and deleted atomically.
+//!
+//! The whole flow, with a `HashMap` as the store and the upstream's answers written by hand:
 //!
 //! ```
-//! # use consent_gate::*;
-//! # use std::collections::HashMap;
-//! # fn demo() -> Option<()> {
-//! # let key = ServerKey::new(&[7u8; 32])?;
-//! # let upstream = UpstreamConfig::custom("Demo", "http://127.0.0.1:8080/up/authorize",
-//! #     "http://127.0.0.1:8080/up/token", "http://127.0.0.1:8080/up/user", "static-id",
-//! #     ClientSecret::new("s"));
-//! # let config = Config::builder("http://127.0.0.1:8080", "http://127.0.0.1:8080/mcp", upstream, Keys::new(key))
-//! #     .dev_loopback_http(true).build().ok()?;
+//! use consent_gate::*;
+//! use std::collections::HashMap;
+//!
+//! /// The host's store: bytes by kind and key. Single-threaded here, so `take` is atomic.
+//! #[derive(Default)]
+//! struct Store(HashMap<(Kind, StoreKey), Vec<u8>>);
+//!
+//! impl Store {
+//!     /// The one executor: apply the operations in order, then hand back the reply.
+//!     fn apply(&mut self, step: impl Into<Step>) -> Reply {
+//!         let step = step.into();
+//!         for op in step.ops {
+//!             match op {
+//!                 Op::Put { kind, key, value, .. } => { self.0.insert((kind, key), value); }
+//!                 Op::PutIfAbsent { kind, key, value, .. } => { self.0.entry((kind, key)).or_insert(value); }
+//!                 Op::Delete { kind, key } => { self.0.remove(&(kind, key)); }
+//!             }
+//!         }
+//!         step.reply
+//!     }
+//!     fn get<R: Record>(&self, key: StoreKey) -> Option<R> {
+//!         R::decode(self.0.get(&(R::KIND, key))?)
+//!     }
+//!     fn take<R: Record>(&mut self, key: StoreKey) -> Option<R> {
+//!         R::decode(&self.0.remove(&(R::KIND, key))?)
+//!     }
+//! }
+//!
+//! /// The value after `name=` in `text`, up to the next `&`, `"` or `;`.
+//! fn after<'t>(text: &'t str, name: &str) -> &'t str {
+//!     let rest = text.split(name).nth(1).expect(name);
+//!     rest.split(['&', '"', ';']).next().unwrap()
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let upstream = UpstreamConfig::github("static-client-id", ClientSecret::new("secret"));
+//! let key = ServerKey::new(&[7u8; 32]).unwrap(); // from your secret store
+//! let config = Config::builder("https://mcp.example", "https://mcp.example/mcp", upstream, Keys::new(key))
+//!     .build()?;
 //! let gate = Gate::new(config);
 //! let mut n = 0u8;
 //! let mut entropy = |buf: &mut [u8]| { n = n.wrapping_add(1); buf.fill(n) }; // use the OS RNG!
 //! let now = UnixTime(1_700_000_000);
+//! let mut store = Store::default();
 //!
 //! // POST /register
-//! let reg = gate.register(br#"{"redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none"}"#,
-//!     now, &mut entropy).ok()?;
-//! let client = reg.record;                                         // store.put(client_id, …)
+//! let registered = gate.register(br#"{"redirect_uris":["https://app.example/cb"],"token_endpoint_auth_method":"none"}"#,
+//!     now, &mut entropy)?;
+//! let client_id = registered.record.client_id().to_owned();
+//! assert_eq!(store.apply(registered).status, 201);
 //!
-//! // GET /authorize
-//! let query = format!("response_type=code&client_id={}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb\
-//!     &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256", client.client_id());
-//! let req = AuthorizeRequest::parse(query.as_bytes()).ok()?;
-//! let Authorization::NeedsConsent(prompt) =
-//!     gate.authorize(req, Some(&client), BrowserContext::default(), now, &mut entropy).ok()?
-//! else { return None };
-//! let (pending, page) = prompt.into_parts();                       // store.put(pending); send page
+//! // GET /authorize: the consent page, and a pending consent stored behind it.
+//! let query = format!("response_type=code&client_id={client_id}&redirect_uri=https%3A%2F%2Fapp.example%2Fcb\
+//!     &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&state=xyz");
+//! let request = AuthorizeRequest::parse(query.as_bytes())?;
+//! let client = store.get::<ClientRecord>(request.client_key());
+//! let browser = BrowserContext { sec_fetch_site: Some("none"), ..Default::default() };
+//! let Authorization::NeedsConsent(prompt) = gate.authorize(request, client.as_ref(), browser, now, &mut entropy)?
+//! else { unreachable!("remembered consent is off by default") };
+//! let page = store.apply(prompt);
+//! let consent_cookie = page.set_cookies().next().unwrap().split(';').next().unwrap().to_owned();
+//! let html = String::from_utf8(page.body)?;
 //!
-//! // POST /authorize: the browser sends back the form and its cookie
-//! let cookie = page.set_cookies().next()?.split(';').next()?.to_owned();
-//! let html = String::from_utf8(page.body).ok()?;
-//! let field = |name: &str| html.split(&format!("name=\"{name}\" value=\"")).nth(1)?.split('"').next().map(str::to_owned);
-//! let body = format!("tx={}&csrf={}&decision=approve", field("tx")?, field("csrf")?);
-//! let form = ConsentForm::parse(body.as_bytes()).ok()?;
-//! let taken = Some(pending);                                       // store.take(form.pending_key())
-//! let Decision::Approved(consent) = gate.decide(form, taken, BrowserContext::with_cookies(&cookie), now).ok()?
-//! else { return None };
-//! let up = gate.upstream_redirect(consent, now, &mut entropy);     // consumes the proof
-//! let (txn, redirect) = up.into_parts();                           // store.put(txn); send 303
-//! assert_eq!(redirect.status, 303);
-//! # let _ = txn; Some(())
+//! // POST /authorize: the user approves; the pending consent is taken, never read twice.
+//! let body = format!("tx={}&csrf={}&decision=approve", after(&html, "name=\"tx\" value=\""),
+//!     after(&html, "name=\"csrf\" value=\""));
+//! let form = ConsentForm::parse(body.as_bytes())?;
+//! let pending = store.take::<PendingConsent>(form.pending_key());
+//! let browser = BrowserContext { cookies: &consent_cookie, origin: Some("https://mcp.example"),
+//!     sec_fetch_site: Some("same-origin") };
+//! let Decision::Approved(consent) = gate.decide(form, pending, browser, now)? else { unreachable!() };
+//!
+//! // The only way to the upstream consumes the proof of consent.
+//! let to_upstream = store.apply(gate.upstream_redirect(consent, now, &mut entropy));
+//! let state = after(to_upstream.header("location").unwrap(), "state=").to_owned();
+//! let binding = to_upstream.set_cookies().next().unwrap().split(';').next().unwrap().to_owned();
+//!
+//! // GET /callback: the transaction is taken, the browser binding checked.
+//! let callback = Callback::parse(format!("code=upstream-code&state={state}").as_bytes())?;
+//! let transaction = store.take::<TransactionRecord>(callback.transaction_key());
+//! let verified = gate.verify_callback(callback, transaction, BrowserContext::with_cookies(&binding), now)?;
+//! let _token_request: &HttpRequest = verified.token_request(); // the host sends it
+//! let authenticated = verified.accept_token_response(UpstreamResponse { status: 200,
+//!     content_type: Some("application/json"), body: br#"{"access_token":"gho_x","token_type":"bearer"}"# })?;
+//! let _user_request: HttpRequest = authenticated.user_request(); // and this one
+//! let client = store.get::<ClientRecord>(authenticated.client_key());
+//! let issued = gate.issue_code(authenticated, UpstreamResponse { status: 200,
+//!     content_type: Some("application/json"), body: br#"{"id":1,"login":"octocat"}"# },
+//!     client.as_ref(), now, &mut entropy)?;
+//! let to_client = store.apply(issued);
+//! let location = to_client.header("location").unwrap();
+//! assert!(location.starts_with("https://app.example/cb?code="));
+//! let code = after(location, "code=");
+//!
+//! // POST /token: the code is taken and redeemed once.
+//! let body = format!("grant_type=authorization_code&code={code}&client_id={client_id}\
+//!     &redirect_uri=https%3A%2F%2Fapp.example%2Fcb&code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+//! let request = TokenRequest::parse(body.as_bytes(), None)?;
+//! let code_record = store.take::<CodeRecord>(request.record_key());
+//! let client = store.get::<ClientRecord>(request.client_key());
+//! let tokens = store.apply(gate.redeem_code(&request, code_record, client.as_ref(), now, &mut entropy)?);
+//! let json: serde_json::Value = serde_json::from_slice(&tokens.body)?;
+//! let access = json["access_token"].as_str().unwrap().to_owned();
+//!
+//! // The MCP endpoint: a valid token of a live grant speaks for the user.
+//! let header = format!("Bearer {access}");
+//! let claims = gate.verify_bearer(Some(&header), now)?;
+//! let grant = store.get::<GrantRecord>(claims.grant_key());
+//! assert_eq!(claims.confirm(grant.as_ref(), now)?.subject(), "github:1");
+//!
+//! // POST /revoke: the grant is deleted, and with it every token of it.
+//! let request = RevocationRequest::parse(format!("token={access}&client_id={client_id}").as_bytes(), None)?;
+//! let client = store.get::<ClientRecord>(request.client_key());
+//! let refresh = store.get::<RefreshRecord>(request.refresh_key());
+//! store.apply(gate.revoke(&request, client.as_ref(), refresh.as_ref(), now)?);
+//! let claims = gate.verify_bearer(Some(&header), now)?;
+//! let grant = store.get::<GrantRecord>(claims.grant_key());
+//! assert_eq!(claims.confirm(grant.as_ref(), now).err(), Some(BearerError::Revoked));
+//! # Ok(())
 //! # }
-//! # assert!(demo().is_some());
 //! ```
 //!
-//! `tests/flow.rs` drives the whole flow through the callback, token endpoint and bearer
-//! check; `examples/hyper_server.rs` is a complete server.
+//! `examples/hyper_server.rs` is the same loop under hyper.
 //!
 //! ## Threat model
 //!
@@ -109,29 +190,30 @@
 
 // The floor: primitives every step reads and writes through. Each module imports only
 // modules listed above it (`.ci/layering` checks it).
-mod config;
-mod cookie;
 mod crypto;
-mod error;
-mod metadata;
-mod page;
 mod params;
+mod scope;
+mod cookie;
 mod redirect;
 mod reply;
-mod scope;
+mod step;
+mod page;
+mod error;
 mod upstream_json;
+mod config;
+mod metadata;
 // The steps, in the order of the chain of proofs: each mints its proof type, and its
 // step methods live beside it.
+mod register;
 mod authorize;
-mod bearer;
+mod consent;
+mod upstream;
 mod callback;
 mod code;
-mod consent;
 mod grant;
-mod register;
-mod revoke;
+mod bearer;
 mod token;
-mod upstream;
+mod revoke;
 
 use serde::{Deserialize, Serialize};
 
@@ -163,6 +245,7 @@ pub use register::{ClientRecord, MAX_REGISTRATION_BODY, Registered, TokenAuthMet
 pub use reply::{ClientRedirect, HttpRequest, Reply, UpstreamResponse};
 pub use revoke::{Revocation, RevocationRequest};
 pub use scope::ScopeSet;
+pub use step::{Kind, Op, Record, Step};
 pub use token::{TokenRequest, TokensIssued};
 pub use upstream::{TransactionRecord, UpstreamRedirect};
 pub use upstream_json::MAX_UPSTREAM_BODY;

@@ -9,6 +9,7 @@ use crate::crypto::{
 use crate::error::RegistrationError;
 use crate::redirect::RedirectUri;
 use crate::reply::Reply;
+use crate::step::{Kind, Op, Record, Step};
 use crate::{Entropy, Gate, UnixTime};
 
 /// Most redirect URIs per client.
@@ -290,5 +291,26 @@ impl Gate {
             record,
             reply: Reply::json(201, &body),
         })
+    }
+}
+
+impl Record for ClientRecord {
+    const KIND: Kind = Kind::Client;
+    fn store_key(&self) -> StoreKey {
+        self.key()
+    }
+    fn expiry(&self) -> Option<UnixTime> {
+        // A registration has no lifetime of its own: the host decides how long it keeps
+        // clients that are not used (docs/design.md#store-contract).
+        None
+    }
+}
+
+impl From<Registered> for Step {
+    fn from(r: Registered) -> Self {
+        Step {
+            ops: vec![Op::put(&r.record)],
+            reply: r.reply,
+        }
     }
 }

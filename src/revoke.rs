@@ -15,6 +15,7 @@ use crate::grant::RefreshRecord;
 use crate::params::Params;
 use crate::register::ClientRecord;
 use crate::reply::Reply;
+use crate::step::{Kind, Op, Step};
 use crate::token::ClientCredentials;
 use crate::{Gate, UnixTime};
 
@@ -100,5 +101,19 @@ impl Gate {
             revoke_grant: from_access.or(from_refresh),
             reply,
         })
+    }
+}
+
+impl From<Revocation> for Step {
+    /// Delete the grant (every token of it stops working), then answer 200.
+    fn from(r: Revocation) -> Self {
+        Step {
+            ops: r
+                .revoke_grant
+                .map(|g| Op::delete(Kind::Grant, g))
+                .into_iter()
+                .collect(),
+            reply: r.reply,
+        }
     }
 }

@@ -16,6 +16,7 @@ use crate::redirect::MAX_REDIRECT_URI;
 use crate::register::{ClientRecord, TokenAuthMethod};
 use crate::reply::Reply;
 use crate::scope::ScopeSet;
+use crate::step::{Op, Step};
 use crate::{Entropy, Gate, UnixTime};
 
 /// Which grant a token request is for.
@@ -448,5 +449,21 @@ impl Gate {
             successor: successor_record,
             code: None,
         })
+    }
+}
+
+impl From<TokensIssued> for Step {
+    /// Store the grant, the refresh records and the redeemed code; the successor of a
+    /// rotated refresh token only if absent (R63, A22); then send the tokens.
+    fn from(t: TokensIssued) -> Self {
+        let mut ops = Vec::with_capacity(4);
+        ops.extend(t.code.as_ref().map(Op::put));
+        ops.extend(t.grant.as_ref().map(Op::put));
+        ops.extend(t.refresh.iter().map(Op::put));
+        ops.extend(t.successor.as_ref().map(Op::put_if_absent));
+        Step {
+            ops,
+            reply: t.reply,
+        }
     }
 }

@@ -9,11 +9,12 @@ use crate::authorize::AuthorizationDetails;
 use crate::consent::ConsentGiven;
 use crate::cookie;
 use crate::crypto::{
-    B64x32, MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, pkce_s256, push_hex,
+    B64x32, MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, pkce_s256,
     sha256_labeled,
 };
 use crate::params::append_pair;
 use crate::reply::Reply;
+use crate::step::{Kind, Op, Record, Step};
 use crate::{Entropy, Gate, UnixTime};
 
 /// The way to the upstream: a 303 that sets this transaction's binding cookie, and the
@@ -111,7 +112,7 @@ pub(crate) fn binding_cookie_name(gate: &Gate, transaction: &StoreKey) -> String
     // store key (a hash of the upstream `state`, already computed): 48 bits of a hash of a
     // 256-bit secret tell the browser nothing it could use.
     let mut name = cookie::name_owned(gate.config.cookie_mode, "cg-bind-");
-    push_hex(&mut name, &transaction.as_bytes()[..6]);
+    name.push_str(&hex::encode(&transaction.as_bytes()[..6]));
     name
 }
 
@@ -167,6 +168,27 @@ impl Gate {
             transaction,
             location,
             cookies,
+        }
+    }
+}
+
+impl Record for TransactionRecord {
+    const KIND: Kind = Kind::Transaction;
+    fn store_key(&self) -> StoreKey {
+        self.key
+    }
+    fn expiry(&self) -> Option<UnixTime> {
+        Some(self.expires_at)
+    }
+}
+
+impl From<UpstreamRedirect> for Step {
+    /// Store the transaction, then send the 303 that sets its binding cookie.
+    fn from(redirect: UpstreamRedirect) -> Self {
+        let (transaction, reply) = redirect.into_parts();
+        Step {
+            ops: vec![Op::put(&transaction)],
+            reply,
         }
     }
 }
