@@ -217,7 +217,7 @@ impl VerifiedCallback {
     /// A record the host must store back: only ever with the A7 fault switched on, so only
     /// in builds with `--cfg consent_gate_faults`.
     #[cfg(consent_gate_faults)]
-    pub fn reinsert(&self) -> Option<&crate::upstream::TransactionRecord> {
+    pub fn reinsert(&self) -> Option<&TransactionRecord> {
         self.reinsert.as_ref()
     }
 
