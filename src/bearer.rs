@@ -2,14 +2,16 @@
 //! challenges (R2, R5, R49–R51, R54).
 //!
 //! An access token is `cga_` + base64url(payload ‖ HMAC-SHA256(payload)). The payload
-//! names the key, expiry, grant, audience hash, client, subject and scope. Verification
+//! names the key, expiry, grant, the grant secret that opens the grant's user data
+//! (docs/design.md#at-rest), audience hash, client, subject and scope. Verification
 //! is one HMAC over ~100 bytes with a pre-keyed state: no store lookup, no allocation
 //! beyond the decode. Revocation is the grant's existence, checked by
 //! [`BearerClaims::confirm`].
 
 use core::fmt;
 
-use crate::crypto::{Keys, Sealed, StoreKey, unb64};
+use crate::at_rest::GrantSecret;
+use crate::crypto::{Keys, Sealed, StoreKey, UpstreamToken, unb64};
 use crate::error::BearerError;
 use crate::grant::GrantRecord;
 use crate::reply::Reply;
@@ -40,6 +42,8 @@ pub(crate) fn access_token_grant(
 pub(crate) fn mint_access_token(
     gate: &Gate,
     grant: &GrantRecord,
+    secret: &GrantSecret,
+    subject: &str,
     scope: &ScopeSet,
     now: UnixTime,
 ) -> String {
@@ -49,9 +53,10 @@ pub(crate) fn mint_access_token(
     p.extend_from_slice(&keys.current_id().to_be_bytes());
     p.extend_from_slice(&now.plus(gate.config.lifetimes.access_token).0.to_be_bytes());
     p.extend_from_slice(grant.grant_id());
+    p.extend_from_slice(&secret.0);
     p.extend_from_slice(&gate.config.audience);
     put_str(&mut p, grant.client_id());
-    put_str(&mut p, grant.subject());
+    put_str(&mut p, subject);
     put_str(&mut p, scope.as_str());
     let mut w = keys.mac("access token");
     w.bytes(&p);
@@ -88,6 +93,7 @@ impl<'a> Reader<'a> {
 #[must_use = "confirm the grant still exists before trusting the token"]
 pub struct BearerClaims<'g> {
     grant_id: [u8; 16],
+    secret: GrantSecret,
     client_id: String,
     subject: String,
     scope: ScopeSet,
@@ -128,11 +134,20 @@ impl BearerClaims<'_> {
                 if g.upstream_expired(now) {
                     return Err(BearerError::UpstreamExpired);
                 }
+                // The user data opens only under this grant's secret, which the token
+                // carries and the store does not; a ciphertext copied from another grant
+                // does not open here (A16).
+                let user = g
+                    .open_user(&self.secret)
+                    .filter(|u| u.subject == self.subject)
+                    .ok_or(BearerError::Revoked)?;
                 Ok(Principal {
                     grant_key: self.grant_key(),
                     subject: self.subject,
                     client_id: self.client_id,
                     scope: self.scope,
+                    display_name: user.display_name,
+                    upstream_token: user.upstream_token,
                 })
             }
             _ => Err(BearerError::Revoked),
@@ -147,6 +162,8 @@ pub struct Principal {
     client_id: String,
     scope: ScopeSet,
     grant_key: StoreKey,
+    display_name: Option<String>,
+    upstream_token: Option<UpstreamToken>,
 }
 
 impl fmt::Debug for Principal {
@@ -172,9 +189,19 @@ impl Principal {
     pub fn scope(&self) -> &ScopeSet {
         &self.scope
     }
-    /// The grant (to find the upstream token for the server's own upstream calls).
+    /// The grant this request is made under.
     pub fn grant_key(&self) -> &StoreKey {
         &self.grant_key
+    }
+    /// The upstream login or name, for display.
+    pub fn display_name(&self) -> Option<&str> {
+        self.display_name.as_deref()
+    }
+    /// The user's upstream access token, for the server's own calls to the upstream API
+    /// on this request. Decrypted from the grant with the secret this request's token
+    /// carries; never send it to an MCP client (R41, R50).
+    pub fn upstream_token(&self) -> Option<&UpstreamToken> {
+        self.upstream_token.as_ref()
     }
 }
 
@@ -237,6 +264,11 @@ impl Gate {
             .take(16)
             .and_then(|g| g.try_into().ok())
             .ok_or(BearerError::Invalid)?;
+        let secret = GrantSecret(
+            r.take(32)
+                .and_then(|s| s.try_into().ok())
+                .ok_or(BearerError::Invalid)?,
+        );
         let aud = r.take(16).ok_or(BearerError::Invalid)?;
         let client_id = r.str().ok_or(BearerError::Invalid)?.to_owned();
         let subject = r.str().ok_or(BearerError::Invalid)?.to_owned();
@@ -252,6 +284,7 @@ impl Gate {
         }
         Ok(BearerClaims {
             grant_id,
+            secret,
             client_id,
             subject,
             scope,

@@ -5,11 +5,10 @@ use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::at_rest::{Ciphertext, UserData};
 use crate::authorize::AuthorizationDetails;
 use crate::callback::UpstreamAuthenticated;
-use crate::crypto::{
-    MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, UpstreamToken, b64, fresh32,
-};
+use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32};
 use crate::error::CallbackError;
 use crate::register::ClientRecord;
 use crate::reply::UpstreamResponse;
@@ -18,6 +17,9 @@ use crate::step::{Kind, Op, Record, Step};
 use crate::upstream_json::parse_user;
 use crate::{Entropy, Gate, UnixTime};
 
+/// What a code's user data is sealed for (docs/design.md#at-rest).
+pub(crate) const CODE_USER: &str = "code user data";
+
 /// A single-use MCP authorization code, keyed by its hash, bound to client, redirect URI,
 /// PKCE challenge, resource, scope and subject (R42). After redemption it is stored back
 /// as *redeemed* so that a replay revokes the grant (R43).
@@ -25,10 +27,10 @@ use crate::{Entropy, Gate, UnixTime};
 pub struct CodeRecord {
     pub(crate) key: StoreKey,
     pub(crate) details: AuthorizationDetails,
-    pub(crate) subject: String,
-    pub(crate) display_name: Option<String>,
     pub(crate) grant_id: [u8; 16],
-    pub(crate) upstream_token: Option<UpstreamToken>,
+    /// The user (subject, display name, upstream token), sealed under the code itself
+    /// (docs/design.md#at-rest); empty once redeemed.
+    pub(crate) user: Ciphertext,
     pub(crate) upstream_expires_at: Option<UnixTime>,
     pub(crate) expires_at: UnixTime,
     pub(crate) redeemed: bool,
@@ -36,14 +38,12 @@ pub struct CodeRecord {
 }
 
 impl Sealed for CodeRecord {
-    const LABEL: &'static str = "code v1";
+    const LABEL: &'static str = "code v2";
     fn feed(&self, w: &mut MacWriter) {
         w.fixed(&self.key.0);
         self.details.feed(w);
-        w.str(&self.subject)
-            .opt_str(self.display_name.as_deref())
-            .fixed(&self.grant_id)
-            .opt_str(self.upstream_token.as_ref().map(UpstreamToken::secret))
+        w.fixed(&self.grant_id)
+            .bytes(self.user.as_bytes())
             .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
             .u64(self.expires_at.0)
             .u64(u64::from(self.redeemed));
@@ -149,13 +149,17 @@ impl Gate {
         let grant_seed = fresh32(entropy);
         let mut grant_id = [0u8; 16];
         grant_id.copy_from_slice(&grant_seed[..16]);
-        let mut record = CodeRecord {
-            key: StoreKey::derive("code", code.as_bytes()),
-            details,
+        let key = StoreKey::derive("code", code.as_bytes());
+        let user = UserData {
             subject: user.subject,
             display_name: user.display_name,
-            grant_id,
             upstream_token: Some(upstream_token),
+        };
+        let mut record = CodeRecord {
+            key,
+            details,
+            grant_id,
+            user: user.seal(code.as_bytes(), CODE_USER, &key.0),
             upstream_expires_at: upstream_expires_in.map(|s| now.plus(s)),
             expires_at: now.plus(self.config.lifetimes.code),
             redeemed: false,

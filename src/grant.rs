@@ -5,37 +5,36 @@
 use serde::{Deserialize, Serialize};
 
 use crate::UnixTime;
-use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey, UpstreamToken};
+use crate::at_rest::{Ciphertext, GrantSecret, UserData};
+use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey};
 use crate::scope::ScopeSet;
 use crate::step::{Kind, Record};
 
 /// An authorization grant: one user's approval of one client, with the upstream token
 /// kept server-side (R41). Access and refresh tokens name it; deleting it revokes them all.
-/// Store it under [`GrantRecord::key`]; hosts should encrypt it at rest.
+/// Store it under [`GrantRecord::key`]. What it carries of the user is encrypted under the
+/// grant secret, which only the client's tokens carry (docs/design.md#at-rest).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct GrantRecord {
     pub(crate) grant_id: [u8; 16],
     pub(crate) client_id: String,
-    pub(crate) subject: String,
-    pub(crate) display_name: Option<String>,
     pub(crate) scope: ScopeSet,
     pub(crate) resource: String,
-    pub(crate) upstream_token: Option<UpstreamToken>,
+    /// The user (subject, display name, upstream token), sealed under the grant secret.
+    pub(crate) user: Ciphertext,
     pub(crate) upstream_expires_at: Option<UnixTime>,
     pub(crate) expires_at: UnixTime,
     pub(crate) mac: RecordMac,
 }
 
 impl Sealed for GrantRecord {
-    const LABEL: &'static str = "grant v1";
+    const LABEL: &'static str = "grant v2";
     fn feed(&self, w: &mut MacWriter) {
         w.fixed(&self.grant_id)
             .str(&self.client_id)
-            .str(&self.subject)
-            .opt_str(self.display_name.as_deref())
             .str(self.scope.as_str())
             .str(&self.resource)
-            .opt_str(self.upstream_token.as_ref().map(UpstreamToken::secret))
+            .bytes(self.user.as_bytes())
             .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
             .u64(self.expires_at.0);
     }
@@ -53,22 +52,9 @@ impl GrantRecord {
     pub fn expires_at(&self) -> UnixTime {
         self.expires_at
     }
-    /// The upstream subject (`github:1`).
-    pub fn subject(&self) -> &str {
-        &self.subject
-    }
-    /// The upstream login or name, for display.
-    pub fn display_name(&self) -> Option<&str> {
-        self.display_name.as_deref()
-    }
     /// The client the grant is for.
     pub fn client_id(&self) -> &str {
         &self.client_id
-    }
-    /// The upstream access token, for the server's own calls to the upstream API. Never
-    /// send it to an MCP client (R41, R50).
-    pub fn upstream_token(&self) -> Option<&UpstreamToken> {
-        self.upstream_token.as_ref()
     }
     /// When the upstream token expires, if the upstream said (`expires_in`); `None` for
     /// tokens that do not expire (GitHub OAuth App tokens).
@@ -83,7 +69,14 @@ impl GrantRecord {
     pub(crate) fn grant_id(&self) -> &[u8; 16] {
         &self.grant_id
     }
+    /// What the grant carries of the user, given its secret.
+    pub(crate) fn open_user(&self, secret: &GrantSecret) -> Option<UserData> {
+        UserData::open(&secret.0, GRANT_USER, &self.grant_id, &self.user)
+    }
 }
+
+/// What a grant's user data is sealed for (docs/design.md#at-rest).
+pub(crate) const GRANT_USER: &str = "grant user data";
 
 /// A refresh token's record, keyed by its hash. Rotated on every use; a rotated token
 /// presented again after the grace window revokes the grant (R53).
@@ -95,18 +88,21 @@ pub struct RefreshRecord {
     pub(crate) scope: ScopeSet,
     pub(crate) expires_at: UnixTime,
     pub(crate) rotated_at: Option<UnixTime>,
+    /// The grant secret, wrapped under this refresh token (docs/design.md#at-rest).
+    pub(crate) wrapped: Ciphertext,
     pub(crate) mac: RecordMac,
 }
 
 impl Sealed for RefreshRecord {
-    const LABEL: &'static str = "refresh v1";
+    const LABEL: &'static str = "refresh v2";
     fn feed(&self, w: &mut MacWriter) {
         w.fixed(&self.key.0)
             .fixed(&self.grant_id)
             .str(&self.client_id)
             .str(self.scope.as_str())
             .u64(self.expires_at.0)
-            .u64(self.rotated_at.map_or(0, |t| t.0 + 1));
+            .u64(self.rotated_at.map_or(0, |t| t.0 + 1))
+            .bytes(self.wrapped.as_bytes());
     }
     fn mac(&self) -> &RecordMac {
         &self.mac

@@ -191,6 +191,7 @@
 // The floor: primitives every step reads and writes through. Each module imports only
 // modules listed above it (`.ci/layering` checks it).
 mod crypto;
+mod at_rest;
 mod params;
 mod scope;
 mod cookie;

@@ -5,12 +5,14 @@ use core::fmt;
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::at_rest::{Ciphertext, GrantSecret, UserData};
 use crate::authorize::MAX_CLIENT_ID;
 use crate::bearer::mint_access_token;
+use crate::code::CODE_USER;
 use crate::code::CodeRecord;
 use crate::crypto::{Sealed, StoreKey, UNSEALED, b64, ct_eq, fresh32, pkce_s256};
 use crate::error::TokenError;
-use crate::grant::{GrantRecord, RefreshRecord};
+use crate::grant::{GRANT_USER, GrantRecord, RefreshRecord};
 use crate::params::{ParamError, Params, decode, is_unreserved};
 use crate::redirect::MAX_REDIRECT_URI;
 use crate::register::{ClientRecord, TokenAuthMethod};
@@ -237,18 +239,20 @@ impl Gate {
     fn new_refresh(
         &self,
         token: &str,
-        grant_id: [u8; 16],
-        client_id: &str,
+        grant: &GrantRecord,
+        secret: &GrantSecret,
         scope: ScopeSet,
         now: UnixTime,
     ) -> RefreshRecord {
+        let key = StoreKey::derive("refresh", token.as_bytes());
         let mut r = RefreshRecord {
-            key: StoreKey::derive("refresh", token.as_bytes()),
-            grant_id,
-            client_id: client_id.to_owned(),
+            key,
+            grant_id: grant.grant_id,
+            client_id: grant.client_id.clone(),
             scope,
             expires_at: now.plus(self.config.lifetimes.refresh_token),
             rotated_at: None,
+            wrapped: secret.wrap(token, &key.0),
             mac: UNSEALED,
         };
         r.mac = r.compute_mac(&self.config.keys);
@@ -275,9 +279,9 @@ impl Gate {
         entropy: &mut (impl Entropy + ?Sized),
     ) -> Result<TokensIssued, TokenError> {
         let Grant::Code {
+            code,
             verifier,
             redirect_uri,
-            ..
         } = &req.grant
         else {
             return Err(TokenError::UnsupportedGrantType);
@@ -314,38 +318,38 @@ impl Gate {
                 revoke_grant: record.grant_key(),
             });
         }
+        // The user data opens under the code the client presented; a code record that
+        // was edited or had another code's ciphertext copied in does not (A16).
+        let user = UserData::open(code.as_bytes(), CODE_USER, &record.key.0, &record.user)
+            .ok_or(TokenError::InvalidGrant("unknown code"))?;
         let scope = d.scope.clone();
-        // The redeemed tombstone stored back below needs no user: move it into the grant
-        // (the A8 fault stores the code back redeemable, so it must keep its user).
+        // The redeemed tombstone stored back below needs no user (the A8 fault stores the
+        // code back redeemable, so it must keep its user).
         let reusable = self.config.faults().code_reusable;
-        let (subject, display_name) = if reusable {
-            (record.subject.clone(), record.display_name.clone())
-        } else {
-            (
-                core::mem::take(&mut record.subject),
-                record.display_name.take(),
-            )
-        };
+        if !reusable {
+            record.user = Ciphertext::default();
+        }
+        // A fresh secret per grant: its access tokens carry it, its refresh records wrap
+        // it, the store never sees it (docs/design.md#at-rest).
+        let secret = GrantSecret(fresh32(entropy));
         let mut grant = GrantRecord {
             grant_id: record.grant_id,
             client_id: d.client_id.clone(),
-            subject,
-            display_name,
             scope: scope.clone(),
             resource: d.resource.clone(),
-            upstream_token: record.upstream_token.take(),
+            user: user.seal(&secret.0, GRANT_USER, &record.grant_id),
             upstream_expires_at: record.upstream_expires_at,
             expires_at: now.plus(self.config.lifetimes.refresh_token),
             mac: UNSEALED,
         };
         grant.mac = grant.compute_mac(&self.config.keys);
-        let access = mint_access_token(self, &grant, &scope, now);
+        let access = mint_access_token(self, &grant, &secret, &user.subject, &scope, now);
         let refresh_token = client
             .is_some_and(ClientRecord::refresh_allowed)
             .then(|| b64(&fresh32(entropy)));
         let refresh: Vec<RefreshRecord> = refresh_token
             .iter()
-            .map(|t| self.new_refresh(t, grant.grant_id, &grant.client_id, scope.clone(), now))
+            .map(|t| self.new_refresh(t, &grant, &secret, scope.clone(), now))
             .collect();
         // Stored back as redeemed (without the upstream token) so that a replay is
         // recognised; it lives as long as a transaction would.
@@ -394,6 +398,9 @@ impl Gate {
         if now >= record.expires_at {
             return Err(TokenError::InvalidGrant("refresh token expired"));
         }
+        // The grant secret is wrapped under the presented token, never stored in the clear.
+        let secret = GrantSecret::unwrap(token, &record.key.0, &record.wrapped)
+            .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
         let grant = grant
             .filter(|g| {
                 g.mac_is_valid(&self.config.keys)
@@ -428,20 +435,17 @@ impl Gate {
         // rotation stores records, and the successor only where none exists yet (two
         // first rotations can race, A22).
         let (refresh, successor_record) = if record.rotated_at.is_none() {
-            let next = self.new_refresh(
-                &successor,
-                grant.grant_id,
-                &grant.client_id,
-                scope.clone(),
-                now,
-            );
+            let next = self.new_refresh(&successor, grant, &secret, scope.clone(), now);
             record.rotated_at = Some(now);
             record.mac = record.compute_mac(&self.config.keys);
             (vec![record], Some(next))
         } else {
             (Vec::new(), None)
         };
-        let access = mint_access_token(self, grant, &scope, now);
+        let user = grant
+            .open_user(&secret)
+            .ok_or(TokenError::InvalidGrant("grant revoked"))?;
+        let access = mint_access_token(self, grant, &secret, &user.subject, &scope, now);
         Ok(TokensIssued {
             reply: self.token_reply(&access, Some(&successor), &scope),
             grant: None,

@@ -629,13 +629,13 @@ fn a16_tampered_grant_is_refused_at_the_bearer_check() {
     let x_tokens = w.host.login(&mut w.attacker, &App::new(&w.evil, "x"));
     let v_grant = *w.host.bearer(v_tokens.access()).unwrap().grant_key();
     let v_upstream = w.host.store.grants.get(&v_grant).unwrap();
-    let stolen = serde_json::to_value(v_upstream.upstream_token()).unwrap();
+    let stolen = serde_json::to_value(&v_upstream).unwrap()["user"].clone();
     let x_grant = *w.host.bearer(x_tokens.access()).unwrap().grant_key();
     let record = w.host.store.grants.get(&x_grant).unwrap();
     w.host
         .store
         .grants
-        .put(tamper(&record, |v| v["upstream_token"] = stolen));
+        .put(tamper(&record, |v| v["user"] = stolen));
     assert_eq!(w.host.bearer(x_tokens.access()), Err(BearerError::Revoked));
 }
 

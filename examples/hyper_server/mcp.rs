@@ -59,8 +59,8 @@ pub async fn handle(app: &App, req: &Req) -> Resp {
         }
     };
     let grant: Option<Arc<GrantRecord>> = app.store.get_record(&claims.grant_key(), now);
-    let (principal, grant) = match (claims.confirm(grant.as_deref(), now), grant) {
-        (Ok(p), Some(g)) => (p, g),
+    let principal = match (claims.confirm(grant.as_deref(), now), grant) {
+        (Ok(p), Some(_)) => p,
         (result, _) => {
             // `confirm` refuses a missing grant, so this is always its `Err`.
             let e = result.err().unwrap_or(BearerError::Revoked);
@@ -73,7 +73,7 @@ pub async fn handle(app: &App, req: &Req) -> Resp {
         return reply(app.gate.insufficient_scope(&required));
     }
     match req.method {
-        Method::POST => post(app, req, &principal, &grant).await,
+        Method::POST => post(app, req, &principal).await,
         Method::DELETE => match session(app, req, &principal) {
             Ok(id) => {
                 app.store.delete(Kind::Session, &session_key(id));
@@ -159,7 +159,7 @@ fn tools_list() -> &'static str {
     TOOLS.get_or_init(|| json!({ "tools": [whoami_tool()] }).to_string())
 }
 
-async fn post(app: &App, req: &Req, principal: &Principal, grant: &GrantRecord) -> Resp {
+async fn post(app: &App, req: &Req, principal: &Principal) -> Resp {
     if !req.content_type_is("application/json") {
         return glue::text(415, "expected application/json");
     }
@@ -189,7 +189,7 @@ async fn post(app: &App, req: &Req, principal: &Principal, grant: &GrantRecord) 
         (Some(id), Some("ping")) => rpc_result_json(&id, "{}"),
         (Some(id), Some("tools/list")) => rpc_result_json(&id, tools_list()),
         (Some(id), Some("tools/call")) => match params.get("name").and_then(Value::as_str) {
-            Some("whoami") => rpc_result(id, whoami(app, principal, grant).await),
+            Some("whoami") => rpc_result(id, whoami(app, principal).await),
             _ => rpc_error(200, id, -32602, "unknown tool"),
         },
         (Some(id), Some(_)) => rpc_error(200, id, -32601, "method not found"),
@@ -237,8 +237,8 @@ fn tool_text(text: String, is_error: bool) -> Value {
 
 /// Asks the upstream who owns the upstream token kept in the grant. The token is sent to
 /// the upstream only, never to the MCP client.
-async fn whoami(app: &App, principal: &Principal, grant: &GrantRecord) -> Value {
-    let Some(token) = grant.upstream_token() else {
+async fn whoami(app: &App, principal: &Principal) -> Value {
+    let Some(token) = principal.upstream_token() else {
         return tool_text("no upstream token is kept for this sign-in".into(), true);
     };
     let up = app.gate.config().upstream();

@@ -5,11 +5,12 @@ use super::*;
 /// A host whose tokens come out exactly `len` characters long (the scope set is sized to
 /// fit: the token's payload names it).
 fn host_with_token_length(len: usize) -> (Host, String) {
-    // cga_ + base64url(payload): payload = version, key id, expiry, grant id, audience,
-    // then client id, subject and scope with two-byte lengths, then the 32-byte MAC.
+    // cga_ + base64url(payload): payload = version, key id, expiry, grant id, grant
+    // secret, audience, then client id, subject and scope with two-byte lengths, then the
+    // 32-byte MAC.
     let client_id_len = 22;
     let subject_len = VICTIM.subject().len();
-    let fixed = 1 + 4 + 8 + 16 + 16 + 2 + client_id_len + 2 + subject_len + 2 + 32;
+    let fixed = 1 + 4 + 8 + 16 + 32 + 16 + 2 + client_id_len + 2 + subject_len + 2 + 32;
     let raw = (len - 4) * 3 / 4;
     assert_eq!((raw * 4).div_ceil(3), len - 4, "a reachable length");
     let mut budget = raw - fixed;

@@ -98,11 +98,10 @@ fn the_user_document_decides_the_subject_and_a_bad_one_fails_to_the_client() {
         .expect("tokens");
     let who = host.bearer(tokens.access()).unwrap();
     assert_eq!(who.subject(), "github:abc");
+    assert_eq!(who.display_name(), Some("octo"));
+    assert!(who.upstream_token().is_some());
     let grant = host.store.grants.get(who.grant_key()).unwrap();
-    assert_eq!(grant.display_name(), Some("octo"));
-    assert_eq!(grant.subject(), "github:abc");
     assert_eq!(grant.client_id(), client.id);
-    assert!(grant.upstream_token().is_some());
     // No subject: the client is told `server_error`, with its state and our iss.
     let app = App::new(&client, "nosub");
     let auth = authenticated(&mut host, &mut browser, &app);

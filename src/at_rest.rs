@@ -1,0 +1,242 @@
+//! What a record carries of the user, encrypted at rest under keys the store never holds
+//! (R65; docs/design.md#at-rest).
+//!
+//! A code and a grant carry the user: the upstream subject, the display name and the
+//! upstream access token. Each is sealed with ChaCha20-Poly1305 under a key derived from a
+//! secret that only the client holds:
+//!
+//! * a code's user data under its code (the client presents it once, at the token endpoint);
+//! * a grant's user data under the grant secret, a fresh 256-bit value that every access
+//!   token of the grant carries and that each refresh record keeps *wrapped* under its own
+//!   refresh token.
+//!
+//! The store holds only hashes of those secrets (store keys) and ciphertexts. A dump of the
+//! store, even with the server key, yields no user's upstream token or identity: the server
+//! decrypts a grant only while serving a request that presents one of its tokens.
+//!
+//! Every key here encrypts exactly one plaintext: it is derived from a fresh 256-bit secret
+//! under a label that names the one thing it seals. So the nonce is a constant (zero), which
+//! keeps the steps deterministic for a given entropy source (the model checker relies on
+//! it). The associated data binds each ciphertext to its record, so a ciphertext copied to
+//! another record does not open there (A16).
+
+use core::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::crypto::UpstreamToken;
+
+/// Longest ciphertext we decode (a user document with a 4 KiB upstream token fits).
+const MAX_CIPHERTEXT: usize = 16 * 1024;
+
+/// Sealed bytes (ciphertext and tag), stored as base64url text.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Ciphertext(Vec<u8>);
+
+impl fmt::Debug for Ciphertext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Ciphertext({} bytes)", self.0.len())
+    }
+}
+
+impl Ciphertext {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Serialize for Ciphertext {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&URL_SAFE_NO_PAD.encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Ciphertext {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if text.len() > MAX_CIPHERTEXT * 4 / 3 + 4 {
+            return Err(serde::de::Error::custom("ciphertext too long"));
+        }
+        URL_SAFE_NO_PAD
+            .decode(text.as_bytes())
+            .map(Ciphertext)
+            .map_err(|_| serde::de::Error::custom("ciphertext is not base64url"))
+    }
+}
+
+/// A grant's secret: carried by its access tokens, wrapped in its refresh records, never
+/// stored in the clear.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct GrantSecret(pub(crate) [u8; 32]);
+
+impl fmt::Debug for GrantSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GrantSecret([redacted])")
+    }
+}
+
+impl Drop for GrantSecret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// What a code or grant carries of the user, in the clear only in memory.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct UserData {
+    pub(crate) subject: String,
+    pub(crate) display_name: Option<String>,
+    pub(crate) upstream_token: Option<UpstreamToken>,
+}
+
+impl fmt::Debug for UserData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserData")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The one-use key for `purpose` under `secret`: HMAC-SHA256(secret, purpose).
+fn derive(secret: &[u8], purpose: &str) -> Zeroizing<[u8; 32]> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"consent-gate at rest\0");
+    mac.update(purpose.as_bytes());
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}
+
+fn cipher(secret: &[u8], purpose: &str) -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new(Key::from_slice(&derive(secret, purpose)[..]))
+}
+
+/// Seals `plaintext` under the key for `purpose` derived from `secret`, bound to `aad`.
+pub(crate) fn seal(secret: &[u8], purpose: &str, aad: &[u8], plaintext: &[u8]) -> Ciphertext {
+    // The key is used once (see the module documentation): a constant nonce is safe.
+    let sealed = cipher(secret, purpose).encrypt(
+        &Nonce::default(),
+        Payload {
+            msg: plaintext,
+            aad,
+        },
+    );
+    // Encryption fails only for plaintexts over 256 GiB.
+    Ciphertext(sealed.unwrap_or_default())
+}
+
+/// Opens what [`seal`] made with the same secret, purpose and associated data.
+pub(crate) fn open(
+    secret: &[u8],
+    purpose: &str,
+    aad: &[u8],
+    sealed: &Ciphertext,
+) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.0.len() > MAX_CIPHERTEXT {
+        return None;
+    }
+    cipher(secret, purpose)
+        .decrypt(
+            &Nonce::default(),
+            Payload {
+                msg: &sealed.0,
+                aad,
+            },
+        )
+        .ok()
+        .map(Zeroizing::new)
+}
+
+impl UserData {
+    /// Sealed under `secret` for `purpose`, bound to `aad`.
+    pub(crate) fn seal(&self, secret: &[u8], purpose: &str, aad: &[u8]) -> Ciphertext {
+        let plain = Zeroizing::new(serde_json::to_vec(self).unwrap_or_default());
+        seal(secret, purpose, aad, &plain)
+    }
+
+    /// The user data, if `sealed` opens under `secret` for `purpose` and `aad`.
+    pub(crate) fn open(
+        secret: &[u8],
+        purpose: &str,
+        aad: &[u8],
+        sealed: &Ciphertext,
+    ) -> Option<Self> {
+        serde_json::from_slice(&open(secret, purpose, aad, sealed)?).ok()
+    }
+}
+
+impl GrantSecret {
+    /// The grant secret wrapped under a refresh token, bound to that token's record.
+    pub(crate) fn wrap(&self, refresh_token: &str, aad: &[u8]) -> Ciphertext {
+        seal(refresh_token.as_bytes(), "refresh wrap", aad, &self.0)
+    }
+
+    /// The grant secret a refresh record wraps, given its refresh token.
+    pub(crate) fn unwrap(refresh_token: &str, aad: &[u8], wrapped: &Ciphertext) -> Option<Self> {
+        let plain = open(refresh_token.as_bytes(), "refresh wrap", aad, wrapped)?;
+        let bytes: [u8; 32] = plain.as_slice().try_into().ok()?;
+        Some(GrantSecret(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> UserData {
+        UserData {
+            subject: "github:1".into(),
+            display_name: Some("octocat".into()),
+            upstream_token: Some(UpstreamToken::new("gho_secret")),
+        }
+    }
+
+    #[test]
+    fn sealed_user_data_opens_only_with_its_secret_purpose_and_record() {
+        let secret = [7u8; 32];
+        let sealed = user().seal(&secret, "grant user data", b"grant-1");
+        let text = serde_json::to_string(&sealed).unwrap();
+        for leak in ["github:1", "octocat", "gho_secret"] {
+            assert!(!text.contains(leak), "{leak} in {text}");
+        }
+        let back: Ciphertext = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            UserData::open(&secret, "grant user data", b"grant-1", &back),
+            Some(user())
+        );
+        assert!(UserData::open(&[8u8; 32], "grant user data", b"grant-1", &back).is_none());
+        assert!(UserData::open(&secret, "code user data", b"grant-1", &back).is_none());
+        assert!(UserData::open(&secret, "grant user data", b"grant-2", &back).is_none());
+        let mut flipped = back.clone();
+        flipped.0[0] ^= 1;
+        assert!(UserData::open(&secret, "grant user data", b"grant-1", &flipped).is_none());
+    }
+
+    #[test]
+    fn a_wrapped_grant_secret_unwraps_only_with_its_refresh_token() {
+        let gs = GrantSecret([9u8; 32]);
+        let wrapped = gs.wrap("refresh-token", b"record");
+        assert_eq!(
+            GrantSecret::unwrap("refresh-token", b"record", &wrapped),
+            Some(gs.clone())
+        );
+        assert!(GrantSecret::unwrap("other-token", b"record", &wrapped).is_none());
+        assert!(GrantSecret::unwrap("refresh-token", b"other", &wrapped).is_none());
+        assert!(!format!("{gs:?}").contains('9'));
+    }
+
+    #[test]
+    fn oversized_or_malformed_ciphertexts_are_refused() {
+        let long = format!("\"{}\"", "A".repeat(MAX_CIPHERTEXT * 2));
+        assert!(serde_json::from_str::<Ciphertext>(&long).is_err());
+        assert!(serde_json::from_str::<Ciphertext>("\"not base64!\"").is_err());
+        let big = Ciphertext(vec![0; MAX_CIPHERTEXT + 1]);
+        assert!(open(&[1; 32], "p", b"", &big).is_none());
+    }
+}
