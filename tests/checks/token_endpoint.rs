@@ -311,7 +311,9 @@ fn a_refresh_is_refused_for_every_check_it_fails() {
         TokenError::InvalidGrant("unknown refresh token")
     );
     // Its own record, but another grant (valid MAC, unexpired), an edited grant, none.
-    let edited = tamper(&grant, |v| v["resource"] = "http://127.0.0.1:8080/other".into());
+    let edited = tamper(&grant, |v| {
+        v["resource"] = "http://127.0.0.1:8080/other".into()
+    });
     for g in [Some(&other_grant), Some(&edited), None] {
         assert_eq!(
             redeem(&host, Some(record.clone()), g, host.now).unwrap_err(),
