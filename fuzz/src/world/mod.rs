@@ -184,7 +184,7 @@ const ATTACKER_VERIFIER: &str = "attacker-verifier-0123456789abcdefghijklmnopqrs
 pub const MAX_OPS: usize = 24;
 const MAX_CLIENTS: usize = 6;
 
-/// A broken property: the `flow` target panics with it.
+/// A broken property: the `hostile` target panics with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
     /// P1…P6 or Glue (the spec crate's numbering) and a short name.
@@ -405,7 +405,7 @@ fn authorize_query(
     q
 }
 
-/// The `flow` target's input: the consent policy and the actions.
+/// The `hostile` target's input: the consent policy and the actions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowInput {
     /// Run under [`ConsentPolicy::Remember`] (else `Always`).
@@ -444,7 +444,7 @@ pub fn run(input: &FlowInput) -> Result<usize, (Violation, Vec<Op>)> {
     Ok(ops.len())
 }
 
-/// The `flow` target: panics on a violated property, printing the trace.
+/// The `hostile` target: panics on a violated property, printing the trace.
 pub fn flow(input: &FlowInput) {
     if let Err((v, trace)) = run(input) {
         panic!("{v}\npolicy remember={}\ntrace: {trace:#?}", input.remember);
