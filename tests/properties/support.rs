@@ -86,11 +86,7 @@ pub(crate) fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
-pub(crate) fn prompt(
-    gate: &Gate,
-    client: &ClientRecord,
-    rng: &mut impl Entropy,
-) -> ConsentPrompt {
+pub(crate) fn prompt(gate: &Gate, client: &ClientRecord, rng: &mut impl Entropy) -> ConsentPrompt {
     let q = format!(
         "response_type=code&client_id={}&redirect_uri={}&state=xyz\
          &code_challenge={CHALLENGE}&code_challenge_method=S256",
