@@ -13,6 +13,7 @@
 //! steps to obtain a proof that has no `Clone` by design, A1) is not timed.
 
 use consent_gate::*;
+use consent_gate_spec::entropy::SplitMix64;
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
 use std::time::Duration;
 
@@ -26,19 +27,10 @@ const USER_RESPONSE: &[u8] =
 /// stores are sized in entries, so the entry size decides the memory bound).
 const PENDING_RECORD_BUDGET: usize = 1024;
 
-/// A deterministic entropy source (splitmix64): repeatable inputs, distinct per draw.
-fn entropy() -> impl FnMut(&mut [u8]) {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    move |buf: &mut [u8]| {
-        for chunk in buf.chunks_mut(8) {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
+/// The kit's deterministic entropy (splitmix64): repeatable inputs, distinct per draw. The
+/// same stream as before it moved to the kit, so every step sees the same bytes.
+fn entropy() -> SplitMix64 {
+    SplitMix64(0x9E37_79B9_7F4A_7C15)
 }
 
 fn gate() -> Gate {
@@ -107,7 +99,7 @@ struct Flow {
 /// Runs the whole flow through the core (register once, then authorize → consent →
 /// upstream → callback → code → token), as a browser and host would, and returns the
 /// inputs and records of each step (the clones stand for the host's store writes).
-fn run_flow(gate: &Gate, client: &ClientRecord, rng: &mut impl FnMut(&mut [u8])) -> Flow {
+fn run_flow(gate: &Gate, client: &ClientRecord, rng: &mut impl Entropy) -> Flow {
     let query = authorize_query(client);
     let req = AuthorizeRequest::parse(query.as_bytes()).expect("authorize query");
     let Ok(Authorization::NeedsConsent(prompt)) =
@@ -211,7 +203,7 @@ fn complete_flow(
     gate: &Gate,
     client: &ClientRecord,
     query: &[u8],
-    rng: &mut impl FnMut(&mut [u8]),
+    rng: &mut impl Entropy,
 ) -> usize {
     let req = AuthorizeRequest::parse(query).expect("authorize query");
     let Ok(Authorization::NeedsConsent(prompt)) =

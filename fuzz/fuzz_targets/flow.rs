@@ -1,7 +1,5 @@
 #![no_main]
-//! The whole flow in a hostile world: fuzzer-chosen actions, properties P1–P5
-//! (`src/world.rs`) checked after every step.
+//! The spec crate's World, one fuzzer byte per step, its properties P1–P7 checked after
+//! every step (`src/flow.rs`).
 
-libfuzzer_sys::fuzz_target!(|input: consent_gate_fuzz::world::FlowInput| {
-    consent_gate_fuzz::world::flow(&input);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| consent_gate_fuzz::flow::flow(data));

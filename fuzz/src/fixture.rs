@@ -3,9 +3,9 @@
 //! approved transaction, an issued code, a redeemed grant with its refresh token).
 //!
 //! Built once per process ([`fixture`]) by driving the real core, so the records carry
-//! valid MACs and the seed corpus can name their handles. Entropy is a deterministic byte
-//! counter: the same build always mints the same client ids, forms and codes, which is
-//! what lets the committed seeds (`corpus/`) reach the deep paths.
+//! valid MACs and the seed corpus can name their handles. Entropy is the kit's deterministic
+//! SplitMix64 stream: the same build always mints the same client ids, forms and codes, which
+//! is what lets the committed seeds (`corpus/`) reach the deep paths.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -32,22 +32,10 @@ pub const F5: &[u8] = br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178
 /// GitHub's `GET /user` (docs/upstreams.md#f14, trimmed to the members we read plus a few).
 pub const F14: &[u8] = br#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","type":"User","site_admin":false,"name":"monalisa octocat","email":null}"#;
 
-/// The core's fault switches. They exist only in builds with
-/// `RUSTFLAGS="--cfg consent_gate_faults"` (`.ci/fuzz` sets it).
-#[cfg(consent_gate_faults)]
-pub use consent_gate::Faults;
-
-/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
-/// one value, `Faults::NONE`, so that the targets build and run the same either way.
-#[cfg(not(consent_gate_faults))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Faults;
-
-#[cfg(not(consent_gate_faults))]
-impl Faults {
-    /// No fault (the only value in this build).
-    pub const NONE: Faults = Faults;
-}
+/// The core's fault switches (in builds with `RUSTFLAGS="--cfg consent_gate_faults"`,
+/// which `.ci/fuzz` sets), or the spec crate's one-valued stand-in in other builds: one
+/// type for every checker.
+pub use consent_gate_spec::Faults;
 
 /// The fault switches named by `CG_FAULT` (a name from `consent_gate::Faults::ALL`), read
 /// once.
@@ -90,23 +78,9 @@ pub fn gate(policy: ConsentPolicy, faults: Faults) -> Gate {
     Gate::new(builder.build().expect("the fixture configuration is valid"))
 }
 
-/// A deterministic entropy source: every call fills the buffer from a counter.
-#[derive(Clone, Debug)]
-pub struct Counter(pub u64);
-
-impl Counter {
-    /// Fills `dest` with the next values of a splitmix64 stream (distinct per call).
-    pub fn fill(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
+/// The kit's deterministic entropy (one SplitMix64 stream): the same build always mints the
+/// same client ids, forms and codes, which the committed seeds name.
+pub use consent_gate_spec::entropy::SplitMix64;
 
 /// `name=value` of the first `Set-Cookie` whose name starts with `prefix`.
 pub fn cookie_pair<'a>(set_cookies: impl Iterator<Item = &'a str>, prefix: &str) -> Option<String> {
@@ -196,7 +170,7 @@ impl Fixture {
 /// The records of one honest flow, stopped at every step.
 struct Steps {
     gate: Gate,
-    rng: Counter,
+    rng: SplitMix64,
     cookies: BTreeMap<String, String>,
 }
 
@@ -331,7 +305,7 @@ fn build() -> Fixture {
     let remember_gate = self::gate(ConsentPolicy::Remember, faults);
     let mut s = Steps {
         gate: gate.clone(),
-        rng: Counter(1),
+        rng: SplitMix64(1),
         cookies: BTreeMap::new(),
     };
     let (public, _) = s.register(
@@ -373,7 +347,7 @@ fn build() -> Fixture {
     // A remembered approval, minted by the Remember gate in the same browser.
     let mut r = Steps {
         gate: remember_gate.clone(),
-        rng: Counter(7),
+        rng: SplitMix64(7),
         cookies: s.cookies.clone(),
     };
     let (rp, rbody) = r.consent(&public, "https://app.example/cb");

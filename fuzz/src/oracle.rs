@@ -1,11 +1,14 @@
 //! Independent checks the targets assert, and the input framing of the byte targets.
 //!
 //! The oracles here are written from the requirements, not from the code under test: the
-//! redirect rule is R17/R18 restated over raw strings, the reply rules are R16/R32 (an
+//! redirect rule is R17/R18 restated over raw strings (the spec crate's, shared with the
+//! property tests), the reply rules are R16/R32 (an
 //! error before consent is a page, never a redirect) and R24 (303 only to a registered
 //! redirect URI or the upstream).
 
 use consent_gate::{ClientRecord, RedirectUri, Reply};
+/// The one redirect-matching oracle (the spec crate's).
+pub use consent_gate_spec::oracle::redirect_acceptable;
 
 /// Splits `data` into `N` header lines (each up to a `\n`) and the rest, which may hold
 /// anything, newlines included. Missing lines are empty. Human-readable seeds are the
@@ -32,55 +35,6 @@ pub fn lines<const N: usize>(data: &[u8]) -> ([&[u8]; N], &[u8]) {
 /// decoded: hosts reject or replace invalid bytes) text.
 pub fn header(line: &[u8]) -> Option<String> {
     (!line.is_empty()).then(|| String::from_utf8_lossy(line).into_owned())
-}
-
-/// R17/R18 restated: `presented` is acceptable for `registered` iff it is the same string,
-/// or `registered` is `http://` on a loopback host and `presented` differs from it only in
-/// the port, written as a browser writes it (R61): absent, or 1–5 digits up to 65535 with
-/// no leading zero and not http's default 80.
-///
-/// Written against the raw strings with no URL parser, so it cannot share a normalisation
-/// bug with the code under test.
-pub fn redirect_acceptable(registered: &str, presented: &str) -> bool {
-    if registered == presented {
-        return true;
-    }
-    let Some((host, rest)) = loopback_parts(registered) else {
-        return false;
-    };
-    let Some(tail) = presented
-        .strip_prefix("http://")
-        .and_then(|p| p.strip_prefix(host))
-    else {
-        return false;
-    };
-    let Some(port) = tail.strip_suffix(rest) else {
-        return false;
-    };
-    port.is_empty() || port.strip_prefix(':').is_some_and(port_ok)
-}
-
-fn port_ok(p: &str) -> bool {
-    !p.is_empty()
-        && p.len() <= 5
-        && p.bytes().all(|b| b.is_ascii_digit())
-        && (!p.starts_with('0') || p == "0")
-        && p.parse::<u32>().is_ok_and(|n| n <= 65_535 && n != 80)
-}
-
-/// For an `http://` registration: (host without port, path+query). `registered` has
-/// passed `RedirectUri::parse`, which admits `http` only on loopback hosts (R11; the
-/// `redirect_uri` target checks that separately), so any `http://` registration here is
-/// a loopback one.
-fn loopback_parts(registered: &str) -> Option<(&str, &str)> {
-    let after = registered.strip_prefix("http://")?;
-    let end = after.find(['/', '?']).unwrap_or(after.len());
-    let (authority, rest) = after.split_at(end);
-    let host = match authority.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    Some((host, rest))
 }
 
 /// Whether a redirect `location` goes to one of `client`'s registered redirect URIs (up to
@@ -145,34 +99,6 @@ pub fn assert_client_redirect(reply: &Reply, client: &ClientRecord, what: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn oracle_follows_r17_r18() {
-        let ok = [
-            ("https://a.example/cb", "https://a.example/cb"),
-            ("http://127.0.0.1/cb", "http://127.0.0.1:8080/cb"),
-            ("http://127.0.0.1:3000/cb", "http://127.0.0.1/cb"),
-            ("http://localhost:3000/cb?x=1", "http://localhost:1/cb?x=1"),
-            ("http://[::1]/cb", "http://[::1]:65535/cb"),
-            ("http://127.0.0.1", "http://127.0.0.1:9"),
-        ];
-        for (r, p) in ok {
-            assert!(redirect_acceptable(r, p), "{r} vs {p}");
-        }
-        let bad = [
-            ("https://a.example/cb", "https://a.example/cb/"),
-            ("https://a.example", "https://a.example.evil.example"),
-            ("https://a.example:443/cb", "https://a.example/cb"),
-            ("http://127.0.0.1/cb", "http://127.0.0.1:65536/cb"),
-            ("http://127.0.0.1/cb", "http://127.0.0.1:8x/cb"),
-            ("http://127.0.0.1/cb", "http://127.0.0.1.evil.example/cb"),
-            ("http://127.0.0.1", "http://127.0.0.1.evil.example"),
-            ("http://localhost/cb", "http://localhost:80@evil.example/cb"),
-        ];
-        for (r, p) in bad {
-            assert!(!redirect_acceptable(r, p), "{r} vs {p}");
-        }
-    }
 
     #[test]
     fn framing_keeps_the_rest_whole() {

@@ -1,12 +1,12 @@
-//! The parties around the server, as plain functions: the server's configuration, the
-//! deterministic entropy, browsers' cookie jars, the links, the auto-approving upstream and
+//! The parties around the server, as plain functions: the server's configuration,
+//! browsers' cookie jars, the links, the auto-approving upstream and
 //! who receives a client redirect.
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use consent_gate::{ClientSecret, Config, Entropy, Gate, Keys, ServerKey, UpstreamConfig};
+use consent_gate::{ClientSecret, Config, Gate, Keys, ServerKey, UpstreamConfig};
 use sha2::{Digest, Sha256};
 use url::Url;
 
@@ -31,40 +31,6 @@ pub const EVIL_ORIGIN: &str = "https://evil.example";
 
 /// Start of time in every world.
 pub const EPOCH: u64 = 1_700_000_000;
-
-/// The deterministic entropy source for one step: fill `n` of a step by minter `tag`
-/// whose `seq`-th minting step this is. Distinct (tag, seq, n) give distinct bytes, and
-/// the bytes depend on nothing else (docs/conventions.md#randomness-is-an-argument).
-pub(crate) struct Draws {
-    tag: u8,
-    seq: u32,
-    pub(crate) fills: u32,
-}
-
-impl Draws {
-    pub(crate) fn new(tag: usize, seq: u32) -> Self {
-        Self {
-            tag: u8::try_from(tag).unwrap_or(u8::MAX),
-            seq,
-            fills: 0,
-        }
-    }
-}
-
-impl Entropy for Draws {
-    fn fill(&mut self, dest: &mut [u8]) {
-        self.fills += 1;
-        let mut head = [0u8; 9];
-        head[0] = self.tag;
-        head[1..5].copy_from_slice(&self.seq.to_be_bytes());
-        head[5..9].copy_from_slice(&self.fills.to_be_bytes());
-        for (i, b) in dest.iter_mut().enumerate() {
-            // The head makes fills distinct; the rest is a fixed pattern.
-            let pattern = u8::try_from(i % 251).unwrap_or(0).wrapping_mul(37);
-            *b = head.get(i).copied().unwrap_or(pattern);
-        }
-    }
-}
 
 /// The server this world runs: the real core with the setup's faults and policy.
 pub(crate) fn build_gate(setup: &Setup) -> Arc<Gate> {

@@ -13,9 +13,10 @@ use url::form_urlencoded::Serializer;
 
 use crate::action::{Action, Outcome, Refusal};
 use crate::actors::{
-    Draws, EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, ISSUER, TRICK_REDIRECT, build_gate,
+    EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, ISSUER, TRICK_REDIRECT, build_gate,
     push_new, query_param, upstream,
 };
+use crate::entropy::Draws;
 use crate::world::{
     Browser, BrowserState, CallbackUrl, Faults, HeldCode, Identity, Inbox, Issued, IssuedCode,
     Link, LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Store, Terms, World,

@@ -60,13 +60,21 @@
 //!
 //! The actors, the attacker's powers, the properties, the bounds and their measured cost
 //! are described in `spec/README.md`.
+//!
+//! ## The kit
+//!
+//! The pieces other checkers share live here too, so that each exists once: [`Faults`]
+//! (the core's switches, or a one-valued stand-in without `--cfg consent_gate_faults`),
+//! [`entropy`] (deterministic randomness) and [`oracle`] (the redirect-matching reference).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 mod action;
 mod actors;
+pub mod entropy;
 mod host;
+pub mod oracle;
 mod props;
 mod token_endpoint;
 mod world;

@@ -5,7 +5,8 @@
 //!
 //! * [`Host`]: the MCP server's HTTP handlers around the [`Gate`], with an in-memory
 //!   [`Store`] that *takes* single-use records atomically, before any upstream call
-//!   (docs/design.md#store-contract), a controllable clock and counter-based entropy;
+//!   (docs/design.md#store-contract), a controllable clock and the kit's deterministic
+//!   entropy;
 //! * [`Browser`]: a cookie jar that applies every `Set-Cookie` (including `Max-Age=0`
 //!   deletion, `__Host-` rules and SameSite=Lax) and sends the Fetch Metadata a real
 //!   browser sends for each kind of navigation ([`Nav`]);
@@ -45,22 +46,10 @@ pub const HTTPS_ISSUER: &str = "https://mcp.example";
 /// The start of every test's clock.
 pub const T0: UnixTime = UnixTime(1_700_000_000);
 
-/// The core's fault switches: they exist only in builds with
-/// `RUSTFLAGS="--cfg consent_gate_faults"`.
-#[cfg(consent_gate_faults)]
-pub use consent_gate::Faults;
-
-/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
-/// one value, `Faults::NONE`, so that the attack scenarios read the same in every build.
-#[cfg(not(consent_gate_faults))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Faults;
-
-#[cfg(not(consent_gate_faults))]
-impl Faults {
-    /// No fault (the only value in this build).
-    pub const NONE: Faults = Faults;
-}
+/// The core's fault switches (in builds with `RUSTFLAGS="--cfg consent_gate_faults"`), or
+/// in other builds the kit's one-valued stand-in, so that the attack scenarios read the same
+/// in every build: one type for every checker.
+pub use consent_gate_spec::Faults;
 /// The server's HMAC key (a second gate with the same key mints tokens we can verify).
 pub const SERVER_KEY: [u8; 32] = [7; 32];
 
@@ -212,20 +201,9 @@ pub struct Store {
     pub refresh: Table<RefreshRecord>,
 }
 
-/// Deterministic entropy: each call's first eight bytes are a fresh counter, so every
-/// handle is distinct, and every run draws the same sequence.
-#[derive(Clone, Debug, Default)]
-pub struct Counter(u64);
-
-impl Entropy for Counter {
-    fn fill(&mut self, dest: &mut [u8]) {
-        self.0 += 1;
-        let n = self.0.to_le_bytes();
-        for (i, b) in dest.iter_mut().enumerate() {
-            *b = n[i % 8] ^ ((i / 8) as u8).wrapping_mul(0x9d);
-        }
-    }
-}
+/// Deterministic entropy: the kit's SplitMix64 stream, so every handle is distinct and
+/// every run draws the same sequence.
+pub use consent_gate_spec::entropy::SplitMix64;
 
 /// How to configure the gate under test.
 #[derive(Clone, Debug)]
@@ -291,7 +269,7 @@ pub struct Host {
     /// The clock.
     pub now: UnixTime,
     /// The entropy.
-    pub entropy: Counter,
+    pub entropy: SplitMix64,
 }
 
 impl Host {
@@ -345,7 +323,7 @@ impl Host {
             store: Store::default(),
             github,
             now: T0,
-            entropy: Counter::default(),
+            entropy: SplitMix64(0),
         }
     }
 

@@ -1,10 +1,12 @@
-//! Helpers, the shared fixture and the generators of `tests/properties.rs`: deterministic
-//! entropy, one honest flow run once, grammars of redirect URIs and of the edits an
-//! attacker makes to them, and the independent redirect-matching reference (R17, R18).
+//! Helpers, the shared fixture and the generators of `tests/properties.rs`: one honest flow
+//! run once, grammars of redirect URIs and of the edits an attacker makes to them. The
+//! deterministic entropy and the redirect-matching reference (R17, R18) are the kit's
+//! (`consent_gate_spec::entropy`, `consent_gate_spec::oracle`).
 
 use std::sync::LazyLock;
 
 use consent_gate::*;
+pub(crate) use consent_gate_spec::entropy::SplitMix64;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
@@ -15,22 +17,6 @@ pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
 pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 // ---------------------------------------------------------------- helpers and fixture
-
-/// Deterministic entropy (SplitMix64): every secret differs, so browsers A and B really
-/// hold different cookies, and every run replays.
-pub(crate) fn entropy(seed: u64) -> impl FnMut(&mut [u8]) {
-    let mut s = seed;
-    move |buf: &mut [u8]| {
-        for chunk in buf.chunks_mut(8) {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 pub(crate) fn pct(s: &str) -> String {
@@ -100,11 +86,7 @@ pub(crate) fn cookie_pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
-pub(crate) fn prompt(
-    gate: &Gate,
-    client: &ClientRecord,
-    rng: &mut impl FnMut(&mut [u8]),
-) -> ConsentPrompt {
+pub(crate) fn prompt(gate: &Gate, client: &ClientRecord, rng: &mut impl Entropy) -> ConsentPrompt {
     let q = format!(
         "response_type=code&client_id={}&redirect_uri={}&state=xyz\
          &code_challenge={CHALLENGE}&code_challenge_method=S256",
@@ -120,7 +102,7 @@ pub(crate) fn prompt(
 
 pub(crate) static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let gate = gate();
-    let rng = &mut entropy(1);
+    let rng = &mut SplitMix64(1);
     let body = format!(r#"{{"redirect_uris":["{REDIRECT}"],"token_endpoint_auth_method":"none"}}"#);
     let client = gate.register(body.as_bytes(), NOW, rng).unwrap().record;
     let page_a = prompt(&gate, &client, rng);
@@ -433,63 +415,6 @@ pub(crate) fn apply(reg: &str, e: &Edit) -> String {
         Edit::Insert(i, c) => splice(i.index(reg.len() + 1), &c.to_string()),
         Edit::Fragment(f) => format!("{reg}#{f}"),
         Edit::Arbitrary(s) => s.clone(),
-    }
-}
-
-/// Reference matcher, written from R17/R18 and R61 rather than from the implementation:
-/// equal bytes, or the registration is `http` on a loopback literal and the presented
-/// string is the registration's `http://host` prefix and path/query suffix around nothing
-/// or around `:` + a port written as a browser writes it (digits without a leading zero,
-/// value ≤ 65535, not http's default 80, not empty).
-pub(crate) fn reference_match(registered: &str, presented: &str) -> bool {
-    if registered.as_bytes() == presented.as_bytes() {
-        return true;
-    }
-    let Some(after) = registered.strip_prefix("http://") else {
-        return false;
-    };
-    let host_len = if after.starts_with('[') {
-        after.find(']').map_or(after.len(), |i| i + 1)
-    } else {
-        after.find([':', '/', '?']).unwrap_or(after.len())
-    };
-    let host = &after[..host_len];
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|a| a.is_loopback())
-        || host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .and_then(|h| h.parse::<std::net::Ipv6Addr>().ok())
-            .is_some_and(|a| a.is_loopback());
-    if !loopback {
-        return false;
-    }
-    let rest_len = after[host_len..]
-        .find(['/', '?'])
-        .map_or(after.len(), |i| host_len + i);
-    let (prefix, suffix) = (
-        &registered.as_bytes()[..7 + host_len],
-        &after.as_bytes()[rest_len..],
-    );
-    let p = presented.as_bytes();
-    if p.len() < prefix.len() + suffix.len() || !p.starts_with(prefix) || !p.ends_with(suffix) {
-        return false;
-    }
-    match &p[prefix.len()..p.len() - suffix.len()] {
-        [] => true,
-        [b':', digits @ ..] => {
-            !digits.is_empty()
-                && digits.len() <= 5
-                && digits.iter().all(u8::is_ascii_digit)
-                && (digits[0] != b'0' || digits.len() == 1)
-                && std::str::from_utf8(digits)
-                    .unwrap()
-                    .parse::<u32>()
-                    .is_ok_and(|n| n <= 65_535 && n != 80)
-        }
-        _ => false,
     }
 }
 

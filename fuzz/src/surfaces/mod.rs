@@ -19,7 +19,7 @@ use consent_gate::{
     UpstreamResponse,
 };
 
-use crate::fixture::{Counter, F5, F14, NOW, RESOURCE, fixture, form_param, query_param};
+use crate::fixture::{F5, F14, NOW, RESOURCE, SplitMix64, fixture, form_param, query_param};
 use crate::oracle::{
     assert_client_redirect, assert_page_not_redirect, header, lines, redirect_acceptable,
 };
@@ -35,8 +35,8 @@ pub enum Reached {
     Accepted,
 }
 
-fn rng() -> Counter {
-    Counter(0x5eed)
+fn rng() -> SplitMix64 {
+    SplitMix64(0x5eed)
 }
 
 /// The value half of a `name=value` cookie pair.

@@ -7,7 +7,7 @@ use consent_gate::{
 };
 
 use super::*;
-use crate::fixture::{Counter, Faults, ISSUER, form_param};
+use crate::fixture::{Faults, ISSUER, SplitMix64, form_param};
 use crate::oracle::redirect_acceptable;
 
 impl World {
@@ -61,7 +61,7 @@ impl World {
     }
 
     fn register(&self, st: &mut St, who: Who, json: &str) {
-        let mut rng = Counter(st.rng);
+        let mut rng = SplitMix64(st.rng);
         if let Ok(reg) = self
             .gate
             .register(json.as_bytes(), st.now, &mut |b: &mut [u8]| rng.fill(b))
@@ -77,7 +77,7 @@ impl World {
         st.clients.get(&StoreKey::client(id)).cloned()
     }
 
-    /// Applies one action, checking the transition properties (P1, P3, P4, P5).
+    /// Applies one action, checking the transition properties (P1, P3, P4, P5, P6).
     pub fn step(&self, st: &mut St, op: &Op) -> Result<(), Violation> {
         match *op {
             Op::HonestStart { redirect } => {
@@ -296,7 +296,7 @@ impl World {
     ) -> Result<(), Violation> {
         let Ok(req) = AuthorizeRequest::parse(query.as_bytes()) else {
             return fail(
-                "P4 setup",
+                "Glue setup",
                 format!("the world wrote an unparsable query {query}"),
             );
         };
@@ -308,7 +308,7 @@ impl World {
             origin: None,
             sec_fetch_site: Some(site),
         };
-        let mut rng = Counter(st.rng);
+        let mut rng = SplitMix64(st.rng);
         let out = self
             .gate
             .authorize(req, client.as_ref(), ctx, st.now, &mut |b: &mut [u8]| {
@@ -320,7 +320,7 @@ impl World {
                 let r = e.response();
                 if e.redirect_allowed() || r.header("location").is_some() {
                     return fail(
-                        "P4 no redirect before consent",
+                        "P5 no redirect before consent",
                         format!("/authorize error {e} redirects"),
                     );
                 }
@@ -339,7 +339,7 @@ impl World {
                 .any(|r| redirect_acceptable(r.as_str(), accepted))
         {
             return fail(
-                "P4 exact redirect (A10)",
+                "P5 exact redirect (A10)",
                 format!("{accepted:?} accepted for {:?}", client.redirect_uris()),
             );
         }
@@ -404,7 +404,7 @@ impl World {
             enc(&page.csrf)
         );
         let Ok(form) = ConsentForm::parse(body.as_bytes()) else {
-            return fail("P4 setup", "a rendered form does not parse");
+            return fail("Glue setup", "a rendered form does not parse");
         };
         let key = form.pending_key();
         let pending = st.pending.remove(&key);
@@ -414,7 +414,7 @@ impl World {
             Err(e) => {
                 if e.redirect_allowed() || e.response().header("location").is_some() {
                     return fail(
-                        "P4 no redirect before consent",
+                        "P5 no redirect before consent",
                         format!("consent error {e} redirects"),
                     );
                 }
@@ -423,7 +423,7 @@ impl World {
             Ok(o) => o,
         };
         if !st.accepted.insert((0, key)) {
-            return fail("P3 single use", "a consent page was answered twice");
+            return fail("P4 single use", "a consent page was answered twice");
         }
         let owner = st.pending_owner.get(&key).copied();
         if owner != Some(who) || !genuine {
@@ -464,7 +464,7 @@ impl World {
         consent: ConsentGiven,
         follow: Follow,
     ) -> Result<(), Violation> {
-        let mut rng = Counter(st.rng);
+        let mut rng = SplitMix64(st.rng);
         let up = self
             .gate
             .upstream_redirect(consent, st.now, &mut |b: &mut [u8]| rng.fill(b));
@@ -473,7 +473,7 @@ impl World {
         let url = reply.header("location").unwrap_or_default().to_owned();
         let endpoint = format!("{}?", self.gate.config().upstream().authorize_endpoint);
         if reply.status != 303 || !url.starts_with(&endpoint) {
-            return fail("P4 upstream redirect", format!("{} to {url}", reply.status));
+            return fail("P5 upstream redirect", format!("{} to {url}", reply.status));
         }
         st.jars[jar_index(who)].apply(&reply, st.now);
         st.txn_owner.insert(*txn.key(), who);

@@ -5,7 +5,7 @@
 use consent_gate::{BrowserContext, Callback, Reply, TokenRequest};
 
 use super::*;
-use crate::fixture::{Counter, form_param, query_param};
+use crate::fixture::{SplitMix64, form_param, query_param};
 use crate::oracle::location_targets_client;
 
 impl World {
@@ -80,11 +80,11 @@ impl World {
                 return match (e.redirect_allowed(), client_id) {
                     (true, Some(id)) => self.deliver(st, who, &r, &id, None, lost),
                     (true, None) => fail(
-                        "P4 error redirect",
+                        "P5 error redirect",
                         "a callback error redirects without a transaction",
                     ),
                     (false, _) if r.header("location").is_some() => {
-                        fail("P4 error redirect", format!("{e} redirects"))
+                        fail("P5 error redirect", format!("{e} redirects"))
                     }
                     (false, _) => Ok(()),
                 };
@@ -93,12 +93,12 @@ impl World {
         };
         let client_id = client_id.expect("verified without a transaction");
         if !st.accepted.insert((1, key)) {
-            return fail("P3 single use (A7)", "an upstream state was accepted twice");
+            return fail("P4 single use (A7)", "an upstream state was accepted twice");
         }
         let owner = st.txn_owner.get(&key).copied();
         if owner != Some(who) {
             return fail(
-                "P1 callback in the consenting browser (A2/A6)",
+                "P3 callback in the consenting browser (A2/A6)",
                 format!("{owner:?}'s transaction completed in {who:?}'s browser"),
             );
         }
@@ -147,7 +147,7 @@ impl World {
             None => r#"{"message":"Bad credentials"}"#,
         };
         let client = self.client(st, &client_id);
-        let mut rng = Counter(st.rng);
+        let mut rng = SplitMix64(st.rng);
         let issued = self.gate.issue_code(
             auth,
             json(doc.as_bytes()),
@@ -166,7 +166,7 @@ impl World {
         }
     }
 
-    /// The browser follows a redirect to a client: P4, then whoever owns the host gets
+    /// The browser follows a redirect to a client: P5, then whoever owns the host gets
     /// the query. Loopback is the browser's own machine.
     pub(super) fn deliver(
         &self,
@@ -183,7 +183,7 @@ impl World {
             .expect("a redirect for an unregistered client");
         if reply.status != 303 || !location_targets_client(&loc, &client) {
             return fail(
-                "P4 exact redirect (A10)",
+                "P5 exact redirect (A10)",
                 format!(
                     "{} to {loc:?} for {:?}",
                     reply.status,
@@ -219,7 +219,7 @@ impl World {
             .flatten();
         if flow.is_some() && user != Who::Victim {
             return fail(
-                "P5 no login CSRF (A6)",
+                "P6 no login CSRF (A6)",
                 "the honest client accepted a code for the attacker's identity",
             );
         }
@@ -261,7 +261,7 @@ impl World {
         let key = req.record_key();
         let record = st.codes.remove(&key);
         let client = st.clients.get(&req.client_key()).cloned();
-        let mut rng = Counter(st.rng);
+        let mut rng = SplitMix64(st.rng);
         let out = self.gate.redeem_code(
             &req,
             record,
@@ -280,7 +280,7 @@ impl World {
             Ok(t) => t,
         };
         if !st.accepted.insert((2, key)) {
-            return fail("P3 single use (A8)", "an MCP code was redeemed twice");
+            return fail("P4 single use (A8)", "an MCP code was redeemed twice");
         }
         if let Some(c) = t.code {
             st.codes.insert(*c.key(), c);
@@ -344,14 +344,14 @@ impl World {
             Ok(c) => c,
             Err(e) => {
                 return fail(
-                    "P4 tokens",
+                    "Glue tokens",
                     format!("a token just issued does not verify: {e}"),
                 );
             }
         };
         let grant = st.grants.get(&claims.grant_key()).cloned();
         let Ok(p) = claims.confirm(grant.as_ref(), st.now) else {
-            return fail("P4 tokens", "a token just issued names no live grant");
+            return fail("Glue tokens", "a token just issued names no live grant");
         };
         if who == Who::Attacker
             && p.subject() == subject(Who::Victim)

@@ -1,4 +1,4 @@
-//! The byte format of the `flow` target: one byte per choice.
+//! The byte format of the `hostile` target: one byte per choice.
 //!
 //! `#[derive(Arbitrary)]` spends four bytes on every enum tag and puts a continue byte
 //! before each element of a trailing `Vec`, so that a random byte ends the sequence half

@@ -1,5 +1,9 @@
-//! A hostile world around the real core, for the `flow` target
-//! (docs/conventions.md#handles-by-index, docs/conventions.md#one-world-three-drivers).
+//! A hostile world around the real core, for the `hostile` target
+//! (docs/conventions.md#handles-by-index, docs/conventions.md#one-world-three-drivers). The
+//! `flow` target steps the spec crate's World; this one keeps the attacker powers that World
+//! does not model yet: leaked callback URLs and codes ([`Leak`]), spliced callbacks (R37),
+//! lost replies ([`Follow::LoseCallbackReply`]), links and registrations with arbitrary
+//! redirect URIs ([`REDIRECTS`]), a loopback client, a denial at the upstream.
 //!
 //! Parties: the victim's browser, the attacker's browser, the honest MCP client on the
 //! victim's machine (client "App", registered `http://127.0.0.1/callback` and
@@ -15,21 +19,23 @@
 //!
 //! Shape: [`World::init_state`], [`World::step`] and [`World::invariants`] over a
 //! plain-data state [`St`] (docs/design.md#fuzzing; docs/conventions.md#one-world-three-drivers).
-//! The target only calls [`run`], so switching to the spec crate's World (`consent-gate-spec`,
-//! being written) means: decode the bytes into its actions in `codec.rs`, and let [`run`] step that
-//! World and check its properties. Until then this one is self-contained. Properties (each with
-//! the fault switch that must break it):
+//! Properties, numbered as the spec crate's (docs/design.md#properties), each with the fault
+//! switch that must break it:
 //! * **P1** no upstream redirect without a consent approved *in that browser* by its user
-//!   (forged: `csrf_unbound`; remembered for another client: `consent_per_browser`), and
-//!   no callback completes in a browser other than the one that consented
-//!   (`callback_unbound`).
+//!   (forged: `csrf_unbound`; remembered for another client: `consent_per_browser`).
 //! * **P2** the attacker never holds a code the server sent it, nor a token, for the
 //!   victim's identity, unless the victim approved the attacker's client on a page.
-//! * **P3** no single-use value is accepted twice: consent tx, upstream state
+//! * **P3** no callback completes in a browser other than the one that consented
+//!   (`callback_unbound`).
+//! * **P4** no single-use value is accepted twice: consent tx, upstream state
 //!   (`state_reusable`), MCP code (`code_reusable`).
-//! * **P4** every redirect goes to the upstream or to a registered redirect URI of the
+//! * **P5** every redirect goes to the upstream or to a registered redirect URI of the
 //!   client, exactly (`redirect_prefix_match`); errors before consent never redirect.
-//! * **P5** the honest client never accepts a code for the attacker's identity (A6).
+//! * **P6** the honest client never accepts a code for the attacker's identity (A6).
+//! * **Glue**: what a correct core cannot produce (a rendered form that does not parse, a
+//!   fresh token without a live grant).
+//!
+//! (P7, lifetimes, is the spec World's alone.)
 
 mod browser;
 mod callback;
@@ -178,10 +184,10 @@ const ATTACKER_VERIFIER: &str = "attacker-verifier-0123456789abcdefghijklmnopqrs
 pub const MAX_OPS: usize = 24;
 const MAX_CLIENTS: usize = 6;
 
-/// A broken property: the `flow` target panics with it.
+/// A broken property: the `hostile` target panics with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
-    /// P1…P5 and a short name.
+    /// P1…P6 or Glue (the spec crate's numbering) and a short name.
     pub property: &'static str,
     /// What happened.
     pub detail: String,
@@ -189,7 +195,7 @@ pub struct Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "flow invariant {}: {}", self.property, self.detail)
+        write!(f, "hostile invariant {}: {}", self.property, self.detail)
     }
 }
 
@@ -399,7 +405,7 @@ fn authorize_query(
     q
 }
 
-/// The `flow` target's input: the consent policy and the actions.
+/// The `hostile` target's input: the consent policy and the actions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowInput {
     /// Run under [`ConsentPolicy::Remember`] (else `Always`).
@@ -438,7 +444,7 @@ pub fn run(input: &FlowInput) -> Result<usize, (Violation, Vec<Op>)> {
     Ok(ops.len())
 }
 
-/// The `flow` target: panics on a violated property, printing the trace.
+/// The `hostile` target: panics on a violated property, printing the trace.
 pub fn flow(input: &FlowInput) {
     if let Err((v, trace)) = run(input) {
         panic!("{v}\npolicy remember={}\ntrace: {trace:#?}", input.remember);
