@@ -103,7 +103,7 @@ impl Gate {
     /// the victim's browser reaches the callback first and fails the binding check; that
     /// failed attempt must burn the `state`, or the URL it carried (with the victim's
     /// upstream code) would complete later in the attacker's browser, which does hold the
-    /// binding cookie (found by the `flow` fuzzer).
+    /// binding cookie (found by the fuzz crate's `hostile` target).
     pub fn verify_callback(
         &self,
         callback: Callback,
