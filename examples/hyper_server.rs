@@ -1,70 +1,63 @@
-//! A real MCP server behind consent-gate: hyper 1 + tokio, an in-memory store, a
-//! streamable-HTTP MCP endpoint with one tool, and a built-in demo upstream that behaves
-//! like GitHub for a returning user (no consent screen of its own), so that the
-//! confused-deputy attack is real on a laptop and visibly fails.
+//! A real MCP server behind consent-gate: hyper 1 on tokio, a store from
+//! `consent-gate-store`, a streamable-HTTP MCP endpoint with one tool, `tracing` for the
+//! logs, and a built-in demo upstream that behaves like GitHub for a returning user (no
+//! consent screen of its own), so that the confused-deputy attack is real on a laptop and
+//! visibly fails. Flags, endpoints, limits and logs: docs/http-contract.md.
 //!
 //! ```text
 //! cargo run --example hyper_server                       # http://127.0.0.1:8080/mcp, demo upstream
-//! cargo run --example hyper_server -- --listen 127.0.0.1:9000
+//! cargo run --example hyper_server -- --store sqlite:consent-gate.db
 //! GITHUB_CLIENT_ID=… GITHUB_CLIENT_SECRET=… cargo run --example hyper_server -- --upstream github
 //! cargo run --example hyper_server -- --public-url https://mcp.example.com   # behind a TLS proxy
 //! ```
 //!
-//! Environment: `CONSENT_GATE_KEY` (hex, at least 32 bytes) is the server key that signs
-//! tokens and seals stored records; without it a random key is drawn at startup.
-//!
-//! Endpoints (docs/http-contract.md#endpoints): `/mcp`,
-//! `/.well-known/oauth-protected-resource[/mcp]`, `/.well-known/oauth-authorization-server`,
-//! `POST /register`, `GET|POST /authorize`, `GET /callback`, `POST /token`, `POST /revoke`, and
-//! `/demo-upstream/*`.
-//!
-//! The layout is what to copy: `routes.rs` is the crate docs' run loop with a store and a
-//! network, `glue.rs` moves bytes between hyper and the core, `store.rs` has the atomic
-//! take, `mcp.rs` the protected endpoint, `demo_upstream.rs` the GitHub stand-in.
+//! What to copy: `oauth.rs` is the crate docs' host loop with a store and a network,
+//! `http.rs` moves bytes between hyper and the core, `mcp.rs` is the protected endpoint,
+//! `demo_upstream.rs` the GitHub stand-in. This file reads the flags and runs the server.
 
 #![forbid(unsafe_code)]
-// `cargo test --example hyper_server` runs the store tests; the server itself is unused there.
-#![cfg_attr(test, allow(dead_code))]
 
 #[path = "hyper_server/demo_upstream.rs"]
 mod demo_upstream;
-#[path = "hyper_server/glue.rs"]
-mod glue;
+#[path = "hyper_server/http.rs"]
+mod http;
 #[path = "hyper_server/mcp.rs"]
 mod mcp;
-#[path = "hyper_server/revoke.rs"]
-mod revoke;
-#[path = "hyper_server/routes.rs"]
-mod routes;
-#[path = "hyper_server/store.rs"]
-mod store;
+#[path = "hyper_server/oauth.rs"]
+mod oauth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
-use glue::V;
+use consent_gate_store::{
+    Kind, MemoryLimits, MemoryStore, RedisOptions, RedisStore, SqliteOptions,
+};
+use consent_gate_store::{SqliteStore, Store};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::{info, warn};
 
 /// Open connections at most; more are closed at once (file descriptors are finite).
 const MAX_CONNECTIONS: usize = 1024;
-/// A client must send its request head within this time (also the idle keep-alive limit).
+/// A client must send its request head within this time (also the idle keep-alive limit),
+/// of at most 16 KiB (cookies included) in 64 header lines.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request head limits: 16 KiB (cookies included), 64 header lines.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-/// A connection is closed (gracefully) after this long, however busy.
+/// A connection is closed (gracefully) after this long, however busy: a slow reader
+/// cannot hold a slot forever.
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
-/// How long in-flight requests get to finish after Ctrl-C.
+/// How long in-flight requests get to finish after Ctrl-C or SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str =
-    "usage: hyper_server [--listen ADDR] [--upstream demo|github] [--public-url URL] [--remember-consent]
+    "usage: hyper_server [--listen ADDR] [--upstream demo|github] [--public-url URL]
+                    [--store memory|sqlite:PATH|redis://HOST:PORT] [--remember-consent]
 
   --listen ADDR      address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
   --upstream NAME    demo (built in, default) or github (needs GITHUB_CLIENT_ID and
@@ -72,6 +65,8 @@ const USAGE: &str =
                      PUBLIC_URL/callback, as the OAuth app's callback URL)
   --public-url URL   the https origin clients use when a TLS proxy is in front; sets the
                      issuer and the resource (PUBLIC_URL/mcp) and turns off dev mode
+  --store STORE      memory (default: bounded, forgotten on exit), sqlite:PATH (one
+                     durable file) or redis://HOST:PORT (shared by replicas)
   --remember-consent remember an approval per browser for exactly that client, redirect
                      URI, scope and resource (default: ask every time; see R31, A4)
 env: CONSENT_GATE_KEY  hex, >= 32 bytes: the server key (random per process if unset)";
@@ -80,6 +75,7 @@ struct Args {
     listen: SocketAddr,
     upstream: String,
     public_url: Option<String>,
+    store: String,
     remember_consent: bool,
     #[cfg(consent_gate_faults)]
     fault: Option<String>,
@@ -90,6 +86,7 @@ fn parse_args() -> Result<Args, String> {
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         upstream: "demo".into(),
         public_url: None,
+        store: "memory".into(),
         remember_consent: false,
         #[cfg(consent_gate_faults)]
         fault: None,
@@ -106,11 +103,11 @@ fn parse_args() -> Result<Args, String> {
             }
             "--upstream" => args.upstream = value()?,
             "--public-url" => args.public_url = Some(value()?.trim_end_matches('/').to_owned()),
+            "--store" => args.store = value()?,
             "--remember-consent" => args.remember_consent = true,
             // Re-creates a known bypass so that the smoke walk and the end-to-end drivers
-            // can prove they catch it. Compiled only with `--cfg consent_gate_faults`
-            // (RUSTFLAGS), never in a normal or release build: there it is an unknown
-            // argument.
+            // can prove they catch it (docs/design.md#fault-switches). Only in builds with
+            // `--cfg consent_gate_faults`; anywhere else an unknown argument.
             #[cfg(consent_gate_faults)]
             "--fault" => args.fault = Some(value()?),
             "-h" | "--help" => {
@@ -123,42 +120,28 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The server key from `CONSENT_GATE_KEY`, or a random one (said in the log: every token
-/// and registration dies with the process then).
+/// The server key from `CONSENT_GATE_KEY`, or a random one (then every token and
+/// registration dies with the process).
 fn server_key() -> Result<ServerKey, String> {
-    let bytes = match std::env::var("CONSENT_GATE_KEY") {
-        Ok(hex) => {
-            let hex = hex.trim();
-            let decoded: Option<Vec<u8>> = (hex.len() % 2 == 0)
-                .then(|| {
-                    (0..hex.len())
-                        .step_by(2)
-                        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                        .collect()
-                })
-                .flatten();
-            decoded.ok_or("CONSENT_GATE_KEY is not hex")?
-        }
-        Err(_) => {
-            glue::info(
-                "random_server_key",
-                &[(
-                    "note",
-                    V::Str(
-                        "CONSENT_GATE_KEY is not set: using a random key; tokens and registrations end with this process",
-                    ),
-                )],
-            );
-            let mut b = vec![0u8; 32];
-            glue::entropy(&mut b);
-            b
-        }
+    let Ok(hex) = std::env::var("CONSENT_GATE_KEY") else {
+        let note = "CONSENT_GATE_KEY is not set: tokens and registrations end with this process";
+        warn!(event = "random_server_key", note);
+        let mut key = [0u8; 32];
+        http::entropy(&mut key);
+        return Ok(ServerKey::new(&key).expect("32 bytes"));
     };
+    let hex = hex.trim();
+    let byte = |i: usize| {
+        hex.get(i..i + 2)
+            .and_then(|b| u8::from_str_radix(b, 16).ok())
+    };
+    let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(byte).collect();
+    let bytes = bytes.ok_or("CONSENT_GATE_KEY is not hex")?;
     ServerKey::new(&bytes)
         .ok_or_else(|| "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)".into())
 }
 
-/// Builds the gate (and the demo upstream, if chosen) for the address we actually bound.
+/// The gate (and the demo upstream, if chosen) for the address we actually bound.
 fn configure(
     args: &Args,
     bound: SocketAddr,
@@ -170,109 +153,125 @@ fn configure(
         .unwrap_or_else(|| format!("http://{bound}"));
     let (upstream, demo) = match args.upstream.as_str() {
         "demo" => {
-            let secret = glue::random_hex(20);
-            let demo = demo_upstream::DemoUpstream::new(
-                format!("{base}/demo-upstream"),
-                "Ov23liDEMO".into(),
-                secret.clone(),
-                format!("{base}/callback"),
-            );
-            let mut up = UpstreamConfig::custom(
-                "Demo GitHub",
-                format!("{base}/demo-upstream/authorize"),
-                format!("{base}/demo-upstream/token"),
-                format!("{base}/demo-upstream/user"),
-                "Ov23liDEMO",
-                ClientSecret::new(secret),
-            );
-            up.issuer = Some(demo.issuer().to_owned());
-            up.scopes = vec!["read:user".into()];
-            up.subject_prefix = "demo-github:".into();
             if !dev {
-                glue::info(
-                    "demo_upstream_public",
-                    &[(
-                        "note",
-                        V::Str(
-                            "the demo upstream signs everyone in as octocat: use --upstream github for real users",
-                        ),
-                    )],
+                warn!(
+                    event = "demo_upstream_public",
+                    note = "the demo upstream signs everyone in as octocat"
                 );
             }
-            (up, Some(demo))
+            let (demo, upstream) = demo_upstream::DemoUpstream::new(&base);
+            (upstream, Some(demo))
         }
         "github" => {
-            let id = std::env::var("GITHUB_CLIENT_ID")
-                .map_err(|_| "--upstream github needs GITHUB_CLIENT_ID")?;
-            let secret = std::env::var("GITHUB_CLIENT_SECRET")
-                .map_err(|_| "--upstream github needs GITHUB_CLIENT_SECRET")?;
-            (UpstreamConfig::github(id, ClientSecret::new(secret)), None)
+            let var = |name: &str| {
+                std::env::var(name).map_err(|_| format!("--upstream github needs {name}"))
+            };
+            let secret = ClientSecret::new(var("GITHUB_CLIENT_SECRET")?);
+            (
+                UpstreamConfig::github(var("GITHUB_CLIENT_ID")?, secret),
+                None,
+            )
         }
         other => return Err(format!("unknown upstream {other} (demo or github)")),
     };
-    let builder = Config::builder(
-        base.as_str(),
-        format!("{base}/mcp"),
-        upstream,
-        Keys::new(server_key()?),
-    )
-    .dev_loopback_http(dev)
-    .consent_policy(if args.remember_consent {
+    let keys = Keys::new(server_key()?);
+    let policy = if args.remember_consent {
         ConsentPolicy::Remember
     } else {
         ConsentPolicy::Always
-    });
+    };
+    let builder = Config::builder(base.as_str(), format!("{base}/mcp"), upstream, keys);
+    let builder = builder.dev_loopback_http(dev).consent_policy(policy);
     #[cfg(consent_gate_faults)]
     let builder = match &args.fault {
         None => builder,
         Some(name) => {
-            let (_, faults) = consent_gate::Faults::ALL
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| {
-                    let known: Vec<&str> =
-                        consent_gate::Faults::ALL.iter().map(|(n, _)| *n).collect();
-                    format!("unknown fault {name} (one of: {})", known.join(" "))
-                })?;
-            glue::info(
-                "FAULT_INJECTED",
-                &[
-                    ("fault", V::Str(name)),
-                    ("note", V::Str("this server is deliberately insecure")),
-                ],
+            let all = consent_gate::Faults::ALL;
+            let Some((_, faults)) = all.iter().find(|(n, _)| n == name) else {
+                let known: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown fault {name} (one of: {})",
+                    known.join(" ")
+                ));
+            };
+            warn!(
+                event = "FAULT_INJECTED",
+                fault = name,
+                note = "this server is deliberately insecure"
             );
             builder.faults(*faults)
         }
     };
-    let config = builder.build().map_err(|e| {
-        let hint = if dev {
-            " (listening beyond loopback needs --public-url https://…)"
-        } else {
-            ""
-        };
-        format!("configuration refused: {e}{hint}")
-    })?;
+    let hint = if dev {
+        " (listening beyond loopback needs --public-url https://…)"
+    } else {
+        ""
+    };
+    let config = builder
+        .build()
+        .map_err(|e| format!("configuration refused: {e}{hint}"))?;
     Ok((Gate::new(config), demo))
 }
 
+/// The store `--store` names. The memory store keeps 10 000 entries of each kind (a
+/// flood costs the flooder its own oldest entries, then others' oldest pending pages,
+/// never the server's memory), more of the long-lived grants, refresh tokens and sessions.
+async fn open_store(spec: &str) -> Result<Arc<dyn Store>, String> {
+    let failed = |e| format!("--store {spec}: {e}");
+    if spec == "memory" {
+        let long = MemoryLimits {
+            max_entries: 100_000,
+            max_bytes: 128 << 20,
+            ..Default::default()
+        };
+        let store = MemoryStore::new()
+            .limit(Kind::Grant, long)
+            .limit(mcp::SESSIONS, long);
+        Ok(Arc::new(store.limit(
+            Kind::Refresh,
+            MemoryLimits {
+                max_entries: 200_000,
+                ..long
+            },
+        )))
+    } else if let Some(path) = spec.strip_prefix("sqlite:") {
+        Ok(Arc::new(
+            SqliteStore::open(path, SqliteOptions::default())
+                .await
+                .map_err(failed)?,
+        ))
+    } else if spec.starts_with("redis://") {
+        Ok(Arc::new(
+            RedisStore::connect(spec, RedisOptions::default())
+                .await
+                .map_err(failed)?,
+        ))
+    } else {
+        Err(format!(
+            "unknown store {spec} (memory, sqlite:PATH or redis://HOST:PORT)"
+        ))
+    }
+}
+
 fn main() {
-    glue::start_log_flusher();
+    // JSON lines on stderr, one per event, fields at the top level (never a secret).
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     // One thread per CPU we may run on. On one CPU (a container limit, `taskset`), the
     // single-threaded scheduler: the same work without cross-thread wake-ups and queues.
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut builder = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(cpus);
-        b
+    let mut runtime = match cpus {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
-    let result = match builder.enable_all().build() {
+    let result = match runtime.enable_all().build() {
         Ok(runtime) => runtime.block_on(run()),
         Err(e) => Err(format!("cannot start the runtime: {e}")),
     };
-    // Log lines are buffered: out with them before the process ends.
-    glue::flush_log();
     if let Err(e) = result {
         eprintln!("{e}");
         std::process::exit(2);
@@ -286,44 +285,35 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let (gate, demo) = configure(&args, bound)?;
+    let store = open_store(&args.store).await?;
+    // Reads ignore expired entries anyway; the sweep gives their space back.
+    consent_gate_store::spawn_sweeper(store.clone(), Duration::from_secs(60), || {
+        oauth::secs(http::now())
+    });
     let resource = gate.config().resource().to_owned();
-    let app = Arc::new(routes::App::new(
-        gate,
-        Arc::new(store::MemoryStore::new()),
-        demo,
-    ));
-
+    info!(event = "listening", addr = %bound, resource, store = store.backend());
+    let app = Arc::new(oauth::App::new(gate, store, demo));
     println!("MCP server: {resource}");
     println!(
-        "Add it to an MCP client (e.g. `npx @modelcontextprotocol/inspector`, or `claude mcp add --transport http demo {resource}`);"
-    );
-    println!(
-        "the client registers, opens a consent page in your browser, and calls the `whoami` tool once you approve."
-    );
-    glue::info(
-        "listening",
-        &[
-            ("addr", V::Str(&bound.to_string())),
-            ("resource", V::Str(&resource)),
-        ],
+        "Add it to an MCP client (e.g. `npx @modelcontextprotocol/inspector`, or `claude mcp add --transport http demo {resource}`);\n\
+         the client registers, opens a consent page in your browser, and calls the `whoami` tool once you approve."
     );
 
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES)
+        .header_read_timeout(HEADER_TIMEOUT);
+    http.max_header_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (stop_tx, stop_rx) = watch::channel(());
     let mut stop = std::pin::pin!(shutdown_signal());
-
     loop {
-        let (tcp, _peer) = tokio::select! {
+        let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
+                Ok((tcp, _peer)) => tcp,
+                Err(error) => {
                     // EMFILE and friends: back off instead of spinning.
-                    glue::info("accept_failed", &[("error", V::Str(&e.to_string()))]);
+                    warn!(event = "accept_failed", %error);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -331,9 +321,9 @@ async fn run() -> Result<(), String> {
             () = &mut stop => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            glue::info(
-                "connection_refused",
-                &[("reason", V::Str("too many connections"))],
+            warn!(
+                event = "connection_refused",
+                reason = "too many connections"
             );
             continue;
         };
@@ -345,14 +335,12 @@ async fn run() -> Result<(), String> {
             slot,
         ));
     }
-
     // Stop accepting, let every connection finish its request in flight, then exit. The
     // connection slots double as the drain barrier: all returned = all closed.
     drop(listener);
-    let open = MAX_CONNECTIONS - slots.available_permits();
-    glue::info(
-        "shutting_down",
-        &[("open_connections", V::Num(open as u64))],
+    info!(
+        event = "shutting_down",
+        open_connections = MAX_CONNECTIONS - slots.available_permits()
     );
     drop(stop_tx);
     let all = u32::try_from(MAX_CONNECTIONS).expect("a small constant");
@@ -360,18 +348,18 @@ async fn run() -> Result<(), String> {
         .await
         .is_err()
     {
-        glue::info("drain_timeout", &[]);
+        warn!(event = "drain_timeout");
     }
     Ok(())
 }
 
 /// One connection, until the client closes it, it idles past [`HEADER_TIMEOUT`], it has
-/// lived [`MAX_CONNECTION_AGE`] (so a slow reader cannot hold a slot forever), or the
-/// server shuts down; in the last two cases the request in flight is finished first.
+/// lived [`MAX_CONNECTION_AGE`], or the server shuts down; in the last two cases the
+/// request in flight is finished first.
 async fn connection(
     http: http1::Builder,
-    tcp: tokio::net::TcpStream,
-    app: Arc<routes::App>,
+    tcp: TcpStream,
+    app: Arc<oauth::App>,
     mut stop: watch::Receiver<()>,
     _slot: OwnedSemaphorePermit,
 ) {
@@ -391,48 +379,43 @@ async fn connection(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
 }
 
-/// One request: read within limits, route, log one line.
-async fn serve(app: &routes::App, req: hyper::Request<hyper::body::Incoming>) -> glue::Resp {
+/// One request: read within limits, route, and one log line (never the query string).
+async fn serve(app: &oauth::App, req: hyper::Request<hyper::body::Incoming>) -> http::Resp {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    match glue::read_body(&parts.headers, body).await {
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let mut req = http::Req {
+        method,
+        uri,
+        headers,
+        body: Default::default(),
+    };
+    let resp = match http::read_body(&req.headers, body).await {
         Ok(body) => {
-            let req = glue::Req {
-                method: parts.method,
-                uri: parts.uri,
-                headers: parts.headers,
-                body,
-            };
-            let resp = routes::route(app, &req).await;
-            glue::log_request(&req.method, req.path(), resp.status(), started.elapsed());
-            resp
+            req.body = body;
+            oauth::route(app, &req).await
         }
-        Err(resp) => {
-            let path = parts.uri.path();
-            glue::log_request(&parts.method, path, resp.status(), started.elapsed());
-            resp
-        }
-    }
+        Err(resp) => resp,
+    };
+    let (path, status) = (http::short(req.path()), resp.status().as_u16());
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    info!(event = "request", method = %req.method, %path, status, ms);
+    resp
 }
 
 /// Ctrl-C, or SIGTERM (what `docker stop`, systemd and CI send).
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     #[cfg(unix)]
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
+            Ok(mut s) => _ = s.recv().await,
             Err(_) => std::future::pending().await,
         }
     };
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! {
-        () = ctrl_c => {}
+        _ = tokio::signal::ctrl_c() => {}
         () = term => {}
     }
 }
