@@ -1,19 +1,10 @@
-//! A real MCP server behind consent-gate: hyper 1 on tokio, a store from
-//! `consent-gate-store`, a streamable-HTTP MCP endpoint with one tool, `tracing` for the
-//! logs, and a built-in demo upstream that behaves like GitHub for a returning user (no
-//! consent screen of its own), so that the confused-deputy attack is real on a laptop and
-//! visibly fails. Flags, endpoints, limits and logs: docs/http-contract.md.
-//!
-//! ```text
-//! cargo run --example hyper_server                       # http://127.0.0.1:8080/mcp, demo upstream
-//! cargo run --example hyper_server -- --store sqlite:consent-gate.db
-//! GITHUB_CLIENT_ID=… GITHUB_CLIENT_SECRET=… cargo run --example hyper_server -- --upstream github
-//! cargo run --example hyper_server -- --public-url https://mcp.example.com   # behind a TLS proxy
-//! ```
-//!
-//! What to copy: `oauth.rs` is the crate docs' host loop with a store and a network,
-//! `http.rs` moves bytes between hyper and the core, `mcp.rs` is the protected endpoint,
-//! `demo_upstream.rs` the GitHub stand-in. This file reads the flags and runs the server.
+//! A real MCP server behind consent-gate: hyper on tokio, a store from
+//! `consent-gate-store`, `tracing` for the logs, and a built-in demo upstream that behaves
+//! like GitHub for a returning user (no consent screen of its own), so that the
+//! confused-deputy attack is real on a laptop and visibly fails. `routes.rs` is the crate
+//! docs' host loop with a store and a network, `http.rs` moves bytes between hyper and the
+//! core, `mcp.rs` is the protected endpoint. Flags, endpoints, limits and log lines:
+//! docs/http-contract.md.
 
 #![forbid(unsafe_code)]
 
@@ -23,101 +14,103 @@ mod demo_upstream;
 mod http;
 #[path = "hyper_server/mcp.rs"]
 mod mcp;
-#[path = "hyper_server/oauth.rs"]
-mod oauth;
+#[path = "hyper_server/routes.rs"]
+mod routes;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
-use consent_gate_store::{
-    Kind, MemoryLimits, MemoryStore, RedisOptions, RedisStore, SqliteOptions,
-};
-use consent_gate_store::{SqliteStore, Store};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use consent_gate_store as store;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::{info, warn};
 
-/// Open connections at most; more are closed at once (file descriptors are finite).
-const MAX_CONNECTIONS: usize = 1024;
-/// A client must send its request head within this time (also the idle keep-alive limit),
-/// of at most 16 KiB (cookies included) in 64 header lines.
+/// The limits of docs/http-contract.md#limits that are the server's: open connections
+/// (more are closed at once), the time and size of a request head (also the keep-alive
+/// idle limit), a connection's age (then it is closed gracefully, so a slow reader cannot
+/// hold a slot forever), and how long requests in flight get to finish at shutdown.
+const MAX_CONNECTIONS: u32 = 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-/// A connection is closed (gracefully) after this long, however busy: a slow reader
-/// cannot hold a slot forever.
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
-/// How long in-flight requests get to finish after Ctrl-C or SIGTERM.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str =
     "usage: hyper_server [--listen ADDR] [--upstream demo|github] [--public-url URL]
                     [--store memory|sqlite:PATH|redis://HOST:PORT] [--remember-consent]
-
-  --listen ADDR      address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
-  --upstream NAME    demo (built in, default) or github (needs GITHUB_CLIENT_ID and
-                     GITHUB_CLIENT_SECRET; register http://127.0.0.1:8080/callback, or
-                     PUBLIC_URL/callback, as the OAuth app's callback URL)
-  --public-url URL   the https origin clients use when a TLS proxy is in front; sets the
-                     issuer and the resource (PUBLIC_URL/mcp) and turns off dev mode
-  --store STORE      memory (default: bounded, forgotten on exit), sqlite:PATH (one
-                     durable file) or redis://HOST:PORT (shared by replicas)
+  --listen ADDR      default 127.0.0.1:8080; port 0 picks a free one
+  --upstream NAME    demo (built in, the default) or github (needs GITHUB_CLIENT_ID and
+                     GITHUB_CLIENT_SECRET; the OAuth app's callback is BASE/callback)
+  --public-url URL   the https origin clients use when a TLS proxy is in front: the issuer
+                     and the resource (URL/mcp), and development mode off
+  --store STORE      memory (the default: bounded, gone on exit), sqlite:PATH (one durable
+                     file) or redis://HOST:PORT (shared by replicas)
   --remember-consent remember an approval per browser for exactly that client, redirect
-                     URI, scope and resource (default: ask every time; see R31, A4)
+                     URI, scope and resource (R31; the default asks every time)
 env: CONSENT_GATE_KEY  hex, >= 32 bytes: the server key (random per process if unset)";
 
-struct Args {
-    listen: SocketAddr,
-    upstream: String,
-    public_url: Option<String>,
-    store: String,
-    remember_consent: bool,
-    #[cfg(consent_gate_faults)]
-    fault: Option<String>,
+#[tokio::main]
+async fn main() {
+    // One JSON line per event on stderr, its fields at the top level.
+    let logs = tracing_subscriber::fmt().json().flatten_event(true);
+    logs.with_target(false).with_writer(std::io::stderr).init();
+    if let Err(e) = run().await {
+        eprintln!("{e}");
+        std::process::exit(2);
+    }
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        upstream: "demo".into(),
-        public_url: None,
-        store: "memory".into(),
-        remember_consent: false,
-        #[cfg(consent_gate_faults)]
-        fault: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--listen" => {
-                let v = value()?;
-                args.listen = v
-                    .parse()
-                    .map_err(|_| format!("--listen: not an address: {v}"))?;
-            }
-            "--upstream" => args.upstream = value()?,
-            "--public-url" => args.public_url = Some(value()?.trim_end_matches('/').to_owned()),
-            "--store" => args.store = value()?,
-            "--remember-consent" => args.remember_consent = true,
-            // Re-creates a known bypass so that the smoke walk and the end-to-end drivers
+/// The command line as `flag → value` (an empty value for `--remember-consent`).
+fn flags() -> Result<HashMap<String, String>, String> {
+    let mut flags = HashMap::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = match flag.as_str() {
+            "--listen" | "--upstream" | "--public-url" | "--store" => args.next(),
+            // Turns one fault switch on, so that the smoke walk and the end-to-end drivers
             // can prove they catch it (docs/design.md#fault-switches). Only in builds with
-            // `--cfg consent_gate_faults`; anywhere else an unknown argument.
-            #[cfg(consent_gate_faults)]
-            "--fault" => args.fault = Some(value()?),
+            // `--cfg consent_gate_faults`: anywhere else an unknown argument.
+            "--fault" if cfg!(consent_gate_faults) => args.next(),
+            "--remember-consent" => Some(String::new()),
             "-h" | "--help" => {
                 println!("{USAGE}");
-                std::process::exit(0);
+                std::process::exit(0)
             }
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
-        }
+        };
+        let value = value.ok_or(format!("{flag} needs a value"))?;
+        flags.insert(flag, value);
     }
-    Ok(args)
+    Ok(flags)
+}
+
+async fn run() -> Result<(), String> {
+    let flags = flags()?;
+    let flag = |name: &str, default: &'static str| flags.get(name).map_or(default, |v| v.as_str());
+    let listen = flag("--listen", "127.0.0.1:8080");
+    let listener = TcpListener::bind(listen).await;
+    let listener = listener.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let (gate, demo) = configure(&flags, &format!("http://{bound}"))?;
+    let store = open_store(flag("--store", "memory")).await?;
+    // Reads ignore expired entries anyway; the sweep gives their space back.
+    let clock = || routes::secs(http::now());
+    store::spawn_sweeper(store.clone(), Duration::from_secs(60), clock);
+    let resource = gate.config().resource().to_owned();
+    info!(event = "listening", addr = %bound, resource, store = store.backend());
+    println!("MCP server: {resource}");
+    println!(
+        "Add it to an MCP client (`npx @modelcontextprotocol/inspector`, or \
+         `claude mcp add --transport http demo {resource}`): it registers, opens a consent \
+         page in your browser, and calls the `whoami` tool once you approve."
+    );
+    serve(listener, Arc::new(routes::App::new(gate, store, demo))).await;
+    Ok(())
 }
 
 /// The server key from `CONSENT_GATE_KEY`, or a random one (then every token and
@@ -131,245 +124,155 @@ fn server_key() -> Result<ServerKey, String> {
         return Ok(ServerKey::new(&key).expect("32 bytes"));
     };
     let hex = hex.trim();
-    let byte = |i: usize| {
-        hex.get(i..i + 2)
-            .and_then(|b| u8::from_str_radix(b, 16).ok())
-    };
+    // An odd length or a non-ASCII character makes a `get` fail.
+    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
     let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(byte).collect();
     let bytes = bytes.ok_or("CONSENT_GATE_KEY is not hex")?;
-    ServerKey::new(&bytes)
-        .ok_or_else(|| "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)".into())
+    let short = "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)";
+    ServerKey::new(&bytes).ok_or_else(|| short.into())
 }
 
 /// The gate (and the demo upstream, if chosen) for the address we actually bound.
 fn configure(
-    args: &Args,
-    bound: SocketAddr,
+    flags: &HashMap<String, String>,
+    bound: &str,
 ) -> Result<(Gate, Option<demo_upstream::DemoUpstream>), String> {
-    let dev = args.public_url.is_none();
-    let base = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
-    let (upstream, demo) = match args.upstream.as_str() {
+    let public_url = flags.get("--public-url").map(|u| u.trim_end_matches('/'));
+    let (base, dev) = (public_url.unwrap_or(bound), public_url.is_none());
+    let env = |name| std::env::var(name).map_err(|_| format!("--upstream github needs {name}"));
+    let (upstream, demo) = match flags.get("--upstream").map_or("demo", |u| u.as_str()) {
         "demo" => {
             if !dev {
-                warn!(
-                    event = "demo_upstream_public",
-                    note = "the demo upstream signs everyone in as octocat"
-                );
+                let note = "the demo upstream signs everyone in as octocat";
+                warn!(event = "demo_upstream_public", note);
             }
-            let (demo, upstream) = demo_upstream::DemoUpstream::new(&base);
+            let (demo, upstream) = demo_upstream::DemoUpstream::new(base);
             (upstream, Some(demo))
         }
         "github" => {
-            let var = |name: &str| {
-                std::env::var(name).map_err(|_| format!("--upstream github needs {name}"))
-            };
-            let secret = ClientSecret::new(var("GITHUB_CLIENT_SECRET")?);
-            (
-                UpstreamConfig::github(var("GITHUB_CLIENT_ID")?, secret),
-                None,
-            )
+            let (id, secret) = (env("GITHUB_CLIENT_ID")?, env("GITHUB_CLIENT_SECRET")?);
+            (UpstreamConfig::github(id, ClientSecret::new(secret)), None)
         }
         other => return Err(format!("unknown upstream {other} (demo or github)")),
     };
-    let keys = Keys::new(server_key()?);
-    let policy = if args.remember_consent {
-        ConsentPolicy::Remember
-    } else {
-        ConsentPolicy::Always
+    let policy = match flags.contains_key("--remember-consent") {
+        true => ConsentPolicy::Remember,
+        false => ConsentPolicy::Always,
     };
-    let builder = Config::builder(base.as_str(), format!("{base}/mcp"), upstream, keys);
-    let builder = builder.dev_loopback_http(dev).consent_policy(policy);
+    let keys = Keys::new(server_key()?);
+    let config = Config::builder(base, format!("{base}/mcp"), upstream, keys);
+    let config = config.dev_loopback_http(dev).consent_policy(policy);
     #[cfg(consent_gate_faults)]
-    let builder = match &args.fault {
-        None => builder,
+    let config = match flags.get("--fault") {
+        None => config,
         Some(name) => {
             let all = consent_gate::Faults::ALL;
             let Some((_, faults)) = all.iter().find(|(n, _)| n == name) else {
                 let known: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-                return Err(format!(
-                    "unknown fault {name} (one of: {})",
-                    known.join(" ")
-                ));
+                let known = known.join(" ");
+                return Err(format!("unknown fault {name} (one of: {known})"));
             };
-            warn!(
-                event = "FAULT_INJECTED",
-                fault = name,
-                note = "this server is deliberately insecure"
-            );
-            builder.faults(*faults)
+            let note = "this server is deliberately insecure";
+            warn!(event = "FAULT_INJECTED", fault = name, note);
+            config.faults(*faults)
         }
     };
-    let hint = if dev {
-        " (listening beyond loopback needs --public-url https://…)"
-    } else {
-        ""
-    };
-    let config = builder
-        .build()
-        .map_err(|e| format!("configuration refused: {e}{hint}"))?;
+    let hint = " (listening beyond loopback needs --public-url https://…)";
+    let hint = if dev { hint } else { "" };
+    let config = config.build();
+    let config = config.map_err(|e| format!("configuration refused: {e}{hint}"))?;
     Ok((Gate::new(config), demo))
 }
 
-/// The store `--store` names. The memory store keeps 10 000 entries of each kind (a
-/// flood costs the flooder its own oldest entries, then others' oldest pending pages,
-/// never the server's memory), more of the long-lived grants, refresh tokens and sessions.
-async fn open_store(spec: &str) -> Result<Arc<dyn Store>, String> {
+/// The store `--store` names. In memory, 10 000 entries of each kind: a flood costs the
+/// flooder its own oldest entries, then others' oldest pending pages, never the server's
+/// memory; ten times that many grants and sessions and twenty times the refresh tokens,
+/// which live long.
+async fn open_store(spec: &str) -> Result<Arc<dyn store::Store>, String> {
     let failed = |e| format!("--store {spec}: {e}");
+    let limits = |n| store::MemoryLimits {
+        max_entries: n,
+        max_bytes: 256 << 20,
+        ..Default::default()
+    };
     if spec == "memory" {
-        let long = MemoryLimits {
-            max_entries: 100_000,
-            max_bytes: 128 << 20,
-            ..Default::default()
-        };
-        let store = MemoryStore::new()
-            .limit(Kind::Grant, long)
-            .limit(mcp::SESSIONS, long);
-        Ok(Arc::new(store.limit(
-            Kind::Refresh,
-            MemoryLimits {
-                max_entries: 200_000,
-                ..long
-            },
-        )))
+        let memory = store::MemoryStore::new().limit(mcp::SESSIONS, limits(100_000));
+        let memory = memory.limit(store::Kind::Grant, limits(100_000));
+        Ok(Arc::new(
+            memory.limit(store::Kind::Refresh, limits(200_000)),
+        ))
     } else if let Some(path) = spec.strip_prefix("sqlite:") {
-        Ok(Arc::new(
-            SqliteStore::open(path, SqliteOptions::default())
-                .await
-                .map_err(failed)?,
-        ))
+        let sqlite = store::SqliteStore::open(path, Default::default()).await;
+        Ok(Arc::new(sqlite.map_err(failed)?))
     } else if spec.starts_with("redis://") {
-        Ok(Arc::new(
-            RedisStore::connect(spec, RedisOptions::default())
-                .await
-                .map_err(failed)?,
-        ))
+        let redis = store::RedisStore::connect(spec, Default::default()).await;
+        Ok(Arc::new(redis.map_err(failed)?))
     } else {
-        Err(format!(
-            "unknown store {spec} (memory, sqlite:PATH or redis://HOST:PORT)"
-        ))
+        let known = "memory, sqlite:PATH or redis://HOST:PORT";
+        Err(format!("unknown store {spec} ({known})"))
     }
 }
 
-fn main() {
-    // JSON lines on stderr, one per event, fields at the top level (never a secret).
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
-    // One thread per CPU we may run on. On one CPU (a container limit, `taskset`), the
-    // single-threaded scheduler: the same work without cross-thread wake-ups and queues.
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut runtime = match cpus {
-        1 => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let result = match runtime.enable_all().build() {
-        Ok(runtime) => runtime.block_on(run()),
-        Err(e) => Err(format!("cannot start the runtime: {e}")),
-    };
-    if let Err(e) = result {
-        eprintln!("{e}");
-        std::process::exit(2);
-    }
-}
-
-async fn run() -> Result<(), String> {
-    let args = parse_args()?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let (gate, demo) = configure(&args, bound)?;
-    let store = open_store(&args.store).await?;
-    // Reads ignore expired entries anyway; the sweep gives their space back.
-    consent_gate_store::spawn_sweeper(store.clone(), Duration::from_secs(60), || {
-        oauth::secs(http::now())
-    });
-    let resource = gate.config().resource().to_owned();
-    info!(event = "listening", addr = %bound, resource, store = store.backend());
-    let app = Arc::new(oauth::App::new(gate, store, demo));
-    println!("MCP server: {resource}");
-    println!(
-        "Add it to an MCP client (e.g. `npx @modelcontextprotocol/inspector`, or `claude mcp add --transport http demo {resource}`);\n\
-         the client registers, opens a consent page in your browser, and calls the `whoami` tool once you approve."
-    );
-
+/// Accepts connections until Ctrl-C or SIGTERM, then lets every connection finish its
+/// request in flight. The connection slots double as the drain barrier: all returned,
+/// all closed.
+async fn serve(listener: TcpListener, app: Arc<routes::App>) {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     http.max_header_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let (stop_tx, stop_rx) = watch::channel(());
-    let mut stop = std::pin::pin!(shutdown_signal());
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let (stop, stopped) = watch::channel(());
+    let mut signal = std::pin::pin!(shutdown_signal());
     loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _peer)) => tcp,
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!(event = "accept_failed", %error);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut signal => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            warn!(
-                event = "connection_refused",
-                reason = "too many connections"
-            );
-            continue;
+        let tcp = match (accepted, slots.clone().try_acquire_owned()) {
+            (Ok((tcp, _)), Ok(slot)) => (tcp, slot),
+            (Ok(_), Err(_)) => {
+                warn!(
+                    event = "connection_refused",
+                    reason = "too many connections"
+                );
+                continue;
+            }
+            (Err(error), _) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(event = "accept_failed", %error);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
         };
-        tokio::spawn(connection(
-            http.clone(),
-            tcp,
-            app.clone(),
-            stop_rx.clone(),
-            slot,
-        ));
+        tokio::spawn(connection(http.clone(), tcp, app.clone(), stopped.clone()));
     }
-    // Stop accepting, let every connection finish its request in flight, then exit. The
-    // connection slots double as the drain barrier: all returned = all closed.
     drop(listener);
-    info!(
-        event = "shutting_down",
-        open_connections = MAX_CONNECTIONS - slots.available_permits()
-    );
-    drop(stop_tx);
-    let all = u32::try_from(MAX_CONNECTIONS).expect("a small constant");
-    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
+    let open = MAX_CONNECTIONS as usize - slots.available_permits();
+    info!(event = "shutting_down", open_connections = open);
+    drop(stop);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS));
+    if drained.await.is_err() {
         warn!(event = "drain_timeout");
     }
-    Ok(())
 }
 
-/// One connection, until the client closes it, it idles past [`HEADER_TIMEOUT`], it has
-/// lived [`MAX_CONNECTION_AGE`], or the server shuts down; in the last two cases the
-/// request in flight is finished first.
+/// One connection, until the client closes it or idles past [`HEADER_TIMEOUT`]; or,
+/// after the request in flight, until it is [`MAX_CONNECTION_AGE`] old or the server stops.
 async fn connection(
     http: http1::Builder,
-    tcp: TcpStream,
-    app: Arc<oauth::App>,
+    (tcp, _slot): (TcpStream, OwnedSemaphorePermit),
+    app: Arc<routes::App>,
     mut stop: watch::Receiver<()>,
-    _slot: OwnedSemaphorePermit,
 ) {
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(serve(&app, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(request(&app, req).await) }
     });
     let mut conn = std::pin::pin!(http.serve_connection(TokioIo::new(tcp), service));
-    // Client resets, timeouts and malformed heads end in `Err` here; hyper already
-    // answered what deserved an answer (400, 431).
+    // Resets, timeouts and malformed heads end in `Err`; hyper answered what deserved an
+    // answer (400, 431).
     tokio::select! {
         _ = conn.as_mut() => return,
         _ = stop.changed() => {}
@@ -379,11 +282,11 @@ async fn connection(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
 }
 
-/// One request: read within limits, route, and one log line (never the query string).
-async fn serve(app: &oauth::App, req: hyper::Request<hyper::body::Incoming>) -> http::Resp {
+/// One request: read within limits, routed, and one log line (never the query string).
+async fn request(app: &routes::App, req: hyper::Request<Incoming>) -> http::Resp {
     let started = Instant::now();
-    let (parts, body) = req.into_parts();
-    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let (head, body) = req.into_parts();
+    let (method, uri, headers) = (head.method, head.uri, head.headers);
     let mut req = http::Req {
         method,
         uri,
@@ -393,7 +296,7 @@ async fn serve(app: &oauth::App, req: hyper::Request<hyper::body::Incoming>) -> 
     let resp = match http::read_body(&req.headers, body).await {
         Ok(body) => {
             req.body = body;
-            oauth::route(app, &req).await
+            routes::route(app, &req).await
         }
         Err(resp) => resp,
     };
@@ -406,16 +309,16 @@ async fn serve(app: &oauth::App, req: hyper::Request<hyper::body::Incoming>) -> 
 /// Ctrl-C, or SIGTERM (what `docker stop`, systemd and CI send).
 async fn shutdown_signal() {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => _ = s.recv().await,
-            Err(_) => std::future::pending().await,
-        }
+    let mut term = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::terminate()).expect("a SIGTERM handler")
     };
+    #[cfg(unix)]
+    let term = term.recv();
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = std::future::pending::<Option<()>>();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
+        _ = term => {}
     }
 }

@@ -1,73 +1,62 @@
 //! `/mcp`: a compact MCP server on the streamable HTTP transport, behind the bearer check.
-//!
-//! Each POST carries one JSON-RPC message and gets one `application/json` answer (the
-//! transport allows that instead of an SSE stream); notifications get 202. `initialize`
-//! opens a session (`Mcp-Session-Id`) bound to the caller's grant, so another user's
-//! token cannot ride on it. There is no server-initiated stream: `GET` is 405, which the
-//! official SDKs accept. One tool, `whoami`, calls the upstream's user API with the
-//! upstream token that stays in the `GrantRecord` on the server (R41): the MCP client
-//! never sees it.
+//! One JSON-RPC message per POST, one `application/json` answer (the transport allows it
+//! instead of an SSE stream); no server-initiated stream, so `GET` is 405, which the
+//! official SDKs accept. `initialize` opens a session bound to the caller's grant, so
+//! another user's token cannot ride on it. The one tool, `whoami`, calls the upstream's
+//! user API with the upstream token that stays in the grant on the server (R41).
 
 use std::sync::LazyLock;
 
 use consent_gate::{BearerError, GrantRecord, HttpRequest, Principal, ScopeSet};
-use consent_gate_store::Kind;
-use hyper::Method;
+use hyper::{Method, header::HeaderValue};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tracing::warn;
 
-use crate::http::{
-    Req, Resp, json, method_not_allowed, now, random_hex, reply, respond, short, text,
-};
-use crate::oauth::{App, Stop, secs, variant};
+use crate::http::{self, Req, Resp, method_not_allowed, now, random_hex, reply, short, text};
+use crate::routes::{App, Stop, secs, variant};
 
-/// Protocol revisions we speak, newest first: the ones with the `initialize` handshake and
-/// sessions. The first is offered when the client asks for one we do not know; a client
-/// asking for the stateless 2026-07-28 revision is thus offered 2025-11-25 and decides
-/// whether it can continue (the official TypeScript and Python SDKs do).
+/// The revisions with the `initialize` handshake and sessions, newest first. The first is
+/// offered to a client asking for one we do not know (a client of the stateless
+/// 2026-07-28 revision then decides whether to continue; the official SDKs do).
 const VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// A session lasts a day at most; the client re-initializes on 404.
+/// Sessions are the example's own records: the grant that opened each, for a day at most,
+/// under a hash of the session id (a dumped store yields no usable id).
+pub const SESSIONS: consent_gate_store::Kind = consent_gate_store::Kind::Other("mcp_session");
 const SESSION_LIFETIME: u64 = 24 * 3600;
-/// Sessions are the example's own records: the key of the grant that opened each, stored
-/// under a hash of the session id, so a dumped store yields no usable id.
-pub const SESSIONS: Kind = Kind::Other("mcp_session");
 
 fn session_key(id: &str) -> [u8; 32] {
     Sha256::new()
-        .chain_update(b"mcp session\0")
+        .chain_update("mcp session\0")
         .chain_update(id)
         .finalize()
         .into()
 }
 
-/// Every request to `/mcp`: origin check, bearer check, then the transport.
+/// Every request to `/mcp`: the origin, the bearer token, the scope, then the transport.
 pub async fn handle(app: &App, req: &Req) -> Result<Resp, Stop> {
-    // The streamable HTTP transport's DNS-rebinding rule: a browser page from another
-    // origin gets 403 (non-browser clients send no `Origin`).
+    // The transport's DNS-rebinding rule: a page of another origin gets 403 (clients
+    // other than browsers send no `Origin`).
     if let Some(origin) = req.header("origin").filter(|o| *o != app.origin) {
         warn!(security = true, event = "mcp_origin_refused", origin = %short(origin));
         return Ok(text(403, "cross-origin request refused"));
     }
     let now = now();
-    // verify_bearer → look up the grant → confirm: a replayed code or a reused refresh
+    // The token, its grant, and the two together: a replayed code or a reused refresh
     // token deleted the grant, and with it every token it issued (R43, R53).
-    let claims = match app.gate.verify_bearer(req.header("authorization"), now) {
-        Ok(c) => c,
-        Err(e) => {
+    let claims = app.gate.verify_bearer(req.header("authorization"), now);
+    let grant: Option<GrantRecord> = match &claims {
+        Ok(claims) => app.get(&claims.grant_key(), now).await?,
+        Err(_) => None,
+    };
+    let (principal, grant) = match (claims.and_then(|c| c.confirm(grant.as_ref(), now)), grant) {
+        (Ok(principal), Some(grant)) => (principal, grant),
+        (result, _) => {
+            // `confirm` refuses a missing grant: this is always an `Err`.
+            let e = result.err().unwrap_or(BearerError::Revoked);
             if e.oauth_error().is_some() {
                 warn!(security = true, event = %variant(&e), reason = %e);
             }
-            return Ok(reply(app.gate.unauthorized(e)));
-        }
-    };
-    let grant: Option<GrantRecord> = app.get(&claims.grant_key(), now).await?;
-    let (principal, grant) = match (claims.confirm(grant.as_ref(), now), grant) {
-        (Ok(p), Some(g)) => (p, g),
-        (result, _) => {
-            // `confirm` refuses a missing grant, so this is always its `Err`.
-            let e = result.err().unwrap_or(BearerError::Revoked);
-            warn!(security = true, event = %variant(&e), reason = %e);
             return Ok(reply(app.gate.unauthorized(e)));
         }
     };
@@ -75,17 +64,16 @@ pub async fn handle(app: &App, req: &Req) -> Result<Resp, Stop> {
     if !required.is_subset_of(principal.scope()) {
         return Ok(reply(app.gate.insufficient_scope(&required)));
     }
-    match req.method {
-        Method::POST => post(app, req, &principal, &grant).await,
-        Method::DELETE => Ok(match session(app, req, &principal).await? {
-            Ok(id) => {
-                app.store
-                    .delete(SESSIONS, session_key(id), secs(now))
-                    .await?;
-                respond(200, "text/plain", "")
-            }
-            Err(no_session) => no_session,
-        }),
+    let session = session(app, req, &principal).await?;
+    match (&req.method, session) {
+        (&Method::POST, session) => post(app, req, &principal, &grant, session).await,
+        (&Method::DELETE, Ok(id)) => {
+            app.store
+                .delete(SESSIONS, session_key(id), secs(now))
+                .await?;
+            Ok(http::respond(200, "text/plain", ""))
+        }
+        (&Method::DELETE, Err(no_session)) => Ok(no_session),
         _ => Ok(method_not_allowed("POST, DELETE")),
     }
 }
@@ -110,7 +98,7 @@ async fn session<'r>(
         .store
         .get(SESSIONS, session_key(id), secs(now()))
         .await?;
-    if grant.as_deref() != Some(&principal.grant_key().as_bytes()[..]) {
+    if grant.as_deref() != Some(principal.grant_key().as_bytes()) {
         return Ok(Err(rpc_error(
             404,
             Value::Null,
@@ -118,50 +106,39 @@ async fn session<'r>(
             "session not found",
         )));
     }
-    if req
-        .header("mcp-protocol-version")
-        .is_some_and(|v| !VERSIONS.contains(&v))
-    {
-        let message = "unsupported MCP-Protocol-Version";
-        return Ok(Err(rpc_error(400, Value::Null, -32600, message)));
+    match req.header("mcp-protocol-version") {
+        Some(v) if !VERSIONS.contains(&v) => Ok(Err(rpc_error(
+            400,
+            Value::Null,
+            -32600,
+            "unsupported MCP-Protocol-Version",
+        ))),
+        _ => Ok(Ok(id)),
     }
-    Ok(Ok(id))
 }
-
-fn rpc_error(status: u16, id: Value, code: i64, message: &str) -> Resp {
-    let error =
-        json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
-    json(status, &error)
-}
-
-/// A JSON-RPC result around `result`, a JSON text (`tools/list` is serialized once).
-fn rpc_result(id: &Value, result: &str) -> Resp {
-    let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-    respond(200, "application/json", body)
-}
-
-static TOOLS: LazyLock<String> = LazyLock::new(|| json!({ "tools": [whoami_tool()] }).to_string());
 
 async fn post(
     app: &App,
     req: &Req,
     principal: &Principal,
     grant: &GrantRecord,
+    session: Result<&str, Resp>,
 ) -> Result<Resp, Stop> {
     if !req.is("application/json") {
         return Ok(text(415, "expected application/json"));
     }
-    let Ok(msg) = serde_json::from_slice::<Value>(&req.body) else {
-        return Ok(rpc_error(400, Value::Null, -32700, "parse error"));
-    };
-    let Some(msg) = msg.as_object() else {
+    let msg = match serde_json::from_slice(&req.body) {
+        Ok(Value::Object(msg)) => msg,
         // Batches were removed from the protocol in 2025-06-18.
-        return Ok(rpc_error(
-            400,
-            Value::Null,
-            -32600,
-            "expected one JSON-RPC message",
-        ));
+        Ok(_) => {
+            return Ok(rpc_error(
+                400,
+                Value::Null,
+                -32600,
+                "expected one JSON-RPC message",
+            ));
+        }
+        Err(_) => return Ok(rpc_error(400, Value::Null, -32700, "parse error")),
     };
     let (id, method) = (
         msg.get("id").cloned(),
@@ -169,64 +146,72 @@ async fn post(
     );
     let params = msg.get("params").unwrap_or(&Value::Null);
     if method == Some("initialize") {
-        let Some(id) = id else {
-            return Ok(rpc_error(
+        return match id {
+            Some(id) => initialize(app, principal, id, params).await,
+            None => Ok(rpc_error(
                 400,
                 Value::Null,
                 -32600,
                 "initialize must be a request",
-            ));
+            )),
         };
-        return initialize(app, principal, &id, params).await;
     }
-    if let Err(no_session) = session(app, req, principal).await? {
+    if let Err(no_session) = session {
         return Ok(no_session);
     }
+    let tool = params.get("name").and_then(Value::as_str);
     Ok(match (id, method) {
         // A notification (`notifications/initialized`, …) or a response: accepted.
-        (None, Some(_)) | (Some(_), None) => respond(202, "text/plain", ""),
+        (None, Some(_)) | (Some(_), None) => http::respond(202, "text/plain", ""),
         (None, None) => rpc_error(400, Value::Null, -32600, "not a JSON-RPC message"),
         (Some(id), Some("ping")) => rpc_result(&id, "{}"),
         (Some(id), Some("tools/list")) => rpc_result(&id, &TOOLS),
-        (Some(id), Some("tools/call")) => match params.get("name").and_then(Value::as_str) {
-            Some("whoami") => rpc_result(&id, &whoami(app, principal, grant).await.to_string()),
-            _ => rpc_error(200, id, -32602, "unknown tool"),
-        },
+        (Some(id), Some("tools/call")) if tool == Some("whoami") => {
+            rpc_result(&id, &whoami(app, principal, grant).await.to_string())
+        }
+        (Some(id), Some("tools/call")) => rpc_error(200, id, -32602, "unknown tool"),
         (Some(id), Some(_)) => rpc_error(200, id, -32601, "method not found"),
     })
+}
+
+/// A JSON-RPC result, its `result` a JSON text: the tool list is serialized only once.
+fn rpc_result(id: &Value, result: &str) -> Resp {
+    let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
+    http::respond(200, "application/json", body)
+}
+
+static TOOLS: LazyLock<String> = LazyLock::new(|| json!({ "tools": [whoami_tool()] }).to_string());
+
+fn rpc_error(status: u16, id: Value, code: i64, message: &str) -> Resp {
+    let error = json!({ "code": code, "message": message });
+    http::json(
+        status,
+        &json!({ "jsonrpc": "2.0", "id": id, "error": error }),
+    )
 }
 
 async fn initialize(
     app: &App,
     principal: &Principal,
-    id: &Value,
+    id: Value,
     params: &Value,
 ) -> Result<Resp, Stop> {
     let asked = params.get("protocolVersion").and_then(Value::as_str);
-    let version = VERSIONS
-        .into_iter()
-        .find(|v| Some(*v) == asked)
-        .unwrap_or(VERSIONS[0]);
-    let (session_id, now) = (random_hex(16), now());
-    let grant = principal.grant_key().as_bytes().to_vec();
+    let version = VERSIONS.into_iter().find(|v| Some(*v) == asked);
+    let (session_id, grant, now) = (random_hex(16), principal.grant_key().as_bytes(), now());
     let expires = secs(now.plus(SESSION_LIFETIME));
+    let key = session_key(&session_id);
     app.store
-        .put(
-            SESSIONS,
-            session_key(&session_id),
-            grant,
-            expires,
-            secs(now),
-        )
+        .put(SESSIONS, key, grant.to_vec(), expires, secs(now))
         .await?;
     let result = json!({
-        "protocolVersion": version,
+        "protocolVersion": version.unwrap_or(VERSIONS[0]),
         "capabilities": { "tools": { "listChanged": false } },
         "serverInfo": { "name": "consent-gate-hyper-example", "version": env!("CARGO_PKG_VERSION") },
         "instructions": "Call `whoami` to see which upstream account this connection acts for.",
     });
-    let mut resp = rpc_result(id, &result.to_string());
-    let session_id = hyper::header::HeaderValue::from_str(&session_id).expect("hex");
+    let mut resp = rpc_result(&id, &result.to_string());
+    let session_id = HeaderValue::from_str(&session_id).expect("hex is a header value");
     resp.headers_mut().insert("mcp-session-id", session_id);
     Ok(resp)
 }
@@ -242,12 +227,8 @@ fn whoami_tool() -> Value {
     })
 }
 
-fn tool_text(text: String, is_error: bool) -> Value {
-    json!({ "content": [{ "type": "text", "text": text }], "isError": is_error })
-}
-
-/// Asks the upstream who owns the upstream token kept in the grant. The token is sent to
-/// the upstream only, never to the MCP client (R41).
+/// Asks the upstream who owns the upstream token kept in the grant: sent to the upstream
+/// only, never to the MCP client.
 async fn whoami(app: &App, principal: &Principal, grant: &GrantRecord) -> Value {
     let up = app.gate.config().upstream();
     let Some(token) = grant.upstream_token() else {
@@ -266,12 +247,10 @@ async fn whoami(app: &App, principal: &Principal, grant: &GrantRecord) -> Value 
         body: Vec::new(),
     };
     let fetched = app.upstream.send(&request).await;
-    let user = match fetched.as_ref().map(|f| f.as_upstream()) {
+    let user = match fetched.as_ref().map(http::Fetched::as_upstream) {
         Err(why) => Err(format!("could not be reached: {why}")),
-        Ok(f) if f.status == 401 => {
-            Err("no longer accepts this sign-in (revoked or expired): sign in again".into())
-        }
-        Ok(f) => match (f.status, serde_json::from_slice::<Value>(f.body)) {
+        Ok(r) if r.status == 401 => Err("no longer accepts this sign-in: sign in again".into()),
+        Ok(r) => match (r.status, serde_json::from_slice::<Value>(r.body)) {
             (200, Ok(user)) => Ok(user),
             (status, _) => Err(format!("answered HTTP {status}")),
         },
@@ -281,12 +260,23 @@ async fn whoami(app: &App, principal: &Principal, grant: &GrantRecord) -> Value 
         Ok(user) => user,
         Err(why) => return tool_text(format!("{provider} {why}"), true),
     };
-    let field = |k: &str| user.get(k).and_then(Value::as_str).unwrap_or("?");
-    let id = user.get("id").map(Value::to_string).unwrap_or_default();
+    let field = |k: &str| {
+        user.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
     let (login, name) = (field("login"), field("name"));
+    let id = user.get("id").map(Value::to_string).unwrap_or_default();
     let (subject, client) = (principal.subject(), principal.client_id());
-    let text = format!(
-        "You are {login} ({name}, {provider} id {id}), signed in as {subject} through MCP client {client}."
-    );
-    tool_text(text, false)
+    tool_text(
+        format!(
+            "You are {login} ({name}, {provider} id {id}), signed in as {subject} through MCP client {client}."
+        ),
+        false,
+    )
+}
+
+fn tool_text(text: String, is_error: bool) -> Value {
+    json!({ "content": [{ "type": "text", "text": text }], "isError": is_error })
 }

@@ -20,8 +20,8 @@ use crate::demo_upstream::DemoUpstream;
 use crate::http::{Fetched, Req, Resp, Upstream, cors, entropy, method_not_allowed, now};
 use crate::http::{preflight, reply, short, text};
 
-/// Why a handler stopped early: the core refused (its reply is the answer, and every
-/// refusal is a security event in the log), or the store failed (503).
+/// Why a handler stopped early: the core refused (its reply is the answer, and each
+/// refusal a security event in the log), or the store failed (503).
 pub enum Stop {
     Refused(Reply),
     Store(StoreError),
@@ -51,8 +51,8 @@ refusals!(
     RegistrationError
 );
 
-/// An error's variant in snake case, the log event (`BindingMismatch`: `binding_mismatch`).
-/// Only the name: a variant's fields may carry attacker text.
+/// An error's variant in snake case, as the log event (`BindingMismatch`:
+/// `binding_mismatch`). Only the name: a variant's fields may carry attacker text.
 pub fn variant(e: &impl std::fmt::Debug) -> String {
     let debug = format!("{e:?}");
     let name = debug
@@ -83,40 +83,35 @@ pub trait Record: Serialize + DeserializeOwned {
     fn expires(&self, now: UnixTime) -> UnixTime;
 }
 
-macro_rules! record {
-    ($type:ty, $kind:ident, |$r:ident, $now:ident| ($key:expr, $expires:expr)) => {
+macro_rules! records {
+    ($($type:ty: $kind:ident, |$r:ident, $now:pat_param| ($key:expr, $expires:expr);)*) => {$(
         impl Record for $type {
             const KIND: Kind = Kind::$kind;
             fn key(&self) -> StoreKey {
                 let $r = self;
                 $key
             }
+            #[allow(unused_variables)]
             fn expires(&self, $now: UnixTime) -> UnixTime {
                 let $r = self;
                 $expires
             }
         }
-    };
+    )*};
 }
 
 /// The core gives registrations no expiry; a store must. A client whose registration is
 /// gone registers again.
 const CLIENT_LIFETIME: u64 = 90 * 24 * 3600;
-record!(ClientRecord, Client, |_r, now| (
-    _r.key(),
-    now.plus(CLIENT_LIFETIME)
-));
-record!(PendingConsent, Consent, |r, _now| (
-    *r.key(),
-    r.expires_at()
-));
-record!(TransactionRecord, Transaction, |r, _now| (
-    *r.key(),
-    r.expires_at()
-));
-record!(CodeRecord, Code, |r, _now| (*r.key(), r.expires_at()));
-record!(GrantRecord, Grant, |r, _now| (r.key(), r.expires_at()));
-record!(RefreshRecord, Refresh, |r, _now| (*r.key(), r.expires_at()));
+
+records! {
+    ClientRecord: Client, |r, now| (r.key(), now.plus(CLIENT_LIFETIME));
+    PendingConsent: Consent, |r, _| (*r.key(), r.expires_at());
+    TransactionRecord: Transaction, |r, _| (*r.key(), r.expires_at());
+    CodeRecord: Code, |r, _| (*r.key(), r.expires_at());
+    GrantRecord: Grant, |r, _| (r.key(), r.expires_at());
+    RefreshRecord: Refresh, |r, _| (*r.key(), r.expires_at());
+}
 
 /// Everything a request handler needs; shared by all connections.
 pub struct App {
@@ -124,11 +119,10 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub upstream: Upstream,
     pub demo: Option<DemoUpstream>,
-    /// Our own origin (`scheme://host:port`), for the `Origin` check on `/mcp`.
+    /// Our origin (`scheme://host:port`) and our paths, from the configuration.
     pub origin: String,
-    metadata_paths: (Vec<String>, Vec<String>),
-    callback_path: String,
-    mcp_path: String,
+    paths: [String; 2],
+    metadata_paths: [Vec<String>; 2],
 }
 
 impl App {
@@ -141,11 +135,12 @@ impl App {
                 .map_or(url.len(), |i| after_scheme + i);
             (url[..path].to_owned(), url[path..].to_owned())
         };
-        let config = gate.config();
-        let (origin, mcp_path) = split(config.resource());
-        let callback_path = split(config.callback_uri()).1;
-        let as_paths = gate.authorization_server_metadata_paths();
-        let metadata_paths = (as_paths, gate.protected_resource_metadata_paths());
+        let (origin, mcp) = split(gate.config().resource());
+        let paths = [split(gate.config().callback_uri()).1, mcp];
+        let metadata_paths = [
+            gate.authorization_server_metadata_paths(),
+            gate.protected_resource_metadata_paths(),
+        ];
         let upstream = Upstream::new();
         App {
             gate,
@@ -153,62 +148,51 @@ impl App {
             upstream,
             demo,
             origin,
+            paths,
             metadata_paths,
-            callback_path,
-            mcp_path,
         }
     }
 
-    /// Stores a record until it expires (one already expired needs no storing), or with
-    /// `if_absent` only where no live one is; says whether it did.
-    async fn write<R: Record>(&self, r: &R, now: UnixTime, if_absent: bool) -> Result<bool, Stop> {
-        let (key, expires) = (*r.key().as_bytes(), r.expires(now));
-        let value = serde_json::to_vec(r).expect("records are plain data");
-        let store = &self.store;
-        Ok(match (expires > now, if_absent) {
-            (false, _) => false,
-            (true, false) => store
-                .put(R::KIND, key, value, secs(expires), secs(now))
-                .await
-                .map(|()| true)?,
-            (true, true) => {
-                store
-                    .put_if_absent(R::KIND, key, value, secs(expires), secs(now))
-                    .await?
-            }
-        })
-    }
-
     async fn put<R: Record>(&self, record: &R, now: UnixTime) -> Result<(), Stop> {
-        self.write(record, now, false).await.map(drop)
+        self.write(record, now, false).await
     }
 
-    /// The live record under `key` (one that does not parse counts as absent), and with
-    /// `take` removed in the same atomic step: single use (R36, A7, A8).
-    async fn read<R: Record>(
+    /// Stores a record until it expires (one already expired needs no storing); with
+    /// `if_absent`, only where no live one is.
+    async fn write<R: Record>(
         &self,
-        key: &StoreKey,
+        record: &R,
         now: UnixTime,
-        take: bool,
-    ) -> Result<Option<R>, Stop> {
-        let (kind, key, now) = (R::KIND, *key.as_bytes(), secs(now));
-        let found = match take {
-            true => self.store.take(kind, key, now).await?,
-            false => self.store.get(kind, key, now).await?,
-        };
+        if_absent: bool,
+    ) -> Result<(), Stop> {
+        let (key, expires) = (*record.key().as_bytes(), secs(record.expires(now)));
+        let (value, now) = (serde_json::to_vec(record).expect("plain data"), secs(now));
+        if expires <= now {
+            return Ok(());
+        } else if if_absent {
+            self.store
+                .put_if_absent(R::KIND, key, value, expires, now)
+                .await?;
+        } else {
+            self.store.put(R::KIND, key, value, expires, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The live record under `key`; one that does not parse counts as absent.
+    pub async fn get<R: Record>(&self, key: &StoreKey, now: UnixTime) -> Result<Option<R>, Stop> {
+        let found = self.store.get(R::KIND, *key.as_bytes(), secs(now)).await?;
         Ok(found.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
-    pub async fn get<R: Record>(&self, key: &StoreKey, now: UnixTime) -> Result<Option<R>, Stop> {
-        self.read(key, now, false).await
-    }
-
+    /// The live record under `key`, removed in the same atomic step: single use.
     async fn take<R: Record>(&self, key: &StoreKey, now: UnixTime) -> Result<Option<R>, Stop> {
-        self.read(key, now, true).await
+        let found = self.store.take(R::KIND, *key.as_bytes(), secs(now)).await?;
+        Ok(found.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
     }
 
     /// Deletes a grant, and with it every token it issued (R43, R53).
-    async fn revoke_grant(&self, grant: &StoreKey, now: UnixTime) -> Result<(), Stop> {
+    async fn revoke(&self, grant: &StoreKey, now: UnixTime) -> Result<(), Stop> {
         Ok(self
             .store
             .delete(Kind::Grant, *grant.as_bytes(), secs(now))
@@ -216,22 +200,20 @@ impl App {
     }
 }
 
-/// Every request: the route table. Unknown paths are 404, known ones with another method 405.
+/// The route table. Unknown paths are 404, known ones with another method 405.
 pub async fn route(app: &App, req: &Req) -> Resp {
     let (method, path) = (&req.method, req.path());
-    let (as_paths, prm_paths) = &app.metadata_paths;
-    let (is_as, is_prm) = (
-        as_paths.iter().any(|p| p == path),
-        prm_paths.iter().any(|p| p == path),
-    );
-    if is_as || is_prm {
+    let [as_paths, prm_paths] = &app.metadata_paths;
+    let [callback_path, mcp_path] = &app.paths;
+    let is_as = as_paths.iter().any(|p| p == path);
+    if is_as || prm_paths.iter().any(|p| p == path) {
         // RFC 8414 and RFC 9728 documents: public, cached by nobody, readable cross-origin.
         return match *method {
+            Method::OPTIONS => preflight("GET, OPTIONS"),
             Method::GET | Method::HEAD if is_as => {
                 cors(reply(app.gate.authorization_server_metadata()))
             }
             Method::GET | Method::HEAD => cors(reply(app.gate.protected_resource_metadata())),
-            Method::OPTIONS => preflight("GET, OPTIONS"),
             _ => method_not_allowed("GET, HEAD, OPTIONS"),
         };
     }
@@ -251,9 +233,9 @@ pub async fn route(app: &App, req: &Req) -> Resp {
         (&Method::GET, paths::AUTHORIZE) => authorize(app, req).await,
         (&Method::POST, paths::AUTHORIZE) => decide(app, req).await,
         (_, paths::AUTHORIZE) => Ok(method_not_allowed("GET, POST")),
-        (&Method::GET, p) if p == app.callback_path => callback(app, req).await,
-        (_, p) if p == app.callback_path => Ok(method_not_allowed("GET")),
-        (_, p) if p == app.mcp_path => crate::mcp::handle(app, req).await,
+        (&Method::GET, p) if p == callback_path => callback(app, req).await,
+        (_, p) if p == callback_path => Ok(method_not_allowed("GET")),
+        (_, p) if p == mcp_path => crate::mcp::handle(app, req).await,
         _ => match &app.demo {
             Some(demo) if path.starts_with("/demo-upstream/") => Ok(demo.handle(req)),
             _ => Ok(text(404, "not found")),
@@ -282,11 +264,8 @@ async fn register(app: &App, req: &Req) -> Result<Resp, Stop> {
         .iter()
         .map(|u| short(u.host()))
         .collect();
-    info!(
-        event = "client_registered",
-        client_id = client.client_id(),
-        redirect_hosts = hosts.join(" ")
-    );
+    let (client_id, redirect_hosts) = (client.client_id(), hosts.join(" "));
+    info!(event = "client_registered", client_id, redirect_hosts);
     app.put(client, now).await?;
     Ok(reply(registered.reply))
 }
@@ -304,11 +283,8 @@ async fn authorize(app: &App, req: &Req) -> Result<Resp, Stop> {
     {
         Authorization::NeedsConsent(prompt) => {
             let (pending, page) = prompt.into_parts();
-            let (client_id, redirect) = (
-                pending.details().client_id(),
-                pending.details().redirect_uri(),
-            );
-            info!(event = "consent_shown", client_id = %short(client_id), redirect_host = %short(redirect.host()));
+            let (client_id, redirect_host) = who(&pending);
+            info!(event = "consent_shown", client_id, redirect_host);
             app.put(&pending, now).await?;
             Ok(reply(page))
         }
@@ -316,6 +292,13 @@ async fn authorize(app: &App, req: &Req) -> Result<Resp, Stop> {
         // redirect URI, scope and resource (R31).
         Authorization::Remembered(consent) => go_upstream(app, consent, now).await,
     }
+}
+
+/// Who a consent is about, for the log: the client id and the redirect host.
+fn who(pending: &PendingConsent) -> (String, String) {
+    let details = pending.details();
+    let host = details.redirect_uri().host();
+    (short(details.client_id()).into(), short(host).into())
 }
 
 /// Spends the proof of consent: stores the transaction, sends the 303 with the binding
@@ -338,35 +321,43 @@ async fn decide(app: &App, req: &Req) -> Result<Resp, Stop> {
     let form = ConsentForm::parse(&req.body)?;
     // Taken, not read: a second submission of the same page finds nothing (R36).
     let pending: Option<PendingConsent> = app.take(&form.pending_key(), now).await?;
-    // Who the decision is about, for the log (the form itself names nobody).
-    let details = pending.as_ref().map(|p| p.details());
-    let client_id = details.map(|d| short(d.client_id()).into_owned());
-    let redirect_host = details.map(|d| short(d.redirect_uri().host()).into_owned());
+    let (client_id, redirect_host) = pending.as_ref().map(who).unzip();
     let mut cookies = String::new();
-    let decision = app
+    match app
         .gate
-        .decide(form, pending, req.browser(&mut cookies), now)?;
-    let event = match decision {
-        Decision::Approved(_) => "consent_approved",
-        Decision::Denied(_) => "consent_denied",
-    };
-    info!(security = true, event, client_id, redirect_host);
-    match decision {
-        Decision::Approved(consent) => go_upstream(app, consent, now).await,
-        Decision::Denied(to_client) => Ok(reply(to_client.response())),
+        .decide(form, pending, req.browser(&mut cookies), now)?
+    {
+        Decision::Approved(consent) => {
+            info!(
+                security = true,
+                event = "consent_approved",
+                client_id,
+                redirect_host
+            );
+            go_upstream(app, consent, now).await
+        }
+        Decision::Denied(to_client) => {
+            info!(
+                security = true,
+                event = "consent_denied",
+                client_id,
+                redirect_host
+            );
+            Ok(reply(to_client.response()))
+        }
     }
 }
 
 /// `GET /callback`: the upstream sends the browser back here.
 async fn callback(app: &App, req: &Req) -> Result<Resp, Stop> {
     let now = now();
-    let cb = Callback::parse(req.query())?;
+    let callback = Callback::parse(req.query())?;
     // Taken BEFORE the upstream call, so a replayed `state` finds nothing (A7).
-    let txn: Option<TransactionRecord> = app.take(&cb.transaction_key(), now).await?;
+    let txn: Option<TransactionRecord> = app.take(&callback.transaction_key(), now).await?;
     let mut cookies = String::new();
     let verified = app
         .gate
-        .verify_callback(cb, txn, req.browser(&mut cookies), now)?;
+        .verify_callback(callback, txn, req.browser(&mut cookies), now)?;
     // Only with the A7 fault switched on (`--fault state_reusable`), which exists only in
     // builds with `--cfg consent_gate_faults`.
     #[cfg(consent_gate_faults)]
@@ -382,8 +373,9 @@ async fn callback(app: &App, req: &Req) -> Result<Resp, Stop> {
     };
     // Looked up again: the redirect URI is checked against the live registration (R38).
     let client: Option<ClientRecord> = app.get(&authenticated.client_key(), now).await?;
-    let client_id = short(authenticated.details().client_id()).into_owned();
-    let redirect_host = short(authenticated.details().redirect_uri().host()).into_owned();
+    let details = authenticated.details();
+    let client_id = short(details.client_id()).into_owned();
+    let redirect_host = short(details.redirect_uri().host()).into_owned();
     let (user, client) = (user.as_upstream(), client.as_ref());
     let issued = app
         .gate
@@ -420,7 +412,7 @@ async fn token(app: &App, req: &Req) -> Result<Resp, Stop> {
         // Got, not taken: the core decides about rotation and says what to write.
         let refresh: Option<RefreshRecord> = app.get(&request.record_key(), now).await?;
         let grant: Option<GrantRecord> = match &refresh {
-            Some(r) => app.get(&r.grant_key(), now).await?,
+            Some(refresh) => app.get(&refresh.grant_key(), now).await?,
             None => None,
         };
         app.gate
@@ -432,7 +424,7 @@ async fn token(app: &App, req: &Req) -> Result<Resp, Stop> {
             if let Some(grant) = e.revoke_grant() {
                 // Revoked BEFORE the reply: every token of that grant is dead by the time
                 // the replaying party reads the error (R43, R53).
-                app.revoke_grant(grant, now).await?;
+                app.revoke(grant, now).await?;
                 let event = match e {
                     TokenError::CodeReused { .. } => "code_replay_grant_revoked",
                     _ => "refresh_reuse_grant_revoked",
@@ -470,7 +462,7 @@ async fn revoke(app: &App, req: &Req) -> Result<Resp, Stop> {
         .revoke(&request, client.as_ref(), refresh.as_ref(), now)?;
     if let Some(grant) = &revocation.revoke_grant {
         // Deleted before the reply: the client may rely on "200 means gone".
-        app.revoke_grant(grant, now).await?;
+        app.revoke(grant, now).await?;
         let client_id = client.as_ref().map(|c| short(c.client_id()).into_owned());
         info!(security = true, event = "grant_revoked", client_id);
     }
