@@ -54,12 +54,20 @@ const USAGE: &str =
                      URI, scope and resource (R31; the default asks every time)
 env: CONSENT_GATE_KEY  hex, >= 32 bytes: the server key (random per process if unset)";
 
-#[tokio::main]
-async fn main() {
+fn main() {
     // One JSON line per event on stderr, its fields at the top level.
     let logs = tracing_subscriber::fmt().json().flatten_event(true);
     logs.with_target(false).with_writer(std::io::stderr).init();
-    if let Err(e) = run().await {
+    // On one CPU (a container limit, `taskset`) the single-threaded scheduler: the same
+    // work without cross-thread wake-ups and queues.
+    let runtime = match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = runtime.map_err(|e| format!("cannot start the runtime: {e}"));
+    if let Err(e) = runtime.and_then(|runtime| runtime.block_on(run())) {
         eprintln!("{e}");
         std::process::exit(2);
     }
