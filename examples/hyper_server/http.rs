@@ -94,7 +94,8 @@ pub async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Res
 /// Copies a core reply onto a hyper response, headers verbatim.
 pub fn reply(r: Reply) -> Resp {
     let mut resp = Response::new(Full::new(Bytes::from(r.body)));
-    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in r.headers {
         // The core writes only valid values; refuse rather than send half a reply.
         let Ok(value) = HeaderValue::try_from(value.into_owned()) else {
@@ -110,11 +111,12 @@ pub fn reply(r: Reply) -> Resp {
 pub fn respond(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = StatusCode::from_u16(status).expect("a valid status");
-    let fixed = [
+    let headers = [
+        ("content-type", content_type),
         ("cache-control", "no-store"),
         ("x-content-type-options", "nosniff"),
     ];
-    with(resp, &[("content-type", content_type), fixed[0], fixed[1]])
+    with(resp, &headers)
 }
 
 /// Adds fixed headers.
@@ -149,16 +151,13 @@ pub fn cors(resp: Resp) -> Resp {
 
 /// The answer to a CORS preflight on those endpoints.
 pub fn preflight(methods: &'static str) -> Resp {
-    let resp = with(
-        cors(respond(204, "text/plain", "")),
-        &[("access-control-max-age", "600")],
-    );
-    let headers = ("authorization, content-type, mcp-protocol-version", methods);
-    let allow = [
-        ("access-control-allow-headers", headers.0),
-        ("access-control-allow-methods", headers.1),
+    let allow_headers = "authorization, content-type, mcp-protocol-version";
+    let headers = [
+        ("access-control-allow-methods", methods),
+        ("access-control-allow-headers", allow_headers),
+        ("access-control-max-age", "600"),
     ];
-    with(resp, &allow)
+    with(cors(respond(204, "text/plain", "")), &headers)
 }
 
 /// The wall clock, as the core wants it (docs/conventions.md#time-is-an-argument).
