@@ -1,387 +1,286 @@
-//! A real MCP server behind consent-gate: hyper 1 + tokio, an in-memory store, a
-//! streamable-HTTP MCP endpoint with one tool, and a built-in demo upstream that behaves
+//! A real MCP server behind consent-gate: hyper on tokio, a store from
+//! `consent-gate-store`, `tracing` for the logs, and a built-in demo upstream that behaves
 //! like GitHub for a returning user (no consent screen of its own), so that the
-//! confused-deputy attack is real on a laptop and visibly fails.
-//!
-//! ```text
-//! cargo run --example hyper_server                       # http://127.0.0.1:8080/mcp, demo upstream
-//! cargo run --example hyper_server -- --listen 127.0.0.1:9000
-//! GITHUB_CLIENT_ID=… GITHUB_CLIENT_SECRET=… cargo run --example hyper_server -- --upstream github
-//! cargo run --example hyper_server -- --public-url https://mcp.example.com   # behind a TLS proxy
-//! ```
-//!
-//! Environment: `CONSENT_GATE_KEY` (hex, at least 32 bytes) is the server key that signs
-//! tokens and seals stored records; without it a random key is drawn at startup.
-//!
-//! Endpoints (docs/http-contract.md#endpoints): `/mcp`,
-//! `/.well-known/oauth-protected-resource[/mcp]`, `/.well-known/oauth-authorization-server`,
-//! `POST /register`, `GET|POST /authorize`, `GET /callback`, `POST /token`, `POST /revoke`, and
-//! `/demo-upstream/*`.
-//!
-//! The layout is what to copy: `routes.rs` is the crate docs' run loop with a store and a
-//! network, `glue.rs` moves bytes between hyper and the core, `store.rs` has the atomic
-//! take, `mcp.rs` the protected endpoint, `demo_upstream.rs` the GitHub stand-in.
+//! confused-deputy attack is real on a laptop and visibly fails. `routes.rs` is the crate
+//! docs' host loop with a store and a network, `http.rs` moves bytes between hyper and the
+//! core, `mcp.rs` is the protected endpoint. Flags, endpoints, limits and log lines:
+//! docs/http-contract.md.
 
 #![forbid(unsafe_code)]
-// `cargo test --example hyper_server` runs the store tests; the server itself is unused there.
-#![cfg_attr(test, allow(dead_code))]
 
 #[path = "hyper_server/demo_upstream.rs"]
 mod demo_upstream;
-#[path = "hyper_server/glue.rs"]
-mod glue;
+#[path = "hyper_server/http.rs"]
+mod http;
 #[path = "hyper_server/mcp.rs"]
 mod mcp;
-#[path = "hyper_server/revoke.rs"]
-mod revoke;
 #[path = "hyper_server/routes.rs"]
 mod routes;
-#[path = "hyper_server/store.rs"]
-mod store;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
-use glue::V;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use consent_gate_store as store;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tracing::{info, warn};
 
-/// Open connections at most; more are closed at once (file descriptors are finite).
-const MAX_CONNECTIONS: usize = 1024;
-/// A client must send its request head within this time (also the idle keep-alive limit).
+/// The limits of docs/http-contract.md#limits that are the server's: open connections
+/// (more are closed at once), the time and size of a request head (also the keep-alive
+/// idle limit), a connection's age (then it is closed gracefully, so a slow reader cannot
+/// hold a slot forever), and how long requests in flight get to finish at shutdown.
+const MAX_CONNECTIONS: u32 = 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Request head limits: 16 KiB (cookies included), 64 header lines.
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
-/// A connection is closed (gracefully) after this long, however busy.
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
-/// How long in-flight requests get to finish after Ctrl-C.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str =
-    "usage: hyper_server [--listen ADDR] [--upstream demo|github] [--public-url URL] [--remember-consent]
-
-  --listen ADDR      address to listen on (default 127.0.0.1:8080; port 0 picks a free one)
-  --upstream NAME    demo (built in, default) or github (needs GITHUB_CLIENT_ID and
-                     GITHUB_CLIENT_SECRET; register http://127.0.0.1:8080/callback, or
-                     PUBLIC_URL/callback, as the OAuth app's callback URL)
-  --public-url URL   the https origin clients use when a TLS proxy is in front; sets the
-                     issuer and the resource (PUBLIC_URL/mcp) and turns off dev mode
+    "usage: hyper_server [--listen ADDR] [--upstream demo|github] [--public-url URL]
+                    [--store memory|sqlite:PATH|redis://HOST:PORT] [--remember-consent]
+  --listen ADDR      default 127.0.0.1:8080; port 0 picks a free one
+  --upstream NAME    demo (built in, the default) or github (needs GITHUB_CLIENT_ID and
+                     GITHUB_CLIENT_SECRET; the OAuth app's callback is BASE/callback)
+  --public-url URL   the https origin clients use when a TLS proxy is in front: the issuer
+                     and the resource (URL/mcp), and development mode off
+  --store STORE      memory (the default: bounded, gone on exit), sqlite:PATH (one durable
+                     file) or redis://HOST:PORT (shared by replicas)
   --remember-consent remember an approval per browser for exactly that client, redirect
-                     URI, scope and resource (default: ask every time; see R31, A4)
+                     URI, scope and resource (R31; the default asks every time)
 env: CONSENT_GATE_KEY  hex, >= 32 bytes: the server key (random per process if unset)";
 
-struct Args {
-    listen: SocketAddr,
-    upstream: String,
-    public_url: Option<String>,
-    remember_consent: bool,
-    #[cfg(consent_gate_faults)]
-    fault: Option<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        upstream: "demo".into(),
-        public_url: None,
-        remember_consent: false,
-        #[cfg(consent_gate_faults)]
-        fault: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--listen" => {
-                let v = value()?;
-                args.listen = v
-                    .parse()
-                    .map_err(|_| format!("--listen: not an address: {v}"))?;
-            }
-            "--upstream" => args.upstream = value()?,
-            "--public-url" => args.public_url = Some(value()?.trim_end_matches('/').to_owned()),
-            "--remember-consent" => args.remember_consent = true,
-            // Re-creates a known bypass so that the smoke walk and the end-to-end drivers
-            // can prove they catch it. Compiled only with `--cfg consent_gate_faults`
-            // (RUSTFLAGS), never in a normal or release build: there it is an unknown
-            // argument.
-            #[cfg(consent_gate_faults)]
-            "--fault" => args.fault = Some(value()?),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
-        }
-    }
-    Ok(args)
-}
-
-/// The server key from `CONSENT_GATE_KEY`, or a random one (said in the log: every token
-/// and registration dies with the process then).
-fn server_key() -> Result<ServerKey, String> {
-    let bytes = match std::env::var("CONSENT_GATE_KEY") {
-        Ok(hex) => {
-            let hex = hex.trim();
-            let decoded: Option<Vec<u8>> = (hex.len() % 2 == 0)
-                .then(|| {
-                    (0..hex.len())
-                        .step_by(2)
-                        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-                        .collect()
-                })
-                .flatten();
-            decoded.ok_or("CONSENT_GATE_KEY is not hex")?
-        }
-        Err(_) => {
-            glue::info(
-                "random_server_key",
-                &[(
-                    "note",
-                    V::Str(
-                        "CONSENT_GATE_KEY is not set: using a random key; tokens and registrations end with this process",
-                    ),
-                )],
-            );
-            let mut b = vec![0u8; 32];
-            glue::entropy(&mut b);
-            b
-        }
-    };
-    ServerKey::new(&bytes)
-        .ok_or_else(|| "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)".into())
-}
-
-/// Builds the gate (and the demo upstream, if chosen) for the address we actually bound.
-fn configure(
-    args: &Args,
-    bound: SocketAddr,
-) -> Result<(Gate, Option<demo_upstream::DemoUpstream>), String> {
-    let dev = args.public_url.is_none();
-    let base = args
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{bound}"));
-    let (upstream, demo) = match args.upstream.as_str() {
-        "demo" => {
-            let secret = glue::random_hex(20);
-            let demo = demo_upstream::DemoUpstream::new(
-                format!("{base}/demo-upstream"),
-                "Ov23liDEMO".into(),
-                secret.clone(),
-                format!("{base}/callback"),
-            );
-            let mut up = UpstreamConfig::custom(
-                "Demo GitHub",
-                format!("{base}/demo-upstream/authorize"),
-                format!("{base}/demo-upstream/token"),
-                format!("{base}/demo-upstream/user"),
-                "Ov23liDEMO",
-                ClientSecret::new(secret),
-            );
-            up.issuer = Some(demo.issuer().to_owned());
-            up.scopes = vec!["read:user".into()];
-            up.subject_prefix = "demo-github:".into();
-            if !dev {
-                glue::info(
-                    "demo_upstream_public",
-                    &[(
-                        "note",
-                        V::Str(
-                            "the demo upstream signs everyone in as octocat: use --upstream github for real users",
-                        ),
-                    )],
-                );
-            }
-            (up, Some(demo))
-        }
-        "github" => {
-            let id = std::env::var("GITHUB_CLIENT_ID")
-                .map_err(|_| "--upstream github needs GITHUB_CLIENT_ID")?;
-            let secret = std::env::var("GITHUB_CLIENT_SECRET")
-                .map_err(|_| "--upstream github needs GITHUB_CLIENT_SECRET")?;
-            (UpstreamConfig::github(id, ClientSecret::new(secret)), None)
-        }
-        other => return Err(format!("unknown upstream {other} (demo or github)")),
-    };
-    let builder = Config::builder(
-        base.as_str(),
-        format!("{base}/mcp"),
-        upstream,
-        Keys::new(server_key()?),
-    )
-    .dev_loopback_http(dev)
-    .consent_policy(if args.remember_consent {
-        ConsentPolicy::Remember
-    } else {
-        ConsentPolicy::Always
-    });
-    #[cfg(consent_gate_faults)]
-    let builder = match &args.fault {
-        None => builder,
-        Some(name) => {
-            let (_, faults) = consent_gate::Faults::ALL
-                .iter()
-                .find(|(n, _)| n == name)
-                .ok_or_else(|| {
-                    let known: Vec<&str> =
-                        consent_gate::Faults::ALL.iter().map(|(n, _)| *n).collect();
-                    format!("unknown fault {name} (one of: {})", known.join(" "))
-                })?;
-            glue::info(
-                "FAULT_INJECTED",
-                &[
-                    ("fault", V::Str(name)),
-                    ("note", V::Str("this server is deliberately insecure")),
-                ],
-            );
-            builder.faults(*faults)
-        }
-    };
-    let config = builder.build().map_err(|e| {
-        let hint = if dev {
-            " (listening beyond loopback needs --public-url https://…)"
-        } else {
-            ""
-        };
-        format!("configuration refused: {e}{hint}")
-    })?;
-    Ok((Gate::new(config), demo))
-}
-
 fn main() {
-    glue::start_log_flusher();
-    // One thread per CPU we may run on. On one CPU (a container limit, `taskset`), the
-    // single-threaded scheduler: the same work without cross-thread wake-ups and queues.
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let mut builder = if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(cpus);
-        b
+    // One JSON line per event on stderr, its fields at the top level.
+    let logs = tracing_subscriber::fmt().json().flatten_event(true);
+    logs.with_target(false).with_writer(std::io::stderr).init();
+    // On one CPU (a container limit, `taskset`) the single-threaded scheduler: the same
+    // work without cross-thread wake-ups and queues.
+    let runtime = match std::thread::available_parallelism().map_or(1, |n| n.get()) {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
     };
-    let result = match builder.enable_all().build() {
-        Ok(runtime) => runtime.block_on(run()),
-        Err(e) => Err(format!("cannot start the runtime: {e}")),
-    };
-    // Log lines are buffered: out with them before the process ends.
-    glue::flush_log();
-    if let Err(e) = result {
+    let runtime = runtime.map_err(|e| format!("cannot start the runtime: {e}"));
+    if let Err(e) = runtime.and_then(|runtime| runtime.block_on(run())) {
         eprintln!("{e}");
         std::process::exit(2);
     }
 }
 
-async fn run() -> Result<(), String> {
-    let args = parse_args()?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let (gate, demo) = configure(&args, bound)?;
-    let resource = gate.config().resource().to_owned();
-    let app = Arc::new(routes::App::new(
-        gate,
-        Arc::new(store::MemoryStore::new()),
-        demo,
-    ));
+/// The command line as `flag → value` (an empty value for `--remember-consent`).
+fn flags() -> Result<HashMap<String, String>, String> {
+    let mut flags = HashMap::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = match flag.as_str() {
+            "--listen" | "--upstream" | "--public-url" | "--store" => args.next(),
+            // Turns one fault switch on, so that the smoke walk and the end-to-end drivers
+            // can prove they catch it (docs/design.md#fault-switches). Only in builds with
+            // `--cfg consent_gate_faults`: anywhere else an unknown argument.
+            "--fault" if cfg!(consent_gate_faults) => args.next(),
+            "--remember-consent" => Some(String::new()),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0)
+            }
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        };
+        let value = value.ok_or(format!("{flag} needs a value"))?;
+        flags.insert(flag, value);
+    }
+    Ok(flags)
+}
 
+async fn run() -> Result<(), String> {
+    let flags = flags()?;
+    let flag = |name: &str, default: &'static str| flags.get(name).map_or(default, |v| v.as_str());
+    let listen = flag("--listen", "127.0.0.1:8080");
+    let listener = TcpListener::bind(listen).await;
+    let listener = listener.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let (gate, demo) = configure(&flags, &format!("http://{bound}"))?;
+    let store = open_store(flag("--store", "memory")).await?;
+    // Reads ignore expired entries anyway; the sweep gives their space back.
+    let clock = || routes::secs(http::now());
+    store::spawn_sweeper(store.clone(), Duration::from_secs(60), clock);
+    let resource = gate.config().resource().to_owned();
+    info!(event = "listening", addr = %bound, resource, store = store.backend());
     println!("MCP server: {resource}");
     println!(
-        "Add it to an MCP client (e.g. `npx @modelcontextprotocol/inspector`, or `claude mcp add --transport http demo {resource}`);"
+        "Add it to an MCP client (`npx @modelcontextprotocol/inspector`, or \
+         `claude mcp add --transport http demo {resource}`): it registers, opens a consent \
+         page in your browser, and calls the `whoami` tool once you approve."
     );
-    println!(
-        "the client registers, opens a consent page in your browser, and calls the `whoami` tool once you approve."
-    );
-    glue::info(
-        "listening",
-        &[
-            ("addr", V::Str(&bound.to_string())),
-            ("resource", V::Str(&resource)),
-        ],
-    );
-
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_header_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADERS);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let (stop_tx, stop_rx) = watch::channel(());
-    let mut stop = std::pin::pin!(shutdown_signal());
-
-    loop {
-        let (tcp, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    glue::info("accept_failed", &[("error", V::Str(&e.to_string()))]);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            glue::info(
-                "connection_refused",
-                &[("reason", V::Str("too many connections"))],
-            );
-            continue;
-        };
-        tokio::spawn(connection(
-            http.clone(),
-            tcp,
-            app.clone(),
-            stop_rx.clone(),
-            slot,
-        ));
-    }
-
-    // Stop accepting, let every connection finish its request in flight, then exit. The
-    // connection slots double as the drain barrier: all returned = all closed.
-    drop(listener);
-    let open = MAX_CONNECTIONS - slots.available_permits();
-    glue::info(
-        "shutting_down",
-        &[("open_connections", V::Num(open as u64))],
-    );
-    drop(stop_tx);
-    let all = u32::try_from(MAX_CONNECTIONS).expect("a small constant");
-    if tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(all))
-        .await
-        .is_err()
-    {
-        glue::info("drain_timeout", &[]);
-    }
+    serve(listener, Arc::new(routes::App::new(gate, store, demo))).await;
     Ok(())
 }
 
-/// One connection, until the client closes it, it idles past [`HEADER_TIMEOUT`], it has
-/// lived [`MAX_CONNECTION_AGE`] (so a slow reader cannot hold a slot forever), or the
-/// server shuts down; in the last two cases the request in flight is finished first.
+/// The server key from `CONSENT_GATE_KEY`, or a random one (then every token and
+/// registration dies with the process).
+fn server_key() -> Result<ServerKey, String> {
+    let Ok(hex) = std::env::var("CONSENT_GATE_KEY") else {
+        let note = "CONSENT_GATE_KEY is not set: tokens and registrations end with this process";
+        warn!(event = "random_server_key", note);
+        let mut key = [0u8; 32];
+        http::entropy(&mut key);
+        return Ok(ServerKey::new(&key).expect("32 bytes"));
+    };
+    let hex = hex.trim();
+    // An odd length or a non-ASCII character makes a `get` fail.
+    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
+    let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(byte).collect();
+    let bytes = bytes.ok_or("CONSENT_GATE_KEY is not hex")?;
+    let short = "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)";
+    ServerKey::new(&bytes).ok_or_else(|| short.into())
+}
+
+/// The gate (and the demo upstream, if chosen) for the address we actually bound.
+fn configure(
+    flags: &HashMap<String, String>,
+    bound: &str,
+) -> Result<(Gate, Option<demo_upstream::DemoUpstream>), String> {
+    let public_url = flags.get("--public-url").map(|u| u.trim_end_matches('/'));
+    let (base, dev) = (public_url.unwrap_or(bound), public_url.is_none());
+    let env = |name| std::env::var(name).map_err(|_| format!("--upstream github needs {name}"));
+    let (upstream, demo) = match flags.get("--upstream").map_or("demo", |u| u.as_str()) {
+        "demo" => {
+            if !dev {
+                let note = "the demo upstream signs everyone in as octocat";
+                warn!(event = "demo_upstream_public", note);
+            }
+            let (demo, upstream) = demo_upstream::DemoUpstream::new(base);
+            (upstream, Some(demo))
+        }
+        "github" => {
+            let (id, secret) = (env("GITHUB_CLIENT_ID")?, env("GITHUB_CLIENT_SECRET")?);
+            (UpstreamConfig::github(id, ClientSecret::new(secret)), None)
+        }
+        other => return Err(format!("unknown upstream {other} (demo or github)")),
+    };
+    let policy = match flags.contains_key("--remember-consent") {
+        true => ConsentPolicy::Remember,
+        false => ConsentPolicy::Always,
+    };
+    let keys = Keys::new(server_key()?);
+    let config = Config::builder(base, format!("{base}/mcp"), upstream, keys);
+    let config = config.dev_loopback_http(dev).consent_policy(policy);
+    #[cfg(consent_gate_faults)]
+    let config = match flags.get("--fault") {
+        None => config,
+        Some(name) => {
+            let all = consent_gate::Faults::ALL;
+            let Some((_, faults)) = all.iter().find(|(n, _)| n == name) else {
+                let known: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+                let known = known.join(" ");
+                return Err(format!("unknown fault {name} (one of: {known})"));
+            };
+            let note = "this server is deliberately insecure";
+            warn!(event = "FAULT_INJECTED", fault = name, note);
+            config.faults(*faults)
+        }
+    };
+    let hint = " (listening beyond loopback needs --public-url https://…)";
+    let hint = if dev { hint } else { "" };
+    let config = config.build();
+    let config = config.map_err(|e| format!("configuration refused: {e}{hint}"))?;
+    Ok((Gate::new(config), demo))
+}
+
+/// The store `--store` names. In memory, 10 000 entries of each kind: a flood costs the
+/// flooder its own oldest entries, then others' oldest pending pages, never the server's
+/// memory; ten times that many grants and sessions and twenty times the refresh tokens,
+/// which live long.
+async fn open_store(spec: &str) -> Result<Arc<dyn store::Store>, String> {
+    let failed = |e| format!("--store {spec}: {e}");
+    let limits = |n| store::MemoryLimits {
+        max_entries: n,
+        max_bytes: 256 << 20,
+        ..Default::default()
+    };
+    if spec == "memory" {
+        let memory = store::MemoryStore::new().limit(mcp::SESSIONS, limits(100_000));
+        let memory = memory.limit(store::Kind::Grant, limits(100_000));
+        Ok(Arc::new(
+            memory.limit(store::Kind::Refresh, limits(200_000)),
+        ))
+    } else if let Some(path) = spec.strip_prefix("sqlite:") {
+        let sqlite = store::SqliteStore::open(path, Default::default()).await;
+        Ok(Arc::new(sqlite.map_err(failed)?))
+    } else if spec.starts_with("redis://") {
+        let redis = store::RedisStore::connect(spec, Default::default()).await;
+        Ok(Arc::new(redis.map_err(failed)?))
+    } else {
+        let known = "memory, sqlite:PATH or redis://HOST:PORT";
+        Err(format!("unknown store {spec} ({known})"))
+    }
+}
+
+/// Accepts connections until Ctrl-C or SIGTERM, then lets every connection finish its
+/// request in flight. The connection slots double as the drain barrier: all returned,
+/// all closed.
+async fn serve(listener: TcpListener, app: Arc<routes::App>) {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    http.max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
+    let (stop, stopped) = watch::channel(());
+    let mut signal = std::pin::pin!(shutdown_signal());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut signal => break,
+        };
+        let tcp = match (accepted, slots.clone().try_acquire_owned()) {
+            (Ok((tcp, _)), Ok(slot)) => (tcp, slot),
+            (Ok(_), Err(_)) => {
+                warn!(
+                    event = "connection_refused",
+                    reason = "too many connections"
+                );
+                continue;
+            }
+            (Err(error), _) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(event = "accept_failed", %error);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        tokio::spawn(connection(http.clone(), tcp, app.clone(), stopped.clone()));
+    }
+    drop(listener);
+    let open = MAX_CONNECTIONS as usize - slots.available_permits();
+    info!(event = "shutting_down", open_connections = open);
+    drop(stop);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS));
+    if drained.await.is_err() {
+        warn!(event = "drain_timeout");
+    }
+}
+
+/// One connection, until the client closes it or idles past [`HEADER_TIMEOUT`]; or,
+/// after the request in flight, until it is [`MAX_CONNECTION_AGE`] old or the server stops.
 async fn connection(
     http: http1::Builder,
-    tcp: tokio::net::TcpStream,
+    (tcp, _slot): (TcpStream, OwnedSemaphorePermit),
     app: Arc<routes::App>,
     mut stop: watch::Receiver<()>,
-    _slot: OwnedSemaphorePermit,
 ) {
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(serve(&app, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(request(&app, req).await) }
     });
     let mut conn = std::pin::pin!(http.serve_connection(TokioIo::new(tcp), service));
-    // Client resets, timeouts and malformed heads end in `Err` here; hyper already
-    // answered what deserved an answer (400, 431).
+    // Resets, timeouts and malformed heads end in `Err`; hyper answered what deserved an
+    // answer (400, 431).
     tokio::select! {
         _ = conn.as_mut() => return,
         _ = stop.changed() => {}
@@ -391,48 +290,43 @@ async fn connection(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
 }
 
-/// One request: read within limits, route, log one line.
-async fn serve(app: &routes::App, req: hyper::Request<hyper::body::Incoming>) -> glue::Resp {
+/// One request: read within limits, routed, and one log line (never the query string).
+async fn request(app: &routes::App, req: hyper::Request<Incoming>) -> http::Resp {
     let started = Instant::now();
-    let (parts, body) = req.into_parts();
-    match glue::read_body(&parts.headers, body).await {
+    let (head, body) = req.into_parts();
+    let (method, uri, headers) = (head.method, head.uri, head.headers);
+    let mut req = http::Req {
+        method,
+        uri,
+        headers,
+        body: Default::default(),
+    };
+    let resp = match http::read_body(&req.headers, body).await {
         Ok(body) => {
-            let req = glue::Req {
-                method: parts.method,
-                uri: parts.uri,
-                headers: parts.headers,
-                body,
-            };
-            let resp = routes::route(app, &req).await;
-            glue::log_request(&req.method, req.path(), resp.status(), started.elapsed());
-            resp
+            req.body = body;
+            routes::route(app, &req).await
         }
-        Err(resp) => {
-            let path = parts.uri.path();
-            glue::log_request(&parts.method, path, resp.status(), started.elapsed());
-            resp
-        }
-    }
+        Err(resp) => resp,
+    };
+    let (path, status) = (http::short(req.path()), resp.status().as_u16());
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    info!(event = "request", method = %req.method, %path, status, ms);
+    resp
 }
 
 /// Ctrl-C, or SIGTERM (what `docker stop`, systemd and CI send).
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    #[cfg(unix)]
+    let mut term = {
+        use tokio::signal::unix::{SignalKind, signal};
+        signal(SignalKind::terminate()).expect("a SIGTERM handler")
     };
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
+    let term = term.recv();
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let term = std::future::pending::<Option<()>>();
     tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }

@@ -18,9 +18,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::glue::{
-    Req, Resp, json_object, json_resp, method_not_allowed, not_found, now, random_hex, respond,
-};
+use consent_gate::{ClientSecret, UpstreamConfig};
+
+use crate::http::{Req, Resp, json, method_not_allowed, now, random_hex, respond, text};
 
 /// GitHub's documented code lifetime (docs/upstreams.md#github-lifetimes).
 const CODE_LIFETIME: u64 = 600;
@@ -79,19 +79,29 @@ pub struct DemoUpstream {
 }
 
 impl DemoUpstream {
-    pub fn new(base: String, client_id: String, client_secret: String, callback: String) -> Self {
-        Self {
-            base,
-            client_id,
-            client_secret,
-            callback,
+    /// The demo upstream served under `{base}/demo-upstream`, and the gate's configuration
+    /// for it: our OAuth app there, with a secret drawn for this process.
+    pub fn new(base: &str) -> (Self, UpstreamConfig) {
+        let demo = Self {
+            base: format!("{base}/demo-upstream"),
+            client_id: "Ov23liDEMO".into(),
+            client_secret: random_hex(20),
+            callback: format!("{base}/callback"),
             codes: Mutex::new(Bounded::new(MAX_CODES)),
             tokens: Mutex::new(Bounded::new(MAX_TOKENS)),
-        }
-    }
-
-    pub fn issuer(&self) -> &str {
-        &self.base
+        };
+        let mut up = UpstreamConfig::custom(
+            "Demo GitHub",
+            format!("{}/authorize", demo.base),
+            format!("{}/token", demo.base),
+            format!("{}/user", demo.base),
+            demo.client_id.as_str(),
+            ClientSecret::new(demo.client_secret.clone()),
+        );
+        up.issuer = Some(demo.base.clone());
+        up.scopes = vec!["read:user".into()];
+        up.subject_prefix = "demo-github:".into();
+        (demo, up)
     }
 
     pub fn handle(&self, req: &Req) -> Resp {
@@ -102,7 +112,7 @@ impl DemoUpstream {
             (Some("/token"), _) => method_not_allowed("POST"),
             (Some("/user"), &Method::GET) => self.user(req),
             (Some("/user"), _) => method_not_allowed("GET"),
-            _ => not_found(),
+            _ => text(404, "not found"),
         }
     }
 
@@ -111,7 +121,7 @@ impl DemoUpstream {
     /// (docs/upstreams.md#github-callback). The demo matches the registered callback exactly
     /// (GitHub would also accept subpaths of it).
     fn authorize(&self, req: &Req) -> Resp {
-        let q = params(req.query().as_bytes());
+        let q = params(req.query());
         let get = |k: &str| last(&q, k);
         if get("client_id") != Some(self.client_id.as_str()) {
             return page(404, "Not Found");
@@ -164,7 +174,11 @@ impl DemoUpstream {
             .is_some_and(|a| a.contains("application/json"));
         let answer = |fields: &[(&str, &str)]| -> Resp {
             if json_wanted {
-                respond(200, "application/json", json_object(fields))
+                let object: serde_json::Map<String, serde_json::Value> = fields
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect();
+                json(200, &object.into())
             } else {
                 let mut s = url::form_urlencoded::Serializer::new(String::new());
                 for (k, v) in fields {
@@ -266,7 +280,7 @@ impl DemoUpstream {
                 .contains_key(t)
         });
         if !known {
-            return json_resp(
+            return json(
                 401,
                 &json!({ "message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401" }),
             );

@@ -1,25 +1,94 @@
-//! The OAuth endpoints of docs/http-contract.md#endpoints: each handler is the run loop of the
-//! crate docs with the store and the network filled in. The order inside each one is the security:
-//! records are *taken* before anything else happens (single use), and before any call to
-//! the upstream.
+//! The OAuth endpoints (docs/http-contract.md#endpoints), each the crate docs' host loop
+//! with the store and the network filled in. The order inside each is the security:
+//! single-use records are *taken* before anything else happens with them, and before any
+//! call to the upstream (docs/design.md, the store contract).
 
 use std::sync::Arc;
 
-use consent_gate::paths;
 use consent_gate::{
     Authorization, AuthorizeError, AuthorizeRequest, Callback, CallbackError, ClientRecord,
-    CodeRecord, ConsentError, ConsentForm, ConsentGiven, Decision, Gate, GrantRecord,
-    PendingConsent, RefreshRecord, RegistrationError, Reply, TokenError, TokenRequest,
-    TransactionRecord, UnixTime,
+    ConsentError, ConsentForm, ConsentGiven, Decision, Gate, GrantRecord, HttpRequest, Op,
+    PendingConsent, Record, RefreshRecord, RegistrationError, Reply, RevocationRequest, Step,
+    StoreKey, TokenError, TokenRequest, TransactionRecord, UnixTime, paths,
 };
+use consent_gate_store::{self as store, Kind, Store, StoreError};
 use hyper::Method;
+use tracing::{info, warn};
 
 use crate::demo_upstream::DemoUpstream;
-use crate::glue::{
-    self, Fetched, Req, Resp, Upstream, V, cors, entropy, method_not_allowed, not_found, now,
-    preflight, reply, security,
-};
-use crate::store::Store;
+use crate::http::{Fetched, Req, Resp, Upstream, cors, entropy, method_not_allowed, now};
+use crate::http::{preflight, reply, short, text};
+
+/// Why a handler stopped early: the core refused (its reply is the answer, and each
+/// refusal a security event in the log), or the store failed (503).
+pub enum Stop {
+    Refused(Reply),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+macro_rules! refusals {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Stop {
+            fn from(e: $error) -> Self {
+                warn!(security = true, event = %variant(&e), reason = %e);
+                Stop::Refused(e.response())
+            }
+        }
+    )*};
+}
+refusals!(
+    AuthorizeError,
+    ConsentError,
+    CallbackError,
+    TokenError,
+    RegistrationError
+);
+
+/// An error's variant in snake case, as the log event (`BindingMismatch`:
+/// `binding_mismatch`). Only the name: a variant's fields may carry attacker text.
+pub fn variant(e: &impl std::fmt::Debug) -> String {
+    let debug = format!("{e:?}");
+    let name = debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("");
+    let mut event = String::new();
+    for c in name.chars() {
+        if c.is_uppercase() && !event.is_empty() {
+            event.push('_');
+        }
+        event.push(c.to_ascii_lowercase());
+    }
+    event
+}
+
+/// The store's time: the same seconds the core was given.
+pub fn secs(t: UnixTime) -> consent_gate_store::UnixTime {
+    consent_gate_store::UnixTime::from_secs(t.0)
+}
+
+/// The core's namespaces in the store crate's terms.
+fn kind(kind: consent_gate::Kind) -> Kind {
+    match kind {
+        consent_gate::Kind::Client => Kind::Client,
+        consent_gate::Kind::Pending => Kind::Consent,
+        consent_gate::Kind::Transaction => Kind::Transaction,
+        consent_gate::Kind::Code => Kind::Code,
+        consent_gate::Kind::Grant => Kind::Grant,
+        consent_gate::Kind::Refresh => Kind::Refresh,
+        other => Kind::Other(other.name()),
+    }
+}
+
+/// The core gives registrations no expiry; a store must. A client whose registration is
+/// gone registers again.
+const CLIENT_LIFETIME: u64 = 90 * 24 * 3600;
 
 /// Everything a request handler needs; shared by all connections.
 pub struct App {
@@ -27,413 +96,341 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub upstream: Upstream,
     pub demo: Option<DemoUpstream>,
-    /// Our own origin (`scheme://host:port`), for the `Origin` check on `/mcp`.
+    /// Our origin (`scheme://host:port`) and our paths, from the configuration.
     pub origin: String,
-    prm_paths: Vec<String>,
-    as_paths: Vec<String>,
-    callback_path: String,
-    mcp_path: String,
-}
-
-/// `(origin, path)` of an absolute URL the configuration already validated.
-fn split_url(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => url.split_at(after_scheme + i),
-        None => (url, "/"),
-    }
+    paths: [String; 2],
+    metadata_paths: [Vec<String>; 2],
 }
 
 impl App {
     pub fn new(gate: Gate, store: Arc<dyn Store>, demo: Option<DemoUpstream>) -> Self {
-        let config = gate.config();
-        Self {
-            prm_paths: gate.protected_resource_metadata_paths(),
-            as_paths: gate.authorization_server_metadata_paths(),
-            origin: split_url(config.issuer()).0.to_owned(),
-            callback_path: split_url(config.callback_uri()).1.to_owned(),
-            mcp_path: split_url(config.resource()).1.to_owned(),
-            upstream: Upstream::new(),
+        // `(origin, path)` of an absolute URL that the configuration validated.
+        let split = |url: &str| {
+            let after_scheme = url.find("://").map_or(0, |i| i + 3);
+            let path = url[after_scheme..]
+                .find('/')
+                .map_or(url.len(), |i| after_scheme + i);
+            (url[..path].to_owned(), url[path..].to_owned())
+        };
+        let (origin, mcp) = split(gate.config().resource());
+        let paths = [split(gate.config().callback_uri()).1, mcp];
+        let metadata_paths = [
+            gate.authorization_server_metadata_paths(),
+            gate.protected_resource_metadata_paths(),
+        ];
+        let upstream = Upstream::new();
+        App {
             gate,
             store,
+            upstream,
             demo,
+            origin,
+            paths,
+            metadata_paths,
         }
+    }
+
+    /// The one executor: a step's store operations in one atomic batch, then its reply.
+    /// A record already expired needs no storing (the store refuses one).
+    async fn apply(&self, step: impl Into<Step>, now: UnixTime) -> Result<Resp, Stop> {
+        let step = step.into();
+        let ops = step.ops.into_iter().filter_map(|op| {
+            let (k, key) = (kind(op.kind()), *op.key().as_bytes());
+            let until = |at: Option<UnixTime>| secs(at.unwrap_or(now.plus(CLIENT_LIFETIME)));
+            match op {
+                Op::Put {
+                    value, expires_at, ..
+                } if until(expires_at) > secs(now) => Some(store::Op::Put {
+                    kind: k,
+                    key,
+                    value,
+                    expires_at: until(expires_at),
+                }),
+                Op::PutIfAbsent {
+                    value, expires_at, ..
+                } if until(expires_at) > secs(now) => Some(store::Op::PutIfAbsent {
+                    kind: k,
+                    key,
+                    value,
+                    expires_at: until(expires_at),
+                }),
+                Op::Delete { .. } => Some(store::Op::Delete { kind: k, key }),
+                _ => None,
+            }
+        });
+        let ops: Vec<_> = ops.collect();
+        if !ops.is_empty() {
+            self.store.apply(ops, secs(now)).await?;
+        }
+        Ok(reply(step.reply))
+    }
+
+    /// The live record under `key`; one that does not parse counts as absent.
+    pub async fn get<R: Record>(&self, key: &StoreKey, now: UnixTime) -> Result<Option<R>, Stop> {
+        let found = self
+            .store
+            .get(kind(R::KIND), *key.as_bytes(), secs(now))
+            .await?;
+        Ok(found.and_then(|bytes| R::decode(&bytes)))
+    }
+
+    /// The live record under `key`, removed in the same atomic step: single use.
+    async fn take<R: Record>(&self, key: &StoreKey, now: UnixTime) -> Result<Option<R>, Stop> {
+        let found = self
+            .store
+            .take(kind(R::KIND), *key.as_bytes(), secs(now))
+            .await?;
+        Ok(found.and_then(|bytes| R::decode(&bytes)))
     }
 }
 
-/// The route table. Unknown paths are 404, known paths with the wrong method 405.
+/// The route table. Unknown paths are 404, known ones with another method 405.
 pub async fn route(app: &App, req: &Req) -> Resp {
-    let path = req.path();
-    let one_of = |paths: &[String]| paths.iter().any(|p| p == path);
-    if one_of(&app.as_paths) {
-        return metadata(&req.method, || app.gate.authorization_server_metadata());
-    }
-    if one_of(&app.prm_paths) {
-        return metadata(&req.method, || app.gate.protected_resource_metadata());
+    let (method, path) = (&req.method, req.path());
+    let [as_paths, prm_paths] = &app.metadata_paths;
+    let [callback_path, mcp_path] = &app.paths;
+    let is_as = as_paths.iter().any(|p| p == path);
+    if is_as || prm_paths.iter().any(|p| p == path) {
+        // RFC 8414 and RFC 9728 documents: public, cached by nobody, readable cross-origin.
+        return match *method {
+            Method::OPTIONS => preflight("GET, OPTIONS"),
+            Method::GET | Method::HEAD if is_as => {
+                cors(reply(app.gate.authorization_server_metadata()))
+            }
+            Method::GET | Method::HEAD => cors(reply(app.gate.protected_resource_metadata())),
+            _ => method_not_allowed("GET, HEAD, OPTIONS"),
+        };
     }
     // The back-channel endpoints a browser-based client calls with `fetch`: CORS (see
-    // `glue::cors`), and nothing here reads a cookie.
-    let api: Option<fn(&App, &Req) -> Resp> = match path {
-        p if p == paths::REGISTER => Some(register),
-        p if p == paths::TOKEN => Some(token),
-        p if p == paths::REVOKE => Some(crate::revoke::revoke),
-        _ => None,
-    };
-    if let Some(handler) = api {
-        return match req.method {
-            Method::POST => cors(handler(app, req)),
-            Method::OPTIONS => preflight("POST, OPTIONS"),
+    // `http::cors`), and none of them reads a cookie.
+    if [paths::REGISTER, paths::TOKEN, paths::REVOKE].contains(&path) {
+        return match (method, path) {
+            (&Method::POST, paths::REGISTER) => cors(answer(register(app, req).await)),
+            (&Method::POST, paths::TOKEN) => cors(answer(token(app, req).await)),
+            (&Method::POST, _) => cors(answer(revoke(app, req).await)),
+            (&Method::OPTIONS, _) => preflight("POST, OPTIONS"),
             _ => method_not_allowed("POST, OPTIONS"),
         };
     }
     // The browser endpoints: top-level navigations that carry our cookies. No CORS.
-    if path == paths::AUTHORIZE {
-        return match req.method {
-            Method::GET => authorize(app, req),
-            Method::POST => decide(app, req),
-            _ => method_not_allowed("GET, POST"),
-        };
-    }
-    if path == app.callback_path {
-        return match req.method {
-            Method::GET => callback(app, req).await,
-            _ => method_not_allowed("GET"),
-        };
-    }
-    if path == app.mcp_path {
-        return crate::mcp::handle(app, req).await;
-    }
-    match &app.demo {
-        Some(demo) if path.starts_with("/demo-upstream/") => demo.handle(req),
-        _ => not_found(),
-    }
+    answer(match (method, path) {
+        (&Method::GET, paths::AUTHORIZE) => authorize(app, req).await,
+        (&Method::POST, paths::AUTHORIZE) => decide(app, req).await,
+        (_, paths::AUTHORIZE) => Ok(method_not_allowed("GET, POST")),
+        (&Method::GET, p) if p == callback_path => callback(app, req).await,
+        (_, p) if p == callback_path => Ok(method_not_allowed("GET")),
+        (_, p) if p == mcp_path => crate::mcp::handle(app, req).await,
+        _ => match &app.demo {
+            Some(demo) if path.starts_with("/demo-upstream/") => Ok(demo.handle(req)),
+            _ => Ok(text(404, "not found")),
+        },
+    })
 }
 
-/// An RFC 8414 / RFC 9728 document: public, cacheable by nobody, readable cross-origin.
-fn metadata(method: &Method, document: impl FnOnce() -> Reply) -> Resp {
-    match *method {
-        Method::GET | Method::HEAD => cors(reply(document())),
-        Method::OPTIONS => preflight("GET, OPTIONS"),
-        _ => method_not_allowed("GET, HEAD, OPTIONS"),
+fn answer(result: Result<Resp, Stop>) -> Resp {
+    match result {
+        Ok(resp) => resp,
+        Err(Stop::Refused(refusal)) => reply(refusal),
+        Err(Stop::Store(error)) => {
+            warn!(event = "store_failed", %error);
+            text(503, "storage unavailable, try again")
+        }
     }
 }
 
 /// `POST /register` (RFC 7591).
-fn register(app: &App, req: &Req) -> Resp {
+async fn register(app: &App, req: &Req) -> Result<Resp, Stop> {
     let now = now();
-    match app.gate.register(&req.body, now, &mut entropy) {
-        Ok(registered) => {
-            let client = registered.record;
-            let hosts: Vec<String> = client
-                .redirect_uris()
-                .iter()
-                .map(|u| u.host().to_owned())
-                .collect();
-            glue::info(
-                "client_registered",
-                &[
-                    ("client_id", V::Str(client.client_id())),
-                    ("redirect_hosts", V::ShortList(&hosts)),
-                ],
-            );
-            app.store.put_record(client, now);
-            reply(registered.reply)
-        }
-        Err(e) => {
-            if matches!(e, RegistrationError::InvalidRedirectUri(_)) {
-                security(
-                    "redirect_rejected",
-                    &[
-                        ("at", V::Str("register")),
-                        ("reason", V::Str(&e.to_string())),
-                    ],
-                );
-            }
-            reply(e.response())
-        }
-    }
+    let registered = app.gate.register(&req.body, now, &mut entropy)?;
+    let client = &registered.record;
+    let hosts: Vec<_> = client
+        .redirect_uris()
+        .iter()
+        .map(|u| short(u.host()))
+        .collect();
+    let (client_id, redirect_hosts) = (client.client_id(), hosts.join(" "));
+    info!(event = "client_registered", client_id, redirect_hosts);
+    app.apply(registered, now).await
 }
 
 /// `GET /authorize`: the consent page, or an error page (never a redirect, R16).
-fn authorize(app: &App, req: &Req) -> Resp {
+async fn authorize(app: &App, req: &Req) -> Result<Resp, Stop> {
     let now = now();
-    let request = match AuthorizeRequest::parse(req.query().as_bytes()) {
-        Ok(r) => r,
-        Err(e) => return reply(e.response()),
-    };
-    let client_id = glue::short(request.client_id());
-    let client: Option<Arc<ClientRecord>> = app.store.get_record(&request.client_key(), now);
+    let request = AuthorizeRequest::parse(req.query())?;
+    let client: Option<ClientRecord> = app.get(&request.client_key(), now).await?;
     let mut cookies = String::new();
     let browser = req.browser(&mut cookies);
     match app
         .gate
-        .authorize(request, client.as_deref(), browser, now, &mut entropy)
+        .authorize(request, client.as_ref(), browser, now, &mut entropy)?
     {
-        Ok(Authorization::NeedsConsent(prompt)) => {
-            let (pending, page) = prompt.into_parts();
-            glue::info(
-                "consent_shown",
-                &[
-                    ("client_id", V::Short(&client_id)),
-                    (
-                        "redirect_host",
-                        V::Short(pending.details().redirect_uri().host()),
-                    ),
-                ],
-            );
-            app.store.put_record(pending, now);
-            reply(page)
+        Authorization::NeedsConsent(prompt) => {
+            let (client_id, redirect_host) = who(prompt.pending_record());
+            info!(event = "consent_shown", client_id, redirect_host);
+            app.apply(prompt, now).await
         }
-        // Only with `ConsentPolicy::Remember` (off here): a remembered approval for exactly
-        // this client, redirect URI, scope and resource.
-        Ok(Authorization::Remembered(consent)) => go_upstream(app, consent, now),
-        Err(e) => {
-            match e {
-                AuthorizeError::RedirectUriMismatch => security(
-                    "redirect_rejected",
-                    &[
-                        ("at", V::Str("authorize")),
-                        ("client_id", V::Short(&client_id)),
-                    ],
-                ),
-                AuthorizeError::TamperedRecord => {
-                    security("tampered_record", &[("kind", V::Str("client"))])
-                }
-                _ => {}
-            }
-            reply(e.response())
-        }
+        // Only with `--remember-consent`: a remembered approval for exactly this client,
+        // redirect URI, scope and resource (R31).
+        Authorization::Remembered(consent) => go_upstream(app, consent, now).await,
     }
 }
 
-/// Spends the proof of consent: store the transaction, send the 303 with the binding
+/// Who a consent is about, for the log: the client id and the redirect host.
+fn who(pending: &PendingConsent) -> (String, String) {
+    let details = pending.details();
+    let host = details.redirect_uri().host();
+    (short(details.client_id()).into(), short(host).into())
+}
+
+/// Spends the proof of consent: stores the transaction, sends the 303 with the binding
 /// cookie.
-fn go_upstream(app: &App, consent: ConsentGiven, now: UnixTime) -> Resp {
-    let (txn, redirect) = app
-        .gate
-        .upstream_redirect(consent, now, &mut entropy)
-        .into_parts();
-    app.store.put_record(txn, now);
-    reply(redirect)
+async fn go_upstream(app: &App, consent: ConsentGiven, now: UnixTime) -> Result<Resp, Stop> {
+    let redirect = app.gate.upstream_redirect(consent, now, &mut entropy);
+    app.apply(redirect, now).await
 }
 
 /// `POST /authorize`: the consent decision.
-fn decide(app: &App, req: &Req) -> Resp {
+async fn decide(app: &App, req: &Req) -> Result<Resp, Stop> {
     let now = now();
-    if !req.content_type_is("application/x-www-form-urlencoded") {
-        return glue::text(415, "expected an HTML form submission");
+    if !req.is("application/x-www-form-urlencoded") {
+        return Ok(text(415, "expected an HTML form submission"));
     }
-    let form = match ConsentForm::parse(&req.body) {
-        Ok(f) => f,
-        Err(e) => return reply(e.response()),
-    };
-    // Taken, not read: a second submission of the same page finds nothing.
-    let pending: Option<PendingConsent> = app.store.take_record(&form.pending_key(), now);
-    // Who the decision is about, for the log (the form itself names nobody).
-    let who = pending.as_ref().map(|p| {
-        (
-            p.details().client_id().to_owned(),
-            p.details().redirect_uri().host().to_owned(),
-        )
-    });
-    let log = |event: &'static str, reason: Option<&str>| {
-        let mut fields = Vec::with_capacity(3);
-        if let Some((client_id, host)) = &who {
-            fields.push(("client_id", V::Short(client_id)));
-            fields.push(("redirect_host", V::Short(host)));
-        }
-        if let Some(reason) = reason {
-            fields.push(("reason", V::Str(reason)));
-        }
-        security(event, &fields);
-    };
+    let form = ConsentForm::parse(&req.body)?;
+    // Taken, not read: a second submission of the same page finds nothing (R36).
+    let pending: Option<PendingConsent> = app.take(&form.pending_key(), now).await?;
+    let (client_id, redirect_host) = pending.as_ref().map(who).unzip();
     let mut cookies = String::new();
-    let browser = req.browser(&mut cookies);
-    match app.gate.decide(form, pending, browser, now) {
-        Ok(Decision::Approved(consent)) => {
-            log("consent_approved", None);
-            go_upstream(app, consent, now)
+    match app
+        .gate
+        .decide(form, pending, req.browser(&mut cookies), now)?
+    {
+        Decision::Approved(consent) => {
+            info!(
+                security = true,
+                event = "consent_approved",
+                client_id,
+                redirect_host
+            );
+            go_upstream(app, consent, now).await
         }
-        Ok(Decision::Denied(to_client)) => {
-            log("consent_denied", None);
-            reply(to_client.response())
-        }
-        Err(e) => {
-            let event = match e {
-                ConsentError::TamperedRecord => "tampered_record",
-                ConsentError::CsrfMismatch | ConsentError::CrossSite => "consent_forgery_refused",
-                _ => "consent_refused",
-            };
-            log(event, Some(&e.to_string()));
-            reply(e.response())
+        Decision::Denied(to_client) => {
+            info!(
+                security = true,
+                event = "consent_denied",
+                client_id,
+                redirect_host
+            );
+            Ok(reply(to_client.response()))
         }
     }
-}
-
-fn log_callback_error(e: &CallbackError) {
-    let event = match e {
-        CallbackError::BindingMismatch => "binding_mismatch",
-        CallbackError::UnknownTransaction => "callback_replay_or_unknown",
-        CallbackError::TamperedRecord => "tampered_record",
-        CallbackError::IssuerMismatch => "issuer_mismatch",
-        CallbackError::ClientChanged => "client_changed",
-        CallbackError::Upstream { .. } => "upstream_failed",
-        _ => "callback_refused",
-    };
-    security(event, &[("reason", V::Str(&e.to_string()))]);
 }
 
 /// `GET /callback`: the upstream sends the browser back here.
-async fn callback(app: &App, req: &Req) -> Resp {
+async fn callback(app: &App, req: &Req) -> Result<Resp, Stop> {
     let now = now();
-    let cb = match Callback::parse(req.query().as_bytes()) {
-        Ok(cb) => cb,
-        Err(e) => {
-            log_callback_error(&e);
-            return reply(e.response());
-        }
-    };
+    let callback = Callback::parse(req.query())?;
     // Taken BEFORE the upstream call, so a replayed `state` finds nothing (A7).
-    let txn: Option<TransactionRecord> = app.store.take_record(&cb.transaction_key(), now);
+    let txn: Option<TransactionRecord> = app.take(&callback.transaction_key(), now).await?;
     let mut cookies = String::new();
-    let browser = req.browser(&mut cookies);
-    let verified = match app.gate.verify_callback(cb, txn, browser, now) {
-        Ok(v) => v,
-        Err(e) => {
-            log_callback_error(&e);
-            return reply(e.response());
-        }
-    };
-    // Only ever with the A7 fault switched on (`--fault state_reusable`), which exists only
-    // in builds with `--cfg consent_gate_faults`.
+    let verified = app
+        .gate
+        .verify_callback(callback, txn, req.browser(&mut cookies), now)?;
+    // Only with the A7 fault switched on (`--fault state_reusable`), which exists only in
+    // builds with `--cfg consent_gate_faults`.
     #[cfg(consent_gate_faults)]
     if let Some(txn) = verified.reinsert() {
-        app.store.put_record(txn.clone(), now);
+        let (key, until) = (*txn.store_key().as_bytes(), txn.expiry().unwrap_or(now));
+        let k = kind(TransactionRecord::KIND);
+        app.store
+            .put(k, key, txn.encode(), secs(until), secs(now))
+            .await?;
     }
     let Some(tokens) = send(app, verified.token_request()).await else {
-        return callback_failed(verified.upstream_unreachable());
+        return Err(verified.upstream_unreachable().into());
     };
-    let authenticated = match verified.accept_token_response(tokens.as_upstream()) {
-        Ok(a) => a,
-        Err(e) => {
-            log_callback_error(&e);
-            return reply(e.response());
-        }
-    };
+    let authenticated = verified.accept_token_response(tokens.as_upstream())?;
     let Some(user) = send(app, &authenticated.user_request()).await else {
-        return callback_failed(authenticated.upstream_unreachable());
+        return Err(authenticated.upstream_unreachable().into());
     };
-    // Looked up again: the redirect URI is re-validated against the live registration (R38).
-    let client: Option<Arc<ClientRecord>> = app.store.get_record(&authenticated.client_key(), now);
-    let client_id = authenticated.details().client_id().to_owned();
-    let redirect_host = authenticated.details().redirect_uri().host().to_owned();
-    match app.gate.issue_code(
-        authenticated,
-        user.as_upstream(),
-        client.as_deref(),
-        now,
-        &mut entropy,
-    ) {
-        Ok(issued) => {
-            let (code, redirect) = issued.into_parts();
-            app.store.put_record(code, now);
-            security(
-                "code_issued",
-                &[
-                    ("client_id", V::Short(&client_id)),
-                    ("redirect_host", V::Short(&redirect_host)),
-                ],
-            );
-            reply(redirect)
-        }
-        Err(e) => {
-            log_callback_error(&e);
-            reply(e.response())
-        }
-    }
+    // Looked up again: the redirect URI is checked against the live registration (R38).
+    let client: Option<ClientRecord> = app.get(&authenticated.client_key(), now).await?;
+    let details = authenticated.details();
+    let client_id = short(details.client_id()).into_owned();
+    let redirect_host = short(details.redirect_uri().host()).into_owned();
+    let (user, client) = (user.as_upstream(), client.as_ref());
+    let issued = app
+        .gate
+        .issue_code(authenticated, user, client, now, &mut entropy)?;
+    info!(
+        security = true,
+        event = "code_issued",
+        client_id,
+        redirect_host
+    );
+    app.apply(issued, now).await
 }
 
-/// Sends a back-channel request for the core; `None` when the upstream is unreachable.
-async fn send(app: &App, r: &consent_gate::HttpRequest) -> Option<Fetched> {
-    match app.upstream.send(r).await {
-        Ok(f) => Some(f),
-        Err(why) => {
-            glue::info(
-                "upstream_unreachable",
-                &[("url", V::Short(&r.url)), ("why", V::Str(why))],
-            );
-            None
-        }
-    }
-}
-
-/// A failed callback: logged, then the core's page or `server_error` redirect.
-fn callback_failed(e: CallbackError) -> Resp {
-    log_callback_error(&e);
-    reply(e.response())
+/// A back-channel request for the core; `None` when the upstream is unreachable.
+async fn send(app: &App, r: &HttpRequest) -> Option<Fetched> {
+    let sent = app.upstream.send(r).await;
+    sent.inspect_err(|why| warn!(event = "upstream_unreachable", url = %short(&r.url), why))
+        .ok()
 }
 
 /// `POST /token`: the code and refresh grants.
-fn token(app: &App, req: &Req) -> Resp {
+async fn token(app: &App, req: &Req) -> Result<Resp, Stop> {
     let now = now();
-    let request = match TokenRequest::parse(&req.body, req.header("authorization")) {
-        Ok(r) => r,
-        Err(e) => return reply(e.response()),
-    };
-    let client: Option<Arc<ClientRecord>> = app.store.get_record(&request.client_key(), now);
+    let request = TokenRequest::parse(&req.body, req.header("authorization"))?;
+    let client: Option<ClientRecord> = app.get(&request.client_key(), now).await?;
     let result = if request.is_code_grant() {
         // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
-        let code: Option<CodeRecord> = app.store.take_record(&request.record_key(), now);
+        let code = app.take(&request.record_key(), now).await?;
         app.gate
-            .redeem_code(&request, code, client.as_deref(), now, &mut entropy)
+            .redeem_code(&request, code, client.as_ref(), now, &mut entropy)
     } else {
-        let refresh: Option<Arc<RefreshRecord>> = app.store.get_record(&request.record_key(), now);
-        let grant: Option<Arc<GrantRecord>> = refresh
-            .as_ref()
-            .and_then(|r| app.store.get_record(&r.grant_key(), now));
-        // Got, not taken (the core decides about rotation): the core gets its own copy.
-        let refresh = refresh.map(|r| RefreshRecord::clone(&r));
+        // Got, not taken: the core decides about rotation and says what to write.
+        let refresh: Option<RefreshRecord> = app.get(&request.record_key(), now).await?;
+        let grant: Option<GrantRecord> = match &refresh {
+            Some(refresh) => app.get(&refresh.grant_key(), now).await?,
+            None => None,
+        };
         app.gate
-            .redeem_refresh(&request, refresh, grant.as_deref(), client.as_deref(), now)
+            .redeem_refresh(&request, refresh, grant.as_ref(), client.as_ref(), now)
     };
     match result {
-        Ok(issued) => {
-            if let Some(grant) = issued.grant {
-                app.store.put_record(grant, now);
-            }
-            for r in issued.refresh {
-                app.store.put_record(r, now);
-            }
-            if let Some(successor) = issued.successor {
-                // Never over a successor that was rotated since (A22).
-                app.store.put_record_if_absent(successor, now);
-            }
-            if let Some(code) = issued.code {
-                app.store.put_record(code, now);
-            }
-            reply(issued.reply)
-        }
+        // The grant, the refresh records, the redeemed code; the successor of a rotated
+        // refresh token only where none is (R63, A22).
+        Ok(issued) => app.apply(issued, now).await,
         Err(e) => {
-            if let Some(grant) = e.revoke_grant() {
-                // Revoked BEFORE the reply: every token of that grant is dead by the
-                // time the replaying party reads the error (R43, R53).
-                app.store
-                    .delete(crate::store::Kind::Grant, grant.as_bytes());
+            if e.revoke_grant().is_some() {
+                // Revoked BEFORE the reply: every token of that grant is dead by the time
+                // the replaying party reads the error (R43, R53).
+                app.apply(e.clone(), now).await?;
                 let event = match e {
                     TokenError::CodeReused { .. } => "code_replay_grant_revoked",
                     _ => "refresh_reuse_grant_revoked",
                 };
-                security(event, &[("client_id", V::Short(request.client_id()))]);
-            } else if matches!(e, TokenError::InvalidGrant(_) | TokenError::InvalidClient) {
-                security(
-                    "token_refused",
-                    &[
-                        ("client_id", V::Short(request.client_id())),
-                        ("reason", V::Str(&e.to_string())),
-                    ],
-                );
+                warn!(security = true, event, client_id = %short(request.client_id()));
             }
-            reply(e.response())
+            Err(e.into())
         }
     }
+}
+
+/// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the grant.
+async fn revoke(app: &App, req: &Req) -> Result<Resp, Stop> {
+    let now = now();
+    let request = RevocationRequest::parse(&req.body, req.header("authorization"))?;
+    let client: Option<ClientRecord> = app.get(&request.client_key(), now).await?;
+    // Got, not taken: an unknown or foreign token must change nothing (RFC 7009 §2.2).
+    let refresh: Option<RefreshRecord> = app.get(&request.refresh_key(), now).await?;
+    let revocation = app
+        .gate
+        .revoke(&request, client.as_ref(), refresh.as_ref(), now)?;
+    if revocation.revoke_grant.is_some() {
+        let client_id = client.as_ref().map(|c| short(c.client_id()).into_owned());
+        info!(security = true, event = "grant_revoked", client_id);
+    }
+    // The grant is deleted before the reply: the client may rely on "200 means gone".
+    app.apply(revocation, now).await
 }
