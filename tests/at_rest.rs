@@ -7,14 +7,6 @@ mod common;
 use common::*;
 use consent_gate::*;
 
-fn app_host() -> (Host, Browser, App) {
-    let mut host = Host::new();
-    let client = host.register_public("Acme Agent", "http://127.0.0.1:9/cb");
-    let browser = host.browser(VICTIM);
-    let app = App::new(&client, "acme");
-    (host, browser, app)
-}
-
 /// Every string in `v`, and what it decodes to if it is base64url (a thief decodes too).
 fn strings(v: &serde_json::Value, out: &mut String) {
     use base64::Engine as _;

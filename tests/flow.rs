@@ -12,14 +12,6 @@ mod common;
 use common::*;
 use consent_gate::*;
 
-fn app_host() -> (Host, Browser, App) {
-    let mut host = Host::new();
-    let client = host.register_public("Acme Agent", "http://127.0.0.1:9/cb");
-    let browser = host.browser(VICTIM);
-    let app = App::new(&client, "acme");
-    (host, browser, app)
-}
-
 #[test]
 fn approve_end_to_end_r24_r34_r46_r47_r49() {
     let (mut host, mut browser, app) = app_host();

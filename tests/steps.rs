@@ -242,6 +242,17 @@ impl Flow {
         result.map(Step::from).map_err(Step::from)
     }
 
+    /// A flow through the token endpoint, every step applied: the flow and the tokens' step.
+    fn signed_in() -> (Self, Step) {
+        let mut flow = Flow::new();
+        let issued = flow.code();
+        let code = after(issued.reply.header("location").unwrap(), "code=").to_owned();
+        flow.store.apply(&issued);
+        let tokens = flow.redeem(&code).unwrap();
+        flow.store.apply(&tokens);
+        (flow, tokens)
+    }
+
     fn redeem(&mut self, code: &str) -> Result<Step, Step> {
         self.token(format!(
             "grant_type=authorization_code&code={code}&client_id={}\
@@ -338,12 +349,7 @@ fn a_code_is_stored_before_its_redirect_and_a_replay_deletes_the_grant() {
 
 #[test]
 fn a_refresh_rotates_with_a_put_and_writes_its_successor_only_if_absent() {
-    let mut flow = Flow::new();
-    let issued = flow.code();
-    let code = after(issued.reply.header("location").unwrap(), "code=").to_owned();
-    flow.store.apply(&issued);
-    let tokens = flow.redeem(&code).unwrap();
-    flow.store.apply(&tokens);
+    let (mut flow, tokens) = Flow::signed_in();
     let refresh = json(&tokens)["refresh_token"].as_str().unwrap().to_owned();
     let body = format!(
         "grant_type=refresh_token&refresh_token={refresh}&client_id={}",
@@ -381,12 +387,7 @@ fn a_refresh_rotates_with_a_put_and_writes_its_successor_only_if_absent() {
 
 #[test]
 fn a_revocation_deletes_the_grant() {
-    let mut flow = Flow::new();
-    let issued = flow.code();
-    let code = after(issued.reply.header("location").unwrap(), "code=").to_owned();
-    flow.store.apply(&issued);
-    let tokens = flow.redeem(&code).unwrap();
-    flow.store.apply(&tokens);
+    let (mut flow, tokens) = Flow::signed_in();
     let access = json(&tokens)["access_token"].as_str().unwrap().to_owned();
     let header = format!("Bearer {access}");
     let grant_key = flow

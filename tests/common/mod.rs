@@ -258,6 +258,16 @@ impl Tokens {
     }
 }
 
+/// A loopback host with one registered public client (refresh allowed), the victim's
+/// browser, and an app of that client.
+pub fn app_host() -> (Host, Browser, App) {
+    let mut host = Host::new();
+    let client = host.register_public("Acme Agent", "http://127.0.0.1:9/cb");
+    let browser = host.browser(VICTIM);
+    let app = App::new(&client, "acme");
+    (host, browser, app)
+}
+
 /// The MCP server: a gate, its store, a clock, entropy, and the upstream it talks to.
 pub struct Host {
     /// The gate under test.
