@@ -387,7 +387,7 @@ fn a_refresh_rotates_with_a_put_and_writes_its_successor_only_if_absent() {
 
 #[test]
 fn a_revocation_deletes_the_grant() {
-    let (mut flow, tokens) = Flow::signed_in();
+    let (flow, tokens) = Flow::signed_in();
     let access = json(&tokens)["access_token"].as_str().unwrap().to_owned();
     let header = format!("Bearer {access}");
     let grant_key = flow
