@@ -253,6 +253,14 @@ impl Flow {
         (flow, tokens)
     }
 
+    /// The access token a token reply carries, and the key of its grant.
+    fn access(&self, tokens: &Step) -> (String, StoreKey) {
+        let access = json(tokens)["access_token"].as_str().unwrap().to_owned();
+        let header = format!("Bearer {access}");
+        let claims = self.gate.verify_bearer(Some(&header), NOW).unwrap();
+        (access, claims.grant_key())
+    }
+
     fn redeem(&mut self, code: &str) -> Result<Step, Step> {
         self.token(format!(
             "grant_type=authorization_code&code={code}&client_id={}\
@@ -325,13 +333,7 @@ fn a_code_is_stored_before_its_redirect_and_a_replay_deletes_the_grant() {
     assert_eq!((ops[1].0, ops[1].1), ("put", Kind::Grant));
     assert_eq!((ops[2].0, ops[2].1), ("put", Kind::Refresh));
     flow.store.apply(&tokens);
-    let access = json(&tokens)["access_token"].as_str().unwrap().to_owned();
-    let header = format!("Bearer {access}");
-    let grant_key = flow
-        .gate
-        .verify_bearer(Some(&header), NOW)
-        .unwrap()
-        .grant_key();
+    let (access, grant_key) = flow.access(&tokens);
     assert_eq!(ops[1].2, grant_key);
     assert_eq!(ops[1].3, Some(NOW.plus(30 * 24 * 3600)));
     // The replay: the redeemed code is taken again, and its error deletes the grant.
@@ -339,6 +341,7 @@ fn a_code_is_stored_before_its_redirect_and_a_replay_deletes_the_grant() {
     assert_eq!(shape(&replay), [("delete", Kind::Grant, grant_key, None)]);
     assert_eq!(json(&replay)["error"], "invalid_grant");
     flow.store.apply(&replay);
+    let header = format!("Bearer {access}");
     let claims = flow.gate.verify_bearer(Some(&header), NOW).unwrap();
     let grant = flow.store.get::<GrantRecord>(claims.grant_key());
     assert_eq!(
@@ -388,13 +391,7 @@ fn a_refresh_rotates_with_a_put_and_writes_its_successor_only_if_absent() {
 #[test]
 fn a_revocation_deletes_the_grant() {
     let (flow, tokens) = Flow::signed_in();
-    let access = json(&tokens)["access_token"].as_str().unwrap().to_owned();
-    let header = format!("Bearer {access}");
-    let grant_key = flow
-        .gate
-        .verify_bearer(Some(&header), NOW)
-        .unwrap()
-        .grant_key();
+    let (access, grant_key) = flow.access(&tokens);
     let request = RevocationRequest::parse(
         format!("token={access}&client_id={}", flow.client_id).as_bytes(),
         None,

@@ -324,12 +324,11 @@ fn committed_flow_seeds_match_the_encoder() {
     }
 }
 
-/// The `flow` seeds: the spec World's honest flows and blocked attack attempts, as
-/// (policy byte, actions), none of which violates anything on correct code.
-fn spec_flow_traces() -> Vec<(&'static str, u8, Vec<SpecAction>)> {
+/// The victim's honest trip, from opening the link to the callback.
+fn victim_trip() -> [SpecAction; 4] {
     use SpecAction::*;
-    let (v, x) = (Browser::Victim, Browser::Attacker);
-    let honest = vec![
+    let v = Browser::Victim;
+    [
         Open {
             browser: v,
             link: 0,
@@ -343,11 +342,36 @@ fn spec_flow_traces() -> Vec<(&'static str, u8, Vec<SpecAction>)> {
             redirect: 0,
         },
         Callback { browser: v, url: 0 },
-        RedeemCode {
-            party: Party::Honest,
-            code: 0,
+    ]
+}
+
+/// The attacker registers its own client and approves its own consent page.
+fn attacker_own_page() -> [SpecAction; 3] {
+    use SpecAction::*;
+    let x = Browser::Attacker;
+    [
+        Register,
+        Open {
+            browser: x,
+            link: 2,
         },
-    ];
+        Approve {
+            browser: x,
+            page: 0,
+        },
+    ]
+}
+
+/// The `flow` seeds: the spec World's honest flows and blocked attack attempts, as
+/// (policy byte, actions), none of which violates anything on correct code.
+fn spec_flow_traces() -> Vec<(&'static str, u8, Vec<SpecAction>)> {
+    use SpecAction::*;
+    let (v, x) = (Browser::Victim, Browser::Attacker);
+    let mut honest = victim_trip().to_vec();
+    honest.push(RedeemCode {
+        party: Party::Honest,
+        code: 0,
+    });
     let mut refresh = honest.clone();
     refresh.extend([
         Refresh {
@@ -364,17 +388,7 @@ fn spec_flow_traces() -> Vec<(&'static str, u8, Vec<SpecAction>)> {
             token: 0,
         },
     ]);
-    let own = [
-        Register,
-        Open {
-            browser: x,
-            link: 2,
-        },
-        Approve {
-            browser: x,
-            page: 0,
-        },
-    ];
+    let own = attacker_own_page();
     let mut a2 = own.to_vec();
     a2.extend([
         ForwardUpstreamUrl { redirect: 0 },
@@ -483,32 +497,8 @@ fn every_fault_breaks_the_spec_flow_and_correct_code_holds() {
     use SpecAction::*;
     use consent_gate_spec::Property;
     let (v, x) = (Browser::Victim, Browser::Attacker);
-    let own = [
-        Register,
-        Open {
-            browser: x,
-            link: 2,
-        },
-        Approve {
-            browser: x,
-            page: 0,
-        },
-    ];
-    let honest = [
-        Open {
-            browser: v,
-            link: 0,
-        },
-        Approve {
-            browser: v,
-            page: 0,
-        },
-        Upstream {
-            browser: v,
-            redirect: 0,
-        },
-        Callback { browser: v, url: 0 },
-    ];
+    let own = attacker_own_page();
+    let honest = victim_trip();
     let redeem = RedeemCode {
         party: Party::Honest,
         code: 0,
