@@ -234,7 +234,32 @@ mod tests {
         );
         assert!(GrantSecret::unwrap("other-token", b"record", &wrapped).is_none());
         assert!(GrantSecret::unwrap("refresh-token", b"other", &wrapped).is_none());
-        assert!(!format!("{gs:?}").contains('9'));
+        assert_eq!(format!("{gs:?}"), "GrantSecret([redacted])");
+        let u = user();
+        assert_eq!(
+            format!("{u:?}"),
+            "UserData { subject: \"github:1\", .. }",
+            "the subject for logs, never the token"
+        );
+        assert_eq!(
+            format!("{:?}", u.seal(&[1; 32], "p", b"")),
+            format!(
+                "Ciphertext({} bytes)",
+                u.seal(&[1; 32], "p", b"").as_bytes().len()
+            )
+        );
+    }
+
+    #[test]
+    fn a_ciphertext_of_exactly_the_bound_opens() {
+        let plain = vec![b'x'; MAX_CIPHERTEXT - 16];
+        let sealed = seal(&[3; 32], "p", b"", &plain);
+        assert_eq!(sealed.as_bytes().len(), MAX_CIPHERTEXT);
+        assert_eq!(open(&[3; 32], "p", b"", &sealed).as_deref(), Some(&plain));
+        // And it survives the store's text form.
+        let text = serde_json::to_string(&sealed).unwrap();
+        let back: Ciphertext = serde_json::from_str(&text).unwrap();
+        assert_eq!(open(&[3; 32], "p", b"", &back).as_deref(), Some(&plain));
     }
 
     #[test]
