@@ -88,7 +88,7 @@ impl Drop for GrantSecret {
 }
 
 /// What a code or grant carries of the user, in the clear only in memory.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct UserData {
     pub(crate) subject: String,
     pub(crate) display_name: Option<String>,
@@ -159,11 +159,13 @@ pub(crate) fn open(
         .map(Zeroizing::new)
 }
 
+/// The version byte that starts every sealed user document.
+const USER_DATA_V1: u8 = 1;
+
 impl UserData {
     /// Sealed under `secret` for `purpose`, bound to `aad`.
     pub(crate) fn seal(&self, secret: &[u8], purpose: &str, aad: &[u8]) -> Ciphertext {
-        let plain = Zeroizing::new(serde_json::to_vec(self).unwrap_or_default());
-        seal(secret, purpose, aad, &plain)
+        seal(secret, purpose, aad, &self.encode())
     }
 
     /// The user data, if `sealed` opens under `secret` for `purpose` and `aad`.
@@ -173,7 +175,76 @@ impl UserData {
         aad: &[u8],
         sealed: &Ciphertext,
     ) -> Option<Self> {
-        serde_json::from_slice(&open(secret, purpose, aad, sealed)?).ok()
+        Self::decode(&open(secret, purpose, aad, sealed)?)
+    }
+
+    /// The plaintext: a version byte, then the subject, and each optional field as a
+    /// presence byte and, when present, the field; every string as a big-endian `u32`
+    /// length and its UTF-8. A binary form rather than JSON: it is opened on every MCP
+    /// request, and JSON parsing was a third of the cost of opening (benches/RESULTS.md).
+    fn encode(&self) -> Zeroizing<Vec<u8>> {
+        fn field(out: &mut Vec<u8>, s: &str) {
+            // Every field is far shorter than 4 GiB: the upstream answer is bounded.
+            let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        fn optional(out: &mut Vec<u8>, s: Option<&str>) {
+            out.push(u8::from(s.is_some()));
+            if let Some(s) = s {
+                field(out, s);
+            }
+        }
+        let token = self.upstream_token.as_ref().map(|t| t.secret());
+        let len = 15
+            + self.subject.len()
+            + self.display_name.as_ref().map_or(0, String::len)
+            + token.map_or(0, str::len);
+        let mut out = Zeroizing::new(Vec::with_capacity(len));
+        out.push(USER_DATA_V1);
+        field(&mut out, &self.subject);
+        optional(&mut out, self.display_name.as_deref());
+        optional(&mut out, token);
+        out
+    }
+
+    /// The inverse of [`UserData::encode`], strict: the version, each presence byte 0 or 1,
+    /// UTF-8 strings, and nothing after the last field.
+    fn decode(plain: &[u8]) -> Option<Self> {
+        struct Reader<'a>(&'a [u8]);
+        impl<'a> Reader<'a> {
+            fn byte(&mut self) -> Option<u8> {
+                let (&b, rest) = self.0.split_first()?;
+                self.0 = rest;
+                Some(b)
+            }
+            fn field(&mut self) -> Option<&'a str> {
+                let (len, rest) = self.0.split_first_chunk::<4>()?;
+                let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+                let (s, rest) = rest.split_at_checked(len)?;
+                self.0 = rest;
+                core::str::from_utf8(s).ok()
+            }
+            fn optional(&mut self) -> Option<Option<&'a str>> {
+                match self.byte()? {
+                    0 => Some(None),
+                    1 => self.field().map(Some),
+                    _ => None,
+                }
+            }
+        }
+        let mut r = Reader(plain);
+        if r.byte()? != USER_DATA_V1 {
+            return None;
+        }
+        let subject = r.field()?.to_owned();
+        let display_name = r.optional()?.map(str::to_owned);
+        let upstream_token = r.optional()?.map(UpstreamToken::new);
+        r.0.is_empty().then_some(UserData {
+            subject,
+            display_name,
+            upstream_token,
+        })
     }
 }
 
@@ -248,6 +319,43 @@ mod tests {
                 u.seal(&[1; 32], "p", b"").as_bytes().len()
             )
         );
+    }
+
+    #[test]
+    fn user_documents_round_trip_and_decode_strictly() {
+        let mut all = vec![user()];
+        for (name, token) in [(None, None), (Some("é"), None), (None, Some("t"))] {
+            all.push(UserData {
+                subject: String::new(),
+                display_name: name.map(Into::into),
+                upstream_token: token.map(UpstreamToken::new),
+            });
+        }
+        for u in all {
+            let plain = u.encode();
+            assert_eq!(UserData::decode(&plain), Some(u.clone()));
+            // Every strict prefix is refused, and so is a trailing byte.
+            for cut in 0..plain.len() {
+                assert_eq!(UserData::decode(&plain[..cut]), None, "{cut}");
+            }
+            let mut longer = plain.to_vec();
+            longer.push(0);
+            assert_eq!(UserData::decode(&longer), None);
+        }
+        // The exact bytes: version, u32 lengths, presence bytes.
+        let plain = user().encode();
+        let mut want = vec![1, 0, 0, 0, 8];
+        want.extend_from_slice(b"github:1");
+        want.extend_from_slice(&[1, 0, 0, 0, 7]);
+        want.extend_from_slice(b"octocat");
+        want.extend_from_slice(&[1, 0, 0, 0, 10]);
+        want.extend_from_slice(b"gho_secret");
+        assert_eq!(plain.as_slice(), want.as_slice());
+        for (at, bad) in [(0, 2), (0, 0), (13, 2), (25, 2), (5, 0xff)] {
+            let mut edited = want.clone();
+            edited[at] = bad;
+            assert_eq!(UserData::decode(&edited), None, "byte {at} = {bad}");
+        }
     }
 
     #[test]
