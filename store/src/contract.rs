@@ -118,6 +118,34 @@ impl fmt::Display for Kind {
     }
 }
 
+/// The most live entries each kind may hold in a durable backend (SQLite, Redis), so that
+/// a flood of newcomers keeps disk and memory bounded without pushing anyone out (R64):
+/// a write that would add a new entry to a full kind fails with
+/// [`StoreError::QuotaExceeded`] (its whole batch with it), while replacing, taking and
+/// deleting existing entries always works. Expired entries do not count. The memory
+/// backend has its own [`MemoryLimits`](crate::MemoryLimits).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Quotas(Vec<(Kind, u64)>);
+
+impl Quotas {
+    /// No quota on any kind.
+    pub fn none() -> Self {
+        Quotas(Vec::new())
+    }
+
+    /// At most `max_entries` live entries of `kind` (replacing an earlier limit).
+    pub fn limit(mut self, kind: Kind, max_entries: u64) -> Self {
+        self.0.retain(|(k, _)| *k != kind);
+        self.0.push((kind, max_entries));
+        self
+    }
+
+    /// The limit of `kind`, if it has one.
+    pub fn of(&self, kind: Kind) -> Option<u64> {
+        self.0.iter().find(|(k, _)| *k == kind).map(|(_, n)| *n)
+    }
+}
+
 /// One operation of a batch ([`Store::apply`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {

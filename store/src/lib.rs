@@ -76,7 +76,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use contract::{
-    Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Store, StoreError, StoreFuture, UnixTime,
+    Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime,
 };
 #[cfg(feature = "memory")]
 pub use memory::{MemoryLimits, MemoryStore, OnFull};

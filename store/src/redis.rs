@@ -28,7 +28,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
 use crate::contract::{
-    Key, Kind, Op, OpResult, Store, StoreError, StoreFuture, UnixTime, validate_write,
+    Key, Kind, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime, validate_write,
 };
 
 /// Options of [`RedisStore::connect`].
@@ -40,6 +40,11 @@ pub struct RedisOptions {
     pub connection_timeout: Duration,
     /// How long one command may wait for its answer.
     pub response_timeout: Duration,
+    /// The most live entries per kind (none by default). A kind with a quota also keeps
+    /// an index of its entries (a sorted set by expiry under `PREFIX:index:KIND`), and
+    /// all its writes go through the batch script; set quotas from the first start, since
+    /// entries written before are not in the index.
+    pub quotas: Quotas,
 }
 
 impl Default for RedisOptions {
@@ -48,48 +53,72 @@ impl Default for RedisOptions {
             prefix: "cg".into(),
             connection_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(2),
+            quotas: Quotas::none(),
         }
     }
 }
 
-/// One batch, atomically. KEYS are the ops' keys in order; ARGV[1] is `now`, then each
-/// op's code (`put`, `pia`, `take`, `get`, `del`) and, for the two puts, value and TTL.
+/// One batch, atomically. `KEYS[i]` is op i's key and `KEYS[n + i]` the index of its
+/// kind (see [`RedisOptions::quotas`]); ARGV[1] is `now`, then per op its code (`put`,
+/// `pia`, `take`, `get`, `del`), its kind's quota (0: none) and, for the two puts, value
+/// and TTL. Every check runs before the first write, since Redis does not roll a script
+/// back: a refused batch writes nothing but the removal of expired index members.
 const BATCH_SCRIPT: &str = r#"#!lua
 local now = tonumber(ARGV[1])
+local n = #KEYS / 2
 local function expires(v)
   local e = 0
   for i = 1, 8 do e = e * 256 + string.byte(v, i) end
   return e
 end
--- First pass, no writes: every code known, every existing value one of ours.
-local a = 2
-for i = 1, #KEYS do
-  local code = ARGV[a]
-  if code == 'put' or code == 'pia' then a = a + 3
-  elseif code == 'take' or code == 'get' or code == 'del' then a = a + 1
+-- First pass, no writes: every code known, every existing value one of ours, and the
+-- new entries of each kind with a quota counted.
+local a, adding, quota, seen = 2, {}, {}, {}
+for i = 1, n do
+  local code, limit = ARGV[a], tonumber(ARGV[a + 1])
+  if code == 'put' or code == 'pia' then a = a + 4
+  elseif code == 'take' or code == 'get' or code == 'del' then a = a + 2
   else return redis.error_reply('cg: unknown op ' .. tostring(code)) end
   local len = redis.call('STRLEN', KEYS[i])
   if len > 0 and len < 8 then return redis.error_reply('cg: corrupt entry at op ' .. i) end
+  if limit > 0 and (code == 'put' or code == 'pia') and len == 0 and not seen[KEYS[i]] then
+    seen[KEYS[i]] = true
+    local index = KEYS[n + i]
+    adding[index] = (adding[index] or 0) + 1
+    quota[index] = i
+    if adding[index] == 1 then redis.call('ZREMRANGEBYSCORE', index, '-inf', now) end
+    if redis.call('ZCARD', index) + adding[index] > limit then
+      return redis.error_reply('CGQUOTA ' .. i)
+    end
+  end
 end
 local results = {}
 a = 2
-for i = 1, #KEYS do
-  local key, code = KEYS[i], ARGV[a]
+for i = 1, n do
+  local key, code, limit = KEYS[i], ARGV[a], tonumber(ARGV[a + 1])
   if code == 'put' or code == 'pia' then
     local write = true
     if code == 'pia' then
       local cur = redis.call('GET', key)
       write = not (cur and expires(cur) > now)
     end
-    if write then redis.call('SET', key, ARGV[a + 1], 'PX', ARGV[a + 2]) end
+    if write then
+      redis.call('SET', key, ARGV[a + 2], 'PX', ARGV[a + 3])
+      if limit > 0 then
+        redis.call('ZADD', KEYS[n + i], expires(ARGV[a + 2]), key)
+      end
+    end
     results[i] = write and 1 or 0
-    a = a + 3
+    a = a + 4
   else
     local cur = false
     if code ~= 'del' then cur = redis.call('GET', key) end
-    if code ~= 'get' then redis.call('DEL', key) end
+    if code ~= 'get' then
+      redis.call('DEL', key)
+      if limit > 0 then redis.call('ZREM', KEYS[n + i], key) end
+    end
     results[i] = cur
-    a = a + 1
+    a = a + 2
   end
 end
 return results
@@ -100,6 +129,7 @@ return results
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
+    quotas: Quotas,
     batch: Script,
 }
 
@@ -130,6 +160,7 @@ impl RedisStore {
         Ok(RedisStore {
             conn,
             prefix: options.prefix,
+            quotas: options.quotas,
             batch: Script::new(BATCH_SCRIPT),
         })
     }
@@ -147,6 +178,11 @@ impl RedisStore {
         name
     }
 
+    /// The Redis key of the index of a kind with a quota.
+    fn index_key(&self, kind: Kind) -> String {
+        format!("{}:index:{}", self.prefix, kind.label())
+    }
+
     async fn run_batch(&self, ops: Vec<Op>, now: UnixTime) -> Result<Vec<OpResult>, StoreError> {
         for op in &ops {
             op.validate(now)?;
@@ -158,29 +194,45 @@ impl RedisStore {
         invocation.arg(now.secs());
         for op in &ops {
             invocation.key(self.redis_key(op.kind(), op.key()));
-            match op {
-                Op::Put {
-                    value, expires_at, ..
-                }
-                | Op::PutIfAbsent {
-                    value, expires_at, ..
-                } => {
-                    let code = if matches!(op, Op::Put { .. }) {
-                        "put"
-                    } else {
-                        "pia"
-                    };
-                    invocation
-                        .arg(code)
-                        .arg(encode(value, *expires_at))
-                        .arg(ttl_ms(*expires_at, now));
-                }
-                Op::Take { .. } => _ = invocation.arg("take"),
-                Op::Get { .. } => _ = invocation.arg("get"),
-                Op::Delete { .. } => _ = invocation.arg("del"),
+            let code = match op {
+                Op::Put { .. } => "put",
+                Op::PutIfAbsent { .. } => "pia",
+                Op::Take { .. } => "take",
+                Op::Get { .. } => "get",
+                Op::Delete { .. } => "del",
+            };
+            invocation
+                .arg(code)
+                .arg(self.quotas.of(op.kind()).unwrap_or(0));
+            if let Op::Put {
+                value, expires_at, ..
+            }
+            | Op::PutIfAbsent {
+                value, expires_at, ..
+            } = op
+            {
+                invocation
+                    .arg(encode(value, *expires_at))
+                    .arg(ttl_ms(*expires_at, now));
             }
         }
-        let replies: Vec<Value> = invocation.invoke_async(&mut self.conn.clone()).await?;
+        for op in &ops {
+            invocation.key(self.index_key(op.kind()));
+        }
+        let replies: Vec<Value> = match invocation.invoke_async(&mut self.conn.clone()).await {
+            Ok(replies) => replies,
+            Err(error) if error.code() == Some("CGQUOTA") => {
+                let full = error
+                    .detail()
+                    .and_then(|i| i.trim().parse::<usize>().ok())
+                    .and_then(|i| ops.get(i.checked_sub(1)?));
+                return Err(match full {
+                    Some(op) => StoreError::QuotaExceeded(op.kind()),
+                    None => StoreError::Protocol(error.to_string()),
+                });
+            }
+            Err(error) => return Err(error.into()),
+        };
         if replies.len() != ops.len() {
             return Err(StoreError::Protocol(format!(
                 "{} ops, {} replies",
@@ -263,6 +315,15 @@ impl Store for RedisStore {
         now: UnixTime,
     ) -> StoreFuture<'_, ()> {
         Box::pin(async move {
+            if self.quotas.of(kind).is_some() {
+                let op = Op::Put {
+                    kind,
+                    key,
+                    value,
+                    expires_at,
+                };
+                return self.run_batch(vec![op], now).await.map(drop);
+            }
             validate_write(kind, value.len(), expires_at, now)?;
             redis::cmd("SET")
                 .arg(self.redis_key(kind, &key))
@@ -277,6 +338,13 @@ impl Store for RedisStore {
 
     fn take(&self, kind: Kind, key: Key, now: UnixTime) -> StoreFuture<'_, Option<Vec<u8>>> {
         Box::pin(async move {
+            if self.quotas.of(kind).is_some() {
+                let mut taken = self.run_batch(vec![Op::Take { kind, key }], now).await?;
+                return match taken.pop() {
+                    Some(OpResult::Take(value)) => Ok(value),
+                    _ => Err(StoreError::Protocol("take answered another op".into())),
+                };
+            }
             kind.validate()?;
             let stored: Option<Vec<u8>> = redis::cmd("GETDEL")
                 .arg(self.redis_key(kind, &key))
@@ -297,8 +365,12 @@ impl Store for RedisStore {
         })
     }
 
-    fn delete(&self, kind: Kind, key: Key, _now: UnixTime) -> StoreFuture<'_, ()> {
+    fn delete(&self, kind: Kind, key: Key, now: UnixTime) -> StoreFuture<'_, ()> {
         Box::pin(async move {
+            if self.quotas.of(kind).is_some() {
+                let op = Op::Delete { kind, key };
+                return self.run_batch(vec![op], now).await.map(drop);
+            }
             kind.validate()?;
             redis::cmd("DEL")
                 .arg(self.redis_key(kind, &key))

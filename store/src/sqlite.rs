@@ -20,7 +20,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use crate::contract::{Op, OpResult, Store, StoreError, StoreFuture, UnixTime};
+use crate::contract::{Kind, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -38,6 +38,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, key)
     );
     CREATE INDEX entries_by_expiry ON entries (expires_at);",
+    // 2: entries per kind, kept by triggers (so every path counts, sweeps included), for
+    // the quotas; and an index to clear one kind's expired entries when it is full.
+    "CREATE TABLE counts (kind TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO counts (kind, n) SELECT kind, COUNT(*) FROM entries GROUP BY kind;
+    CREATE TRIGGER entries_count_insert AFTER INSERT ON entries BEGIN
+        INSERT OR IGNORE INTO counts (kind, n) VALUES (NEW.kind, 0);
+        UPDATE counts SET n = n + 1 WHERE kind = NEW.kind;
+    END;
+    CREATE TRIGGER entries_count_delete AFTER DELETE ON entries BEGIN
+        UPDATE counts SET n = n - 1 WHERE kind = OLD.kind;
+    END;
+    CREATE INDEX entries_by_kind_expiry ON entries (kind, expires_at);",
 ];
 
 /// How many rows one sweep job deletes, so that a sweep of a large backlog never holds
@@ -62,6 +74,8 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// The most jobs committed together.
     pub max_group: usize,
+    /// The most live entries per kind (none by default).
+    pub quotas: Quotas,
 }
 
 impl Default for SqliteOptions {
@@ -70,6 +84,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_group: 256,
+            quotas: Quotas::none(),
         }
     }
 }
@@ -112,7 +127,7 @@ impl SqliteStore {
             .spawn(move || match open_connection(&worker_path, &options) {
                 Ok(conn) => {
                     let _ = ready.send(Ok(()));
-                    run_worker(conn, queue, options.max_group.max(1));
+                    run_worker(conn, queue, options.max_group.max(1), &options.quotas);
                 }
                 Err(error) => {
                     let _ = ready.send(Err(error));
@@ -185,7 +200,7 @@ pub fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
     Ok(found)
 }
 
-fn run_worker(mut conn: Connection, queue: mpsc::Receiver<Job>, max_group: usize) {
+fn run_worker(mut conn: Connection, queue: mpsc::Receiver<Job>, max_group: usize, quotas: &Quotas) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < max_group {
@@ -197,7 +212,7 @@ fn run_worker(mut conn: Connection, queue: mpsc::Receiver<Job>, max_group: usize
         let (closers, group): (Vec<Job>, Vec<Job>) = group
             .into_iter()
             .partition(|job| matches!(job.work, Work::Close));
-        commit_group(&mut conn, group);
+        commit_group(&mut conn, group, quotas);
         if !closers.is_empty() {
             let closed = conn.close().map_err(|(_, error)| StoreError::from(error));
             for job in closers {
@@ -212,7 +227,7 @@ fn run_worker(mut conn: Connection, queue: mpsc::Receiver<Job>, max_group: usize
 
 /// Runs a group of jobs in one transaction, each in a savepoint, and answers them after
 /// the commit (or all with the error if the transaction itself failed).
-fn commit_group(conn: &mut Connection, group: Vec<Job>) {
+fn commit_group(conn: &mut Connection, group: Vec<Job>, quotas: &Quotas) {
     if group.is_empty() {
         return;
     }
@@ -221,7 +236,7 @@ fn commit_group(conn: &mut Connection, group: Vec<Job>) {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for job in &group {
             let savepoint = tx.savepoint()?;
-            let outcome = run_work(&savepoint, &job.work);
+            let outcome = run_work(&savepoint, &job.work, quotas);
             if outcome.is_ok() {
                 savepoint.commit()?;
             } else {
@@ -257,11 +272,11 @@ fn shared_error(error: &StoreError) -> StoreError {
     }
 }
 
-fn run_work(conn: &Connection, work: &Work) -> Result<Done, StoreError> {
+fn run_work(conn: &Connection, work: &Work, quotas: &Quotas) -> Result<Done, StoreError> {
     match work {
         Work::Apply(ops, now) => ops
             .iter()
-            .map(|op| run_op(conn, op, *now))
+            .map(|op| run_op(conn, op, *now, quotas))
             .collect::<Result<_, _>>()
             .map(Done::Applied),
         Work::Sweep(now) => {
@@ -283,8 +298,56 @@ fn secs(time: UnixTime) -> i64 {
     time.secs().min(i64::MAX as u64) as i64
 }
 
-fn run_op(conn: &Connection, op: &Op, now: UnixTime) -> Result<OpResult, StoreError> {
+/// Refuses a write that would add an entry to a kind at its quota. Below the quota this
+/// costs one lookup of the kind's count; at it, the kind's expired entries are cleared
+/// first, since they do not count.
+fn check_quota(
+    conn: &Connection,
+    kind: Kind,
+    key: &[u8],
+    now: UnixTime,
+    quotas: &Quotas,
+) -> Result<(), StoreError> {
+    let Some(limit) = quotas.of(kind) else {
+        return Ok(());
+    };
+    let label = kind.label();
+    let count = |conn: &Connection| -> Result<u64, StoreError> {
+        let n: Option<i64> = conn
+            .prepare_cached("SELECT n FROM counts WHERE kind = ?1")?
+            .query_row(params![label], |row| row.get(0))
+            .optional()?;
+        Ok(n.unwrap_or(0).max(0) as u64)
+    };
+    if count(conn)? < limit {
+        return Ok(());
+    }
+    // Replacing an entry, live or expired, adds none.
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM entries WHERE kind = ?1 AND key = ?2")?
+        .exists(params![label, key])?;
+    if exists {
+        return Ok(());
+    }
+    conn.prepare_cached("DELETE FROM entries WHERE kind = ?1 AND expires_at <= ?2")?
+        .execute(params![label, secs(now)])?;
+    if count(conn)? < limit {
+        Ok(())
+    } else {
+        Err(StoreError::QuotaExceeded(kind))
+    }
+}
+
+fn run_op(
+    conn: &Connection,
+    op: &Op,
+    now: UnixTime,
+    quotas: &Quotas,
+) -> Result<OpResult, StoreError> {
     let label = op.kind().label();
+    if let Op::Put { key, .. } | Op::PutIfAbsent { key, .. } = op {
+        check_quota(conn, op.kind(), &key[..], now, quotas)?;
+    }
     Ok(match op {
         Op::Put {
             key,

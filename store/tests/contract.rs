@@ -19,7 +19,14 @@ pub struct Fixture {
 #[cfg(feature = "memory")]
 async fn memory() -> Option<Fixture> {
     Some(Fixture {
-        store: Arc::new(consent_gate_store::MemoryStore::new()),
+        store: Arc::new(consent_gate_store::MemoryStore::new().limit(
+            suite::QUOTA_KIND,
+            consent_gate_store::MemoryLimits {
+                max_entries: suite::QUOTA as usize,
+                on_full: consent_gate_store::OnFull::Refuse,
+                ..Default::default()
+            },
+        )),
         _keep: None,
     })
 }
@@ -27,10 +34,13 @@ async fn memory() -> Option<Fixture> {
 #[cfg(feature = "sqlite")]
 async fn sqlite() -> Option<Fixture> {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        consent_gate_store::SqliteStore::open(dir.path().join("store.db"), Default::default())
-            .await
-            .unwrap();
+    let options = consent_gate_store::SqliteOptions {
+        quotas: consent_gate_store::Quotas::none().limit(suite::QUOTA_KIND, suite::QUOTA),
+        ..Default::default()
+    };
+    let store = consent_gate_store::SqliteStore::open(dir.path().join("store.db"), options)
+        .await
+        .unwrap();
     Some(Fixture {
         store: Arc::new(store),
         _keep: Some(Box::new(dir)),
@@ -43,6 +53,7 @@ async fn redis() -> Option<Fixture> {
     // A prefix per process: reruns against one server never see each other's keys.
     let options = consent_gate_store::RedisOptions {
         prefix: format!("cg-test-{}", std::process::id()),
+        quotas: consent_gate_store::Quotas::none().limit(suite::QUOTA_KIND, suite::QUOTA),
         ..Default::default()
     };
     let store = consent_gate_store::RedisStore::connect(&url, options)
@@ -82,6 +93,7 @@ macro_rules! every_check {
             apply_is_ordered_and_atomic,
             apply_race_redeems_once,
             sweep_removes_only_expired,
+            quota_refuses_newcomers_only,
         );
     };
 }

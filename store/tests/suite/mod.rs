@@ -510,3 +510,107 @@ pub async fn sweep_removes_only_expired(store: Arc<dyn Store>) {
         store.backend() == "redis"
     );
 }
+
+/// The kind every fixture gives a quota of [`QUOTA`] entries (and no other kind a quota).
+pub const QUOTA_KIND: Kind = Kind::Other("quota_test");
+/// The quota of [`QUOTA_KIND`].
+pub const QUOTA: u64 = 3;
+
+/// A full kind refuses a new entry, and its whole batch with it; replacing, taking and
+/// deleting still work, a freed or expired slot takes a newcomer again, and other kinds
+/// are untouched (R64: a flood of newcomers cannot push out anyone already there).
+pub async fn quota_refuses_newcomers_only(store: Arc<dyn Store>) {
+    let q = |i: u8| key(&format!("quota-{i}"));
+    fn refused<T>(r: Result<T, StoreError>) -> bool {
+        matches!(r, Err(StoreError::QuotaExceeded(k)) if k == QUOTA_KIND)
+    }
+    // Entry 0 expires at NOW + 5; 1 and 2 live an hour.
+    store
+        .put(QUOTA_KIND, q(0), b"0".to_vec(), NOW.plus(5), NOW)
+        .await
+        .unwrap();
+    for i in 1..QUOTA as u8 {
+        store
+            .put(QUOTA_KIND, q(i), vec![i], LATER, NOW)
+            .await
+            .unwrap();
+    }
+    assert!(refused(
+        store
+            .put(QUOTA_KIND, q(9), b"new".to_vec(), LATER, NOW)
+            .await
+    ));
+    let pia = Op::PutIfAbsent {
+        kind: QUOTA_KIND,
+        key: q(9),
+        value: b"new".to_vec(),
+        expires_at: LATER,
+    };
+    assert!(refused(store.apply(vec![pia.clone()], NOW).await));
+    // A refused batch writes nothing, not even its ops on other kinds.
+    let other = key("quota-other");
+    let batch = vec![
+        Op::Put {
+            kind: Kind::Grant,
+            key: other,
+            value: b"g".to_vec(),
+            expires_at: LATER,
+        },
+        pia.clone(),
+    ];
+    assert!(refused(store.apply(batch, NOW).await));
+    assert_eq!(store.get(Kind::Grant, other, NOW).await.unwrap(), None);
+    // Other kinds have no quota.
+    store
+        .put(Kind::Grant, other, b"g".to_vec(), LATER, NOW)
+        .await
+        .unwrap();
+    // Replacing an entry of a full kind adds none.
+    store
+        .put(QUOTA_KIND, q(1), b"again".to_vec(), LATER, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(QUOTA_KIND, q(1), NOW).await.unwrap(),
+        Some(b"again".to_vec())
+    );
+    // A take frees a slot; the newcomer fits, and the next one is refused again.
+    assert_eq!(
+        store.take(QUOTA_KIND, q(2), NOW).await.unwrap(),
+        Some(vec![2])
+    );
+    store.apply(vec![pia.clone()], NOW).await.unwrap();
+    assert!(refused(
+        store
+            .put(QUOTA_KIND, q(8), b"new".to_vec(), LATER, NOW)
+            .await
+    ));
+    // A delete frees one too.
+    store.delete(QUOTA_KIND, q(9), NOW).await.unwrap();
+    store
+        .put(QUOTA_KIND, q(8), b"new".to_vec(), LATER, NOW)
+        .await
+        .unwrap();
+    // An expired entry does not count, swept or not.
+    let at = NOW.plus(5);
+    assert!(refused(
+        store
+            .put(QUOTA_KIND, q(7), b"new".to_vec(), LATER, NOW)
+            .await
+    ));
+    store
+        .put(QUOTA_KIND, q(7), b"new".to_vec(), LATER, at)
+        .await
+        .unwrap();
+    assert!(refused(
+        store
+            .put(QUOTA_KIND, q(6), b"new".to_vec(), LATER, at)
+            .await
+    ));
+    for i in [1, 7, 8] {
+        assert!(
+            store.get(QUOTA_KIND, q(i), at).await.unwrap().is_some(),
+            "{i}"
+        );
+    }
+}
