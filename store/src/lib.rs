@@ -56,6 +56,18 @@
 //!   and the store reports an out-of-memory server as an error instead). Keys expire by
 //!   TTL; no sweep is needed.
 //!
+//! # Quotas
+//!
+//! [`Quotas`] cap the live entries of each kind in SQLite and Redis, as [`MemoryLimits`]
+//! with [`OnFull::Refuse`] do in memory: a write that would add an entry to a full kind
+//! fails with [`StoreError::QuotaExceeded`], its whole batch with it, while everyone
+//! already stored keeps working (replacing, taking and deleting never hit a quota, and
+//! expired entries do not count). A host sizes each kind for its users and answers the
+//! refused newcomer with a clear error (R64). SQLite keeps a count per kind (schema
+//! version 2, by triggers), so a check below the quota costs one indexed lookup; Redis
+//! keeps a sorted set of the kind's keys by expiry and sends the kind's writes through
+//! its batch script.
+//!
 //! # Time
 //!
 //! The store never reads the clock: expiry is judged against the `now` each call is

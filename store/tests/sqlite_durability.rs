@@ -325,3 +325,58 @@ async fn nothing_committed_is_lost_to_kill_9() {
     ));
     assert!(rows as usize >= committed.len());
 }
+
+/// A file written at schema version 1 (before the per-kind counts) is migrated with its
+/// entries counted: a quota applies to what the file already held (R64).
+#[tokio::test]
+async fn a_version_1_file_migrates_with_its_entries_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    {
+        // Version 1's schema, as released.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE entries (
+                kind TEXT NOT NULL,
+                key BLOB NOT NULL,
+                value BLOB NOT NULL,
+                expires_at INTEGER NOT NULL,
+                PRIMARY KEY (kind, key)
+            );
+            CREATE INDEX entries_by_expiry ON entries (expires_at);
+            PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        for n in 0..2u64 {
+            conn.execute(
+                "INSERT INTO entries VALUES ('client', ?1, x'00', ?2)",
+                rusqlite::params![&key(9, n)[..], LATER.secs() as i64],
+            )
+            .unwrap();
+        }
+    }
+    let options = SqliteOptions {
+        quotas: consent_gate_store::Quotas::none().limit(Kind::Client, 3),
+        ..Default::default()
+    };
+    let store = SqliteStore::open(&path, options).await.unwrap();
+    assert!(
+        store
+            .get(Kind::Client, key(9, 0), NOW)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store
+        .put(Kind::Client, key(9, 2), vec![1], LATER, NOW)
+        .await
+        .unwrap();
+    let refused = store
+        .put(Kind::Client, key(9, 3), vec![1], LATER, NOW)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::QuotaExceeded(Kind::Client))),
+        "{refused:?}"
+    );
+    store.close().await.unwrap();
+}
