@@ -1,0 +1,106 @@
+//! consent-gate for axum and tower: "log in with GitHub", safely, for an MCP server.
+//!
+//! [`ConsentGate`] gives a host every OAuth endpoint of the HTTP contract as an axum
+//! [`Router`] and a tower [`Layer`](tower::Layer) that guards any service (an rmcp
+//! `StreamableHttpService`, a plain handler) with bearer verification and grant
+//! confirmation. The guarded service finds the caller's [`Principal`] in the request's
+//! extensions, with the user's upstream token for calls on their behalf.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::{Router, routing::post};
+//! use consent_gate::{ClientSecret, Config, Gate, Keys, Principal, ServerKey, UpstreamConfig};
+//! use consent_gate_axum::ConsentGate;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = ServerKey::new(&std::fs::read("server.key")?).ok_or("key too short")?;
+//! let github = UpstreamConfig::github("Ov23li…", ClientSecret::new("…"));
+//! let config = Config::builder("https://mcp.example", "https://mcp.example/mcp", github, Keys::new(key))
+//!     .build()?;
+//! let store = consent_gate_store::SqliteStore::open("consent-gate.db", Default::default()).await?;
+//! let auth = ConsentGate::new(Gate::new(config), Arc::new(store));
+//! let mcp = post(|p: axum::Extension<Principal>| async move { format!("hello {}", p.subject()) });
+//! let app = Router::new().route("/mcp", mcp.layer(auth.guard())).merge(auth.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! What the crate does for the host, in the order that is the security
+//! (docs/design.md#store-contract): single-use records are taken from the store before
+//! anything else happens with them and before any call to the upstream; a replayed code
+//! or a reused refresh token deletes the grant before the reply; every refusal is a
+//! `tracing` event with `security = true`, never with a secret in it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod io;
+mod upstream;
+mod executor;
+mod endpoints;
+mod guard;
+
+use std::sync::Arc;
+
+use axum::Router;
+use consent_gate::{Gate, ScopeSet};
+use consent_gate_store::Store;
+
+pub use consent_gate::Principal;
+pub use executor::{CLIENT_LIFETIME, Stop};
+pub use guard::{BearerLayer, RequireBearer};
+pub use upstream::UpstreamClient;
+
+/// The gate with its store and upstream client: the OAuth endpoints and the bearer guard.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct ConsentGate {
+    shared: Arc<endpoints::Shared>,
+}
+
+impl std::fmt::Debug for ConsentGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsentGate")
+            .field("issuer", &self.shared.gate.config().issuer())
+            .field("store", &self.shared.exec.store().backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConsentGate {
+    /// The gate over `store`, calling the upstream with the default HTTPS client.
+    pub fn new(gate: Gate, store: Arc<dyn Store>) -> Self {
+        Self::with_upstream_client(gate, store, UpstreamClient::new())
+    }
+
+    /// The same with a client of the host's choosing.
+    pub fn with_upstream_client(
+        gate: Gate,
+        store: Arc<dyn Store>,
+        upstream: UpstreamClient,
+    ) -> Self {
+        let exec = executor::Executor::new(store);
+        ConsentGate {
+            shared: Arc::new(endpoints::Shared::new(gate, exec, upstream)),
+        }
+    }
+
+    /// Every OAuth endpoint: both metadata documents (root and path-inserted forms),
+    /// `/register`, `/authorize` (page and decision), the callback, `/token`, `/revoke`
+    /// and `/healthz`. Merge it into the application's router.
+    pub fn router(&self) -> Router {
+        endpoints::router(self.shared.clone())
+    }
+
+    /// The guard for the protected resource, requiring the scope `mcp`
+    /// ([`BearerLayer::require_scope`] changes it).
+    pub fn guard(&self) -> BearerLayer {
+        let mcp = ScopeSet::parse("mcp").expect("`mcp` is a valid scope");
+        BearerLayer::new(self.shared.clone(), mcp)
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.shared.gate
+    }
+}

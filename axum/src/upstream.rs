@@ -1,0 +1,90 @@
+//! The back channel to the upstream provider: HTTPS with rustls and the webpki roots (no
+//! OpenSSL), plain HTTP only where the core's configuration allowed it (a loopback
+//! upstream in development). Every exchange is bounded in time ([`TIMEOUT`]) and in size
+//! (the core's [`MAX_UPSTREAM_BODY`](consent_gate::MAX_UPSTREAM_BODY)).
+
+use axum::body::Bytes;
+use consent_gate::{HttpRequest, UpstreamResponse};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::Request;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+
+use crate::io::TIMEOUT;
+
+/// The HTTP client that carries the core's upstream requests.
+#[derive(Clone)]
+pub struct UpstreamClient(Client<HttpsConnector<HttpConnector>, Full<Bytes>>);
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamClient")
+    }
+}
+
+/// What came back from the upstream: status, content type, body.
+pub struct Fetched {
+    status: u16,
+    content_type: Option<String>,
+    body: Bytes,
+}
+
+impl Fetched {
+    /// The answer as the core reads it.
+    pub fn as_upstream(&self) -> UpstreamResponse<'_> {
+        UpstreamResponse {
+            status: self.status,
+            content_type: self.content_type.as_deref(),
+            body: &self.body,
+        }
+    }
+}
+
+impl Default for UpstreamClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UpstreamClient {
+    /// A client with the webpki roots, HTTP/1.1.
+    pub fn new() -> Self {
+        let tls = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
+        let client = Client::builder(hyper_util::rt::TokioExecutor::new());
+        UpstreamClient(client.build(tls.https_or_http().enable_http1().build()))
+    }
+
+    /// Sends a request the core built; `Err` says why nothing usable came back (for the
+    /// log: never the URL's query or a header).
+    pub async fn send(&self, r: &HttpRequest) -> Result<Fetched, &'static str> {
+        let mut request = Request::builder().method(r.method).uri(r.url.as_str());
+        for (name, value) in &r.headers {
+            request = request.header(*name, &**value);
+        }
+        let request = request
+            .body(Full::from(r.body.clone()))
+            .map_err(|_| "bad request")?;
+        let exchange = async {
+            let resp = self.0.request(request).await.map_err(|_| "unreachable")?;
+            let content_type = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), consent_gate::MAX_UPSTREAM_BODY)
+                .collect()
+                .await
+                .map_err(|_| "body too large or broken")?
+                .to_bytes();
+            Ok(Fetched {
+                status,
+                content_type,
+                body,
+            })
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| "timed out")?
+    }
+}

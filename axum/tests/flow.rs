@@ -1,0 +1,386 @@
+//! The crate as a host uses it: the router and the guard in front of a handler, driven
+//! request by request (`tower::ServiceExt::oneshot`) by a browser with a cookie jar and an
+//! MCP client, against an upstream double that answers in GitHub's shapes over real HTTP
+//! on loopback (the crate's own upstream client calls it). The complete flow, then the
+//! attacks the host's ordering exists for: a replayed code revokes the grant before the
+//! reply (R43), a replayed callback finds nothing (A7), a stolen page cannot be approved
+//! from another origin (A3).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use base64::Engine as _;
+use consent_gate::{ClientSecret, Config, Gate, Keys, Principal, ServerKey, UpstreamConfig};
+use consent_gate_axum::ConsentGate;
+use sha2::{Digest, Sha256};
+use tower::ServiceExt as _;
+
+const ISSUER: &str = "http://127.0.0.1:8080";
+const REDIRECT: &str = "http://127.0.0.1:9999/cb";
+const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kZ0GqGJVWEbvJmwOzEo2h4J5Ztmp7Q";
+
+/// The GitHub double: a returning user is waved through (no screen), the code exchange
+/// and `/user` answer in GitHub's JSON shapes.
+async fn upstream() -> String {
+    let app = Router::new()
+        .route(
+            "/authorize",
+            get(|req: Request<Body>| async move {
+                let q = params(req.uri().query().unwrap_or(""));
+                let back = format!("{ISSUER}/callback?code=gh-code&state={}", q["state"]);
+                Response::builder()
+                    .status(302)
+                    .header("location", back)
+                    .body(Body::empty())
+                    .unwrap()
+            }),
+        )
+        .route(
+            "/token",
+            post(|| async {
+                let token = r#"{"access_token":"gho_user_token","token_type":"bearer","scope":"read:user"}"#;
+                ([("content-type", "application/json; charset=utf-8")], token)
+            }),
+        )
+        .route(
+            "/user",
+            get(|| async {
+                let user = r#"{"login":"octocat","id":1}"#;
+                ([("content-type", "application/json; charset=utf-8")], user)
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+fn params(s: &str) -> BTreeMap<String, String> {
+    url::form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn encode(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    s.extend_pairs(pairs);
+    s.finish()
+}
+
+/// The host of the crate docs: the router, and a handler behind the guard.
+async fn host() -> Router {
+    let up = upstream().await;
+    let github = UpstreamConfig::custom(
+        "Test GitHub",
+        format!("{up}/authorize"),
+        format!("{up}/token"),
+        format!("{up}/user"),
+        "Ov23liTEST",
+        ClientSecret::new("upstream-secret"),
+    );
+    let keys = Keys::new(ServerKey::new(&[7; 32]).unwrap());
+    let config = Config::builder(ISSUER, format!("{ISSUER}/mcp"), github, keys)
+        .dev_loopback_http(true)
+        .build()
+        .unwrap();
+    let store = Arc::new(consent_gate_store::MemoryStore::new());
+    let auth = ConsentGate::new(Gate::new(config), store);
+    let whoami = post(|Extension(p): Extension<Principal>| async move {
+        let token = p.upstream_token().map(|t| t.secret().to_owned());
+        format!("{} {}", p.subject(), token.unwrap_or_default())
+    });
+    Router::new()
+        .route("/mcp", whoami.layer(auth.guard()))
+        .merge(auth.router())
+}
+
+/// One browser: its cookies, sent with every request to us.
+#[derive(Default)]
+struct Browser(BTreeMap<String, String>);
+
+struct Got {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+impl Browser {
+    async fn send(&mut self, app: &Router, req: Request<Body>) -> Got {
+        let resp = app.clone().oneshot(req).await.unwrap();
+        for cookie in resp.headers().get_all("set-cookie") {
+            let pair = cookie.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            let gone = cookie.to_str().unwrap().contains("Max-Age=0");
+            if gone {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.into(), value.into());
+            }
+        }
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .map_or(String::new(), |l| l.to_str().unwrap().to_owned());
+        let body = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        Got {
+            status,
+            location,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    fn request(&self, method: &str, uri: &str) -> axum::http::request::Builder {
+        let cookies: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("cookie", cookies.join("; "))
+            .header("sec-fetch-site", "same-origin")
+    }
+}
+
+/// A client without a browser.
+async fn call(app: &Router, method: &str, uri: &str, body: String, ct: &str) -> Got {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", ct)
+        .body(Body::from(body))
+        .unwrap();
+    Browser::default().send(app, req).await
+}
+
+async fn register(app: &Router) -> String {
+    let json = format!(
+        r#"{{"redirect_uris":["{REDIRECT}"],"client_name":"Test","token_endpoint_auth_method":"none"}}"#
+    );
+    let got = call(app, "POST", "/register", json, "application/json").await;
+    assert_eq!(got.status, 201, "{}", got.body);
+    let v: serde_json::Value = serde_json::from_str(&got.body).unwrap();
+    v["client_id"].as_str().unwrap().to_owned()
+}
+
+fn authorize_uri(client_id: &str) -> String {
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(VERIFIER.as_bytes()));
+    let query = encode(&[
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+        ("state", "client-state"),
+        ("scope", "mcp"),
+        ("resource", &format!("{ISSUER}/mcp")),
+    ]);
+    format!("/authorize?{query}")
+}
+
+fn field(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let rest = page.split_once(&marker).expect("the form field").1;
+    rest.split('"').next().unwrap().to_owned()
+}
+
+/// The browser part: consent page, approval, upstream, callback; the client's code.
+async fn sign_in(app: &Router, browser: &mut Browser, client_id: &str) -> (String, String) {
+    let page = browser
+        .send(
+            app,
+            browser
+                .request("GET", &authorize_uri(client_id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let form = encode(&[
+        ("tx", &field(&page.body, "tx")),
+        ("csrf", &field(&page.body, "csrf")),
+        ("decision", "approve"),
+    ]);
+    let approved = browser
+        .send(
+            app,
+            browser
+                .request("POST", "/authorize")
+                .header("origin", ISSUER)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    // The upstream, over real HTTP: it waves the returning user through.
+    let client = upstream_get(&approved.location).await;
+    let callback = client.strip_prefix(ISSUER).unwrap().to_owned();
+    let back = browser
+        .send(
+            app,
+            browser
+                .request("GET", &callback)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    let at_client = params(back.location.split_once('?').unwrap().1);
+    assert_eq!(at_client["state"], "client-state");
+    (at_client["code"].clone(), callback)
+}
+
+/// `GET url` on the loopback upstream; its `Location`.
+async fn upstream_get(url: &str) -> String {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
+    let resp = client.get(url.parse().unwrap()).await.unwrap();
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+async fn redeem(app: &Router, client_id: &str, code: &str) -> Got {
+    let body = encode(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", client_id),
+        ("code_verifier", VERIFIER),
+        ("resource", &format!("{ISSUER}/mcp")),
+    ]);
+    call(
+        app,
+        "POST",
+        "/token",
+        body,
+        "application/x-www-form-urlencoded",
+    )
+    .await
+}
+
+async fn mcp(app: &Router, access: &str) -> Got {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/mcp")
+        .header("authorization", format!("Bearer {access}"))
+        .body(Body::empty())
+        .unwrap();
+    Browser::default().send(app, req).await
+}
+
+#[tokio::test]
+async fn the_whole_flow_then_a_replayed_code_revokes_the_grant() {
+    let app = host().await;
+    let client_id = register(&app).await;
+    let mut browser = Browser::default();
+    let (code, callback) = sign_in(&app, &mut browser, &client_id).await;
+
+    let tokens = redeem(&app, &client_id, &code).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let tokens: serde_json::Value = serde_json::from_str(&tokens.body).unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+
+    // The guarded handler sees the principal and the user's upstream token.
+    let whoami = mcp(&app, access).await;
+    assert_eq!(whoami.status, 200, "{}", whoami.body);
+    assert_eq!(whoami.body, "1 gho_user_token");
+    // No token, a bad one: 401 with the resource metadata.
+    let none = call(&app, "POST", "/mcp", String::new(), "application/json").await;
+    assert_eq!(none.status, 401);
+
+    // A7: the callback again finds no transaction (taken before the upstream call).
+    let replay = browser
+        .send(
+            &app,
+            browser
+                .request("GET", &callback)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(replay.status, 400, "{}", replay.body);
+
+    // R43: the code again is refused, and the grant is gone before the reply.
+    let again = redeem(&app, &client_id, &code).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert!(again.body.contains("invalid_grant"), "{}", again.body);
+    assert_eq!(mcp(&app, access).await.status, 401);
+}
+
+#[tokio::test]
+async fn a_consent_post_from_another_origin_is_refused() {
+    let app = host().await;
+    let client_id = register(&app).await;
+    let mut browser = Browser::default();
+    let page = browser
+        .send(
+            &app,
+            browser
+                .request("GET", &authorize_uri(&client_id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let form = encode(&[
+        ("tx", &field(&page.body, "tx")),
+        ("csrf", &field(&page.body, "csrf")),
+        ("decision", "approve"),
+    ]);
+    let forged = browser
+        .send(
+            &app,
+            Request::builder()
+                .method("POST")
+                .uri("/authorize")
+                .header("origin", "https://evil.example")
+                .header("sec-fetch-site", "cross-site")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert!(forged.location.is_empty(), "never a redirect");
+}
+
+#[tokio::test]
+async fn metadata_cors_and_limits() {
+    let app = host().await;
+    let meta = call(
+        &app,
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        String::new(),
+        "",
+    )
+    .await;
+    assert_eq!(meta.status, 200);
+    assert!(
+        meta.body.contains(r#""issuer":"http://127.0.0.1:8080""#),
+        "{}",
+        meta.body
+    );
+    let prm = call(
+        &app,
+        "GET",
+        "/.well-known/oauth-protected-resource/mcp",
+        String::new(),
+        "",
+    )
+    .await;
+    assert_eq!(prm.status, 200, "{}", prm.body);
+    let big = "x".repeat(65 * 1024);
+    let refused = call(&app, "POST", "/register", big, "application/json").await;
+    assert_eq!(refused.status, 413);
+    let wrong = call(&app, "PUT", "/token", String::new(), "").await;
+    assert_eq!(wrong.status, 405);
+    assert_eq!(
+        call(&app, "GET", "/healthz", String::new(), "")
+            .await
+            .status,
+        200
+    );
+}
