@@ -38,7 +38,11 @@ mod io;
 mod upstream;
 mod executor;
 mod endpoints;
+mod demo;
 mod guard;
+mod limits;
+#[cfg(feature = "launch")]
+pub mod launch;
 
 use std::sync::Arc;
 
@@ -47,8 +51,10 @@ use consent_gate::{Gate, ScopeSet};
 use consent_gate_store::Store;
 
 pub use consent_gate::Principal;
+pub use demo::DemoUpstream;
 pub use executor::{CLIENT_LIFETIME, Stop};
 pub use guard::{BearerLayer, RequireBearer};
+pub use limits::{Limiter, RateLimits, limit};
 pub use upstream::UpstreamClient;
 
 /// The gate with its store and upstream client: the OAuth endpoints and the bearer guard.

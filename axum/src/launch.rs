@@ -1,0 +1,257 @@
+//! A server from the command line, as the examples run it: the flags and environment of
+//! docs/http-contract.md#running, the store, the gate, the demo upstream, and [`serve`],
+//! an accept loop with the connection limits a public server needs.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
+use consent_gate_store::{self as store, Store};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceExt as _;
+use tracing::{info, warn};
+
+use crate::ConsentGate;
+use crate::demo::DemoUpstream;
+use crate::executor::secs;
+use crate::io::now;
+use crate::limits::{Limiter, RateLimits, limit};
+
+/// The usage line of the examples.
+pub const USAGE: &str = "flags: [--listen ADDR] [--upstream demo|github] [--public-url URL] \
+[--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR] [--remember-consent]
+env: CONSENT_GATE_KEY  the server key, hex, >= 32 bytes (random per process if unset: then \
+records stay in memory)";
+
+/// Connections open at once, and from one address; the time a connection may take to
+/// send a request head (and stay idle between requests). A thousand idle sockets from one
+/// address fill only that address's share.
+const MAX_CONNECTIONS: usize = 4096;
+const MAX_PER_ADDRESS: usize = 64;
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A started server: bound, with its store, gate and (for `--upstream demo`) the demo
+/// upstream's routes.
+pub struct Started {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// The gate with its store.
+    pub auth: ConsentGate,
+    /// The demo upstream's routes, when it is the upstream.
+    pub demo: Option<Router>,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses the flags, binds, opens the store and builds the gate.
+pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, String> {
+    let mut flags = HashMap::new();
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let value = match flag.as_str() {
+            "--listen" | "--upstream" | "--public-url" | "--store" | "--state-dir" => args.next(),
+            "--remember-consent" => Some(String::new()),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+        };
+        flags.insert(flag.clone(), value.ok_or(format!("{flag} needs a value"))?);
+    }
+    let flag = |name: &str, default: &'static str| flags.get(name).map_or(default, |v| v.as_str());
+    let listen = flag("--listen", "127.0.0.1:8080");
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let bound = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let public_url = flags.get("--public-url").map(|u| u.trim_end_matches('/'));
+    let base = public_url.unwrap_or(&bound);
+    // Development mode (loopback `http://`) unless an https origin is given.
+    let dev = !base.starts_with("https://");
+    let key = match std::env::var("CONSENT_GATE_KEY") {
+        Ok(hex) => decode_hex(hex.trim()).ok_or("CONSENT_GATE_KEY is not hex")?,
+        Err(_) => {
+            warn!(
+                event = "random_server_key",
+                note = "CONSENT_GATE_KEY is not set: records end with this process"
+            );
+            let mut key = vec![0; 32];
+            crate::io::entropy(&mut key);
+            key
+        }
+    };
+    let durable = std::env::var_os("CONSENT_GATE_KEY").is_some();
+    let default_store = format!(
+        "sqlite:{}/consent-gate.sqlite3",
+        flag("--state-dir", ".consent-gate")
+    );
+    let spec = flags.get("--store").cloned().unwrap_or(if durable {
+        default_store
+    } else {
+        "memory".into()
+    });
+    let store = open_store(&spec).await?;
+    store::spawn_sweeper(store.clone(), Duration::from_secs(60), || secs(now()));
+    let callback = format!("{base}/callback");
+    let (upstream, demo) = match flag("--upstream", "demo") {
+        "demo" => {
+            let (routes, upstream) = DemoUpstream::new(base, &callback, &key, store.clone());
+            (upstream, Some(routes))
+        }
+        "github" => {
+            let env =
+                |name| std::env::var(name).map_err(|_| format!("--upstream github needs {name}"));
+            let (id, secret) = (env("GITHUB_CLIENT_ID")?, env("GITHUB_CLIENT_SECRET")?);
+            (UpstreamConfig::github(id, ClientSecret::new(secret)), None)
+        }
+        other => return Err(format!("unknown upstream {other} (demo or github)")),
+    };
+    let policy = match flags.contains_key("--remember-consent") {
+        true => ConsentPolicy::Remember,
+        false => ConsentPolicy::Always,
+    };
+    let keys = Keys::new(ServerKey::new(&key).ok_or("CONSENT_GATE_KEY must be at least 32 bytes")?);
+    let config = Config::builder(base, format!("{base}/mcp"), upstream, keys)
+        .dev_loopback_http(dev)
+        .consent_policy(policy)
+        .build()
+        .map_err(|e| format!("configuration refused: {e}"))?;
+    info!(event = "listening", addr = %bound, resource = config.resource(), store = store.backend());
+    Ok(Started {
+        listener,
+        auth: ConsentGate::new(Gate::new(config), store),
+        demo,
+    })
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    (b.len() % 2 == 0).then_some(())?;
+    b.chunks(2)
+        .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
+        .collect()
+}
+
+/// The store `spec` names: `memory` (bounded per kind), `sqlite:PATH` (its directory
+/// created), `redis://HOST:PORT`.
+pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, String> {
+    let failed = |e| format!("--store {spec}: {e}");
+    if spec == "memory" {
+        Ok(Arc::new(store::MemoryStore::new()))
+    } else if let Some(path) = spec.strip_prefix("sqlite:") {
+        if let Some(dir) = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| format!("--store {spec}: {e}"))?;
+        }
+        Ok(Arc::new(
+            store::SqliteStore::open(path, Default::default())
+                .await
+                .map_err(failed)?,
+        ))
+    } else if spec.starts_with("redis://") {
+        Ok(Arc::new(
+            store::RedisStore::connect(spec, Default::default())
+                .await
+                .map_err(failed)?,
+        ))
+    } else {
+        Err(format!(
+            "unknown store {spec} (memory, sqlite:PATH or redis://HOST:PORT)"
+        ))
+    }
+}
+
+/// Serves `app` with the default [`RateLimits`] until the future `shutdown` ends: at
+/// most [`MAX_CONNECTIONS`] connections, [`MAX_PER_ADDRESS`] from one address, each
+/// closed if it does not send a request head within [`HEAD_TIMEOUT`].
+pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+    let limiter = Limiter::new(RateLimits::default());
+    let app = app.layer(axum::middleware::from_fn_with_state(limiter, limit));
+    let open: Arc<Mutex<Counts>> = Arc::default();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    warn!(event = "accept_failed", %error);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(slot) = Slot::take(&open, peer.ip()) else {
+            warn!(event = "connection_refused", peer = %peer.ip(), reason = "too many connections");
+            continue;
+        };
+        let app = app.clone();
+        let service = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _ = conn.await;
+        });
+    }
+}
+
+/// Open connections, in total and per address.
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+/// A connection's place in the counts, given back on drop.
+struct Slot(Arc<Mutex<Counts>>, IpAddr);
+
+impl Slot {
+    fn take(open: &Arc<Mutex<Counts>>, ip: IpAddr) -> Option<Slot> {
+        let mut counts = open.lock().unwrap_or_else(PoisonError::into_inner);
+        if counts.total >= MAX_CONNECTIONS {
+            return None;
+        }
+        let mine = counts.per_address.entry(ip).or_default();
+        if *mine >= MAX_PER_ADDRESS {
+            return None;
+        }
+        *mine += 1;
+        counts.total += 1;
+        Some(Slot(open.clone(), ip))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_address.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_address.remove(&self.1);
+            }
+        }
+    }
+}
