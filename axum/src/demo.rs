@@ -49,7 +49,7 @@ impl DemoUpstream {
     /// The demo upstream for a server at `base` whose callback is `callback`, with its
     /// state in `store`, and the gate's configuration for it. `seed` (the server key's
     /// bytes) derives the OAuth app's secret, the same on every replica.
-    pub fn new(
+    pub fn routes(
         base: &str,
         callback: &str,
         seed: &[u8],
@@ -217,13 +217,13 @@ async fn token(State(demo): Demo, request: Request<Body>) -> Response {
             "The code passed is incorrect or expired.",
         );
     };
-    if let Some(uri) = grant["redirect_uri"].as_str() {
-        if get("redirect_uri").as_deref() != Some(uri) {
-            return error(
-                "redirect_uri_mismatch",
-                "The redirect_uri MUST match the registered callback URL for this application.",
-            );
-        }
+    if let Some(uri) = grant["redirect_uri"].as_str()
+        && get("redirect_uri").as_deref() != Some(uri)
+    {
+        return error(
+            "redirect_uri_mismatch",
+            "The redirect_uri MUST match the registered callback URL for this application.",
+        );
     }
     let challenge = grant["challenge"].as_str().unwrap_or("");
     if !challenge.is_empty() {

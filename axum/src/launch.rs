@@ -82,7 +82,7 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     // Development mode (loopback `http://`) unless an https origin is given.
     let dev = !base.starts_with("https://");
     let key = match std::env::var("CONSENT_GATE_KEY") {
-        Ok(hex) => decode_hex(hex.trim()).ok_or("CONSENT_GATE_KEY is not hex")?,
+        Ok(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
         Err(_) => {
             warn!(
                 event = "random_server_key",
@@ -108,7 +108,7 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     let callback = format!("{base}/callback");
     let (upstream, demo) = match flag("--upstream", "demo") {
         "demo" => {
-            let (routes, upstream) = DemoUpstream::new(base, &callback, &key, store.clone());
+            let (routes, upstream) = DemoUpstream::routes(base, &callback, &key, store.clone());
             (upstream, Some(routes))
         }
         "github" => {
@@ -135,15 +135,6 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
         auth: ConsentGate::new(Gate::new(config), store),
         demo,
     })
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| (c as char).to_digit(16);
-    let b = s.as_bytes();
-    (b.len() % 2 == 0).then_some(())?;
-    b.chunks(2)
-        .map(|p| Some((digit(p[0])? * 16 + digit(p[1])?) as u8))
-        .collect()
 }
 
 /// The store `spec` names: `memory` (bounded per kind), `sqlite:PATH` (its directory

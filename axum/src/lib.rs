@@ -105,6 +105,37 @@ impl ConsentGate {
         BearerLayer::new(self.shared.clone(), mcp)
     }
 
+    /// `service` behind [`guard`](Self::guard): `auth.protect(mcp)` is
+    /// `auth.guard().layer(mcp)` without importing `tower::Layer`.
+    pub fn protect<S>(&self, service: S) -> RequireBearer<S> {
+        tower::Layer::layer(&self.guard(), service)
+    }
+
+    /// The user's document from the upstream's user API (GitHub `GET /user`), fetched
+    /// with the caller's upstream token: what a tool does on the user's behalf. `Err`
+    /// says why not, fit for a tool's error text (never the token).
+    pub async fn upstream_user(&self, principal: &Principal) -> Result<String, &'static str> {
+        let token = principal
+            .upstream_token()
+            .ok_or("this grant carries no upstream token")?;
+        let request = consent_gate::HttpRequest {
+            method: "GET",
+            url: self.shared.gate.config().upstream().user_endpoint.clone(),
+            headers: vec![
+                ("authorization", format!("Bearer {}", token.secret()).into()),
+                ("accept", "application/json".into()),
+                ("user-agent", "consent-gate".into()),
+            ],
+            body: Vec::new(),
+        };
+        let fetched = self.shared.upstream.send(&request).await?;
+        let answer = fetched.as_upstream();
+        if answer.status != 200 {
+            return Err("the upstream refused the token");
+        }
+        String::from_utf8(answer.body.to_vec()).map_err(|_| "the upstream answered non-UTF-8")
+    }
+
     /// The gate.
     pub fn gate(&self) -> &Gate {
         &self.shared.gate

@@ -78,7 +78,12 @@ impl Limiter {
     /// `Ok` if `ip` may make a request of `class` now; otherwise the seconds to wait.
     fn check(&self, class: usize, ip: IpAddr) -> Result<(), u64> {
         let limiter = &self.classes[class];
-        if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 0 && limiter.len() > MAX_TRACKED {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(1024)
+            && limiter.len() > MAX_TRACKED
+        {
             limiter.retain_recent();
         }
         limiter.check_key(&ip).map_err(|not_until| {
@@ -106,18 +111,18 @@ pub async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: 
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    if let (Some(ip), Some(class)) = (peer, class(request.method(), request.uri().path())) {
-        if let Err(wait) = limiter.check(class, ip) {
-            tracing::warn!(security = true, event = "rate_limited", peer = %ip, path = request.uri().path());
-            let mut resp = with(
-                text(429, "too many requests from this address, slow down"),
-                &[],
-            );
-            if let Ok(v) = HeaderValue::try_from(wait.to_string()) {
-                resp.headers_mut().insert("retry-after", v);
-            }
-            return resp;
+    if let (Some(ip), Some(class)) = (peer, class(request.method(), request.uri().path()))
+        && let Err(wait) = limiter.check(class, ip)
+    {
+        tracing::warn!(security = true, event = "rate_limited", peer = %ip, path = request.uri().path());
+        let mut resp = with(
+            text(429, "too many requests from this address, slow down"),
+            &[],
+        );
+        if let Ok(v) = HeaderValue::try_from(wait.to_string()) {
+            resp.headers_mut().insert("retry-after", v);
         }
+        return resp;
     }
     next.run(request).await
 }
