@@ -137,12 +137,38 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     })
 }
 
-/// The store `spec` names: `memory` (bounded per kind), `sqlite:PATH` (its directory
-/// created), `redis://HOST:PORT`.
+/// Entries each kind may hold: anyone already stored keeps working when a kind is full,
+/// and the newcomer is told `429` (R64). Pending consents and transactions live ten
+/// minutes, so a rate-limited address fills at most its share; grants and refresh tokens
+/// live long and get more room.
+const QUOTAS: [(store::Kind, u64); 6] = [
+    (store::Kind::Client, 100_000),
+    (store::Kind::Consent, 50_000),
+    (store::Kind::Transaction, 50_000),
+    (store::Kind::Code, 50_000),
+    (store::Kind::Grant, 200_000),
+    (store::Kind::Refresh, 400_000),
+];
+
+/// The store `spec` names: `memory`, `sqlite:PATH` (its directory created),
+/// `redis://HOST:PORT`, each with [`QUOTAS`].
 pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, String> {
     let failed = |e| format!("--store {spec}: {e}");
+    let quotas = QUOTAS
+        .iter()
+        .fold(store::Quotas::none(), |q, (kind, n)| q.limit(*kind, *n));
     if spec == "memory" {
-        Ok(Arc::new(store::MemoryStore::new()))
+        let memory = QUOTAS
+            .iter()
+            .fold(store::MemoryStore::new(), |m, (kind, n)| {
+                let limits = store::MemoryLimits {
+                    max_entries: *n as usize,
+                    max_bytes: 512 << 20,
+                    on_full: store::OnFull::Refuse,
+                };
+                m.limit(*kind, limits)
+            });
+        Ok(Arc::new(memory))
     } else if let Some(path) = spec.strip_prefix("sqlite:") {
         if let Some(dir) = std::path::Path::new(path)
             .parent()
@@ -150,17 +176,19 @@ pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, String> {
         {
             std::fs::create_dir_all(dir).map_err(|e| format!("--store {spec}: {e}"))?;
         }
-        Ok(Arc::new(
-            store::SqliteStore::open(path, Default::default())
-                .await
-                .map_err(failed)?,
-        ))
+        let options = store::SqliteOptions {
+            quotas,
+            ..Default::default()
+        };
+        let sqlite = store::SqliteStore::open(path, options).await;
+        Ok(Arc::new(sqlite.map_err(failed)?))
     } else if spec.starts_with("redis://") {
-        Ok(Arc::new(
-            store::RedisStore::connect(spec, Default::default())
-                .await
-                .map_err(failed)?,
-        ))
+        let options = store::RedisOptions {
+            quotas,
+            ..Default::default()
+        };
+        let redis = store::RedisStore::connect(spec, options).await;
+        Ok(Arc::new(redis.map_err(failed)?))
     } else {
         Err(format!(
             "unknown store {spec} (memory, sqlite:PATH or redis://HOST:PORT)"

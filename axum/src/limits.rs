@@ -17,6 +17,7 @@ use axum::response::Response;
 use consent_gate::paths;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http_body_util::BodyExt as _;
 
 use crate::io::{text, with};
 
@@ -115,6 +116,11 @@ pub async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: 
         && let Err(wait) = limiter.check(class, ip)
     {
         tracing::warn!(security = true, event = "rate_limited", peer = %ip, path = request.uri().path());
+        // The body is read (within the usual limits) before the answer: a server that
+        // answers and closes with the body unread makes the client's kernel see a reset,
+        // and the client never reads its 429.
+        let body = http_body_util::Limited::new(request.into_body(), crate::io::MAX_BODY);
+        let _ = tokio::time::timeout(crate::io::TIMEOUT, body.collect()).await;
         let mut resp = with(
             text(429, "too many requests from this address, slow down"),
             &[],
