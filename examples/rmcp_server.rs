@@ -80,8 +80,15 @@ async fn main() {
         .merge(auth.router())
         .merge(started.demo.unwrap_or_default());
     println!("MCP server: {resource}");
+    // Ctrl-C or SIGTERM: stop accepting, let requests in flight finish.
     let stop = async {
-        let _ = tokio::signal::ctrl_c().await;
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            }
+            Err(_) => _ = tokio::signal::ctrl_c().await,
+        }
     };
     launch::serve(started.listener, app, stop).await;
 }

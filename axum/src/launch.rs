@@ -36,6 +36,8 @@ records stay in memory)";
 const MAX_CONNECTIONS: usize = 4096;
 const MAX_PER_ADDRESS: usize = 64;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long requests in flight get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started server: bound, with its store, gate and (for `--upstream demo`) the demo
 /// upstream's routes.
@@ -196,9 +198,10 @@ pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, String> {
     }
 }
 
-/// Serves `app` with the default [`RateLimits`] until the future `shutdown` ends: at
-/// most [`MAX_CONNECTIONS`] connections, [`MAX_PER_ADDRESS`] from one address, each
-/// closed if it does not send a request head within [`HEAD_TIMEOUT`].
+/// Serves `app` with the default [`RateLimits`] until the future `shutdown` ends, then
+/// lets requests in flight finish (up to [`DRAIN_TIMEOUT`]): at most [`MAX_CONNECTIONS`]
+/// connections, [`MAX_PER_ADDRESS`] from one address, each closed if it does not send a
+/// request head within [`HEAD_TIMEOUT`].
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
     let limiter = Limiter::new(RateLimits::default());
     let app = app.layer(axum::middleware::from_fn_with_state(limiter, limit));
@@ -207,6 +210,7 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
     http.timer(TokioTimer::new())
         .header_read_timeout(HEAD_TIMEOUT);
     let mut shutdown = std::pin::pin!(shutdown);
+    let (stop, stopping) = tokio::sync::watch::channel(());
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -229,11 +233,29 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
         let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            let _ = conn.await;
+            let (mut conn, _slot) = (std::pin::pin!(conn), slot);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopping.changed() => {}
+            }
+            // Shutting down: the request in flight finishes, then the connection closes.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
         });
     }
+    drop(listener);
+    let _ = stop.send(());
+    // Every slot back, or the drain time over.
+    let drained = async {
+        while open.lock().unwrap_or_else(PoisonError::into_inner).total > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let in_flight = open.lock().unwrap_or_else(PoisonError::into_inner).total;
+    info!(event = "shutting_down", open_connections = in_flight);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
 }
 
 /// Open connections, in total and per address.
