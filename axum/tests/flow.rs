@@ -187,23 +187,21 @@ fn field(page: &str, name: &str) -> String {
     rest.split('"').next().unwrap().to_owned()
 }
 
-/// The browser part: consent page, approval, upstream, callback; the client's code.
-async fn sign_in(app: &Router, browser: &mut Browser, client_id: &str) -> (String, String) {
-    let page = browser
-        .send(
-            app,
-            browser
-                .request("GET", &authorize_uri(client_id))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+/// The consent page in `browser`, and the form body that approves it.
+async fn approval_form(app: &Router, browser: &mut Browser, client_id: &str) -> String {
+    let get = browser.request("GET", &authorize_uri(client_id));
+    let page = browser.send(app, get.body(Body::empty()).unwrap()).await;
     assert_eq!(page.status, 200, "{}", page.body);
-    let form = encode(&[
+    encode(&[
         ("tx", &field(&page.body, "tx")),
         ("csrf", &field(&page.body, "csrf")),
         ("decision", "approve"),
-    ]);
+    ])
+}
+
+/// The browser part: consent page, approval, upstream, callback; the client's code.
+async fn sign_in(app: &Router, browser: &mut Browser, client_id: &str) -> (String, String) {
+    let form = approval_form(app, browser, client_id).await;
     let approved = browser
         .send(
             app,
@@ -315,20 +313,7 @@ async fn a_consent_post_from_another_origin_is_refused() {
     let app = host().await;
     let client_id = register(&app).await;
     let mut browser = Browser::default();
-    let page = browser
-        .send(
-            &app,
-            browser
-                .request("GET", &authorize_uri(&client_id))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    let form = encode(&[
-        ("tx", &field(&page.body, "tx")),
-        ("csrf", &field(&page.body, "csrf")),
-        ("decision", "approve"),
-    ]);
+    let form = approval_form(&app, &mut browser, &client_id).await;
     let forged = browser
         .send(
             &app,
