@@ -1,63 +1,76 @@
 //! A real MCP server behind consent-gate: hyper on tokio, a store from
 //! `consent-gate-store`, `tracing` for the logs, and a built-in demo upstream that behaves
-//! like GitHub for a returning user (no consent screen of its own), so that the
-//! confused-deputy attack is real on a laptop and visibly fails. `routes.rs` is the crate
-//! docs' host loop with a store and a network, `http.rs` moves bytes between hyper and the
-//! core, `mcp.rs` is the protected endpoint. Flags, endpoints, limits and log lines:
-//! docs/http-contract.md.
+//! like GitHub for a returning user (no consent screen), so that the confused-deputy
+//! attack is real on a laptop and visibly fails. This file is the plumbing (flags,
+//! connections, limits, bytes in and out); `routes.rs` the OAuth endpoints and the one
+//! executor of the core's `Step`s; `mcp.rs` the protected endpoint. Flags, endpoints,
+//! limits and log lines: docs/http-contract.md.
 
 #![forbid(unsafe_code)]
 
 #[path = "hyper_server/demo_upstream.rs"]
 mod demo_upstream;
-#[path = "hyper_server/http.rs"]
-mod http;
 #[path = "hyper_server/mcp.rs"]
 mod mcp;
 #[path = "hyper_server/routes.rs"]
 mod routes;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
+use consent_gate::{BrowserContext, ClientSecret, Config, ConsentPolicy, Gate, HttpRequest, Keys};
+use consent_gate::{Reply, ServerKey, UnixTime, UpstreamConfig, UpstreamResponse};
 use consent_gate_store as store;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body as _, Bytes, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, server::conn::http1, service::service_fn};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{sleep, timeout};
 use tracing::{info, warn};
 
 /// The limits of docs/http-contract.md#limits that are the server's: open connections
-/// (more are closed at once), the time and size of a request head (also the keep-alive
-/// idle limit), a connection's age (then it is closed gracefully, so a slow reader cannot
-/// hold a slot forever), and how long requests in flight get to finish at shutdown.
+/// (more are closed at once); the size of a request head and the time to send it (also
+/// the keep-alive idle limit); a body's size and time; a connection's age (then it is
+/// closed gracefully, so a slow reader cannot hold a slot forever); the upstream's time
+/// to answer; how long requests in flight get to finish at shutdown.
 const MAX_CONNECTIONS: u32 = 1024;
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_HEADER_BYTES: usize = 16 * 1024;
-const MAX_HEADERS: usize = 64;
+const MAX_HEAD: (usize, usize, Duration) = (16 * 1024, 64, Duration::from_secs(10));
+const MAX_BODY: (usize, Duration) = (64 * 1024, Duration::from_secs(10));
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-const USAGE: &str =
-    "usage: hyper_server [--listen ADDR] [--upstream demo|github] [--public-url URL]
-                    [--store memory|sqlite:PATH|redis://HOST:PORT] [--remember-consent]
-  --listen ADDR      default 127.0.0.1:8080; port 0 picks a free one
-  --upstream NAME    demo (built in, the default) or github (needs GITHUB_CLIENT_ID and
-                     GITHUB_CLIENT_SECRET; the OAuth app's callback is BASE/callback)
-  --public-url URL   the https origin clients use when a TLS proxy is in front: the issuer
-                     and the resource (URL/mcp), and development mode off
-  --store STORE      memory (the default: bounded, gone on exit), sqlite:PATH (one durable
-                     file) or redis://HOST:PORT (shared by replicas)
-  --remember-consent remember an approval per browser for exactly that client, redirect
-                     URI, scope and resource (R31; the default asks every time)
-env: CONSENT_GATE_KEY  hex, >= 32 bytes: the server key (random per process if unset)";
+const USAGE: &str = "usage: hyper_server [--listen ADDR] [--upstream demo|github] \
+    [--public-url URL] [--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR]
+    [--remember-consent]   (docs/http-contract.md#running)
+env: CONSENT_GATE_KEY  the server key, hex, >= 32 bytes; with it records are kept in
+                       DIR/consent-gate.sqlite3 (DIR: ./.consent-gate), without it in memory";
+
+/// A request with its body read; a response as hyper sends it.
+pub type Req = Request<Bytes>;
+pub type Resp = Response<Full<Bytes>>;
 
 fn main() {
-    // One JSON line per event on stderr, its fields at the top level.
-    let logs = tracing_subscriber::fmt().json().flatten_event(true);
-    logs.with_target(false).with_writer(std::io::stderr).init();
+    // One JSON line per event, its fields at the top level, on stderr in batches.
+    let logs = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_target(false);
+    logs.with_writer(|| LogBuffer).init();
+    std::thread::spawn(|| {
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            LogBuffer::flush_to_stderr();
+        }
+    });
     // On one CPU (a container limit, `taskset`) the single-threaded scheduler: the same
     // work without cross-thread wake-ups and queues.
     let runtime = match std::thread::available_parallelism().map_or(1, |n| n.get()) {
@@ -67,84 +80,101 @@ fn main() {
         _ => tokio::runtime::Runtime::new(),
     };
     let runtime = runtime.map_err(|e| format!("cannot start the runtime: {e}"));
-    if let Err(e) = runtime.and_then(|runtime| runtime.block_on(run())) {
+    let result = runtime.and_then(|runtime| runtime.block_on(run()));
+    LogBuffer::flush_to_stderr();
+    if let Err(e) = result {
         eprintln!("{e}");
         std::process::exit(2);
     }
 }
 
-/// The command line as `flag → value` (an empty value for `--remember-consent`).
-fn flags() -> Result<HashMap<String, String>, String> {
+/// Log lines collect here and reach stderr every 50 ms and at exit, one `write` per
+/// batch: one per line cost ~10 % of the server's time under load (benches/RESULTS.md).
+/// Past 4 MiB waiting (stderr blocked), lines are dropped rather than memory spent.
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+struct LogBuffer;
+
+impl LogBuffer {
+    fn flush_to_stderr() {
+        let batch = std::mem::take(&mut *LOG.lock().unwrap_or_else(PoisonError::into_inner));
+        let _ = std::io::stderr().write_all(&batch);
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let mut log = LOG.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.len() < 4 << 20 {
+            log.extend_from_slice(line);
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn run() -> Result<(), String> {
     let mut flags = HashMap::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = match flag.as_str() {
-            "--listen" | "--upstream" | "--public-url" | "--store" => args.next(),
-            // Turns one fault switch on, so that the smoke walk and the end-to-end drivers
-            // can prove they catch it (docs/design.md#fault-switches). Only in builds with
-            // `--cfg consent_gate_faults`: anywhere else an unknown argument.
+            "--listen" | "--upstream" | "--public-url" | "--store" | "--state-dir" => args.next(),
+            // One fault switch on, so that the smoke walk and the end-to-end drivers can
+            // prove they catch it (docs/design.md#fault-switches); only in builds with
+            // `--cfg consent_gate_faults`, anywhere else an unknown argument.
             "--fault" if cfg!(consent_gate_faults) => args.next(),
             "--remember-consent" => Some(String::new()),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0)
-            }
+            "-h" | "--help" => return Ok(println!("{USAGE}")),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
-        let value = value.ok_or(format!("{flag} needs a value"))?;
-        flags.insert(flag, value);
+        flags.insert(flag.clone(), value.ok_or(format!("{flag} needs a value"))?);
     }
-    Ok(flags)
-}
-
-async fn run() -> Result<(), String> {
-    let flags = flags()?;
     let flag = |name: &str, default: &'static str| flags.get(name).map_or(default, |v| v.as_str());
     let listen = flag("--listen", "127.0.0.1:8080");
     let listener = TcpListener::bind(listen).await;
     let listener = listener.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let (gate, demo) = configure(&flags, &format!("http://{bound}"))?;
-    let store = open_store(flag("--store", "memory")).await?;
+    // Durable by default, in a file under the state directory; in memory without a fixed
+    // key, whose records no later process could read.
+    let state_dir = flag("--state-dir", ".consent-gate");
+    let durable = std::env::var_os("CONSENT_GATE_KEY").is_some();
+    let default_store = format!("sqlite:{state_dir}/consent-gate.sqlite3");
+    let spec = flags.get("--store").cloned();
+    let spec = spec.unwrap_or(if durable {
+        default_store
+    } else {
+        "memory".into()
+    });
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        let dir = std::path::Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        let created = dir.map_or(Ok(()), std::fs::create_dir_all);
+        created.map_err(|e| format!("--store {spec}: cannot create its directory: {e}"))?;
+    }
+    let store = open_store(&spec).await?;
     // Reads ignore expired entries anyway; the sweep gives their space back.
-    let clock = || routes::secs(http::now());
-    store::spawn_sweeper(store.clone(), Duration::from_secs(60), clock);
+    store::spawn_sweeper(store.clone(), Duration::from_secs(60), || {
+        routes::secs(now())
+    });
     let resource = gate.config().resource().to_owned();
     info!(event = "listening", addr = %bound, resource, store = store.backend());
     println!("MCP server: {resource}");
     println!(
-        "Add it to an MCP client (`npx @modelcontextprotocol/inspector`, or \
-         `claude mcp add --transport http demo {resource}`): it registers, opens a consent \
-         page in your browser, and calls the `whoami` tool once you approve."
+        "Add it to an MCP client (`npx @modelcontextprotocol/inspector`, or `claude mcp add \
+         --transport http demo {resource}`): it registers, opens a consent page in your \
+         browser, and calls the `whoami` tool once you approve."
     );
     serve(listener, Arc::new(routes::App::new(gate, store, demo))).await;
     Ok(())
 }
 
-/// The server key from `CONSENT_GATE_KEY`, or a random one (then every token and
-/// registration dies with the process).
-fn server_key() -> Result<ServerKey, String> {
-    let Ok(hex) = std::env::var("CONSENT_GATE_KEY") else {
-        let note = "CONSENT_GATE_KEY is not set: tokens and registrations end with this process";
-        warn!(event = "random_server_key", note);
-        let mut key = [0u8; 32];
-        http::entropy(&mut key);
-        return Ok(ServerKey::new(&key).expect("32 bytes"));
-    };
-    let hex = hex.trim();
-    // An odd length or a non-ASCII character makes a `get` fail.
-    let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
-    let bytes: Option<Vec<u8>> = (0..hex.len()).step_by(2).map(byte).collect();
-    let bytes = bytes.ok_or("CONSENT_GATE_KEY is not hex")?;
-    let short = "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)";
-    ServerKey::new(&bytes).ok_or_else(|| short.into())
-}
-
 /// The gate (and the demo upstream, if chosen) for the address we actually bound.
-fn configure(
-    flags: &HashMap<String, String>,
-    bound: &str,
-) -> Result<(Gate, Option<demo_upstream::DemoUpstream>), String> {
+type Configured = (Gate, Option<demo_upstream::DemoUpstream>);
+fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured, String> {
     let public_url = flags.get("--public-url").map(|u| u.trim_end_matches('/'));
     let (base, dev) = (public_url.unwrap_or(bound), public_url.is_none());
     let env = |name| std::env::var(name).map_err(|_| format!("--upstream github needs {name}"));
@@ -167,7 +197,19 @@ fn configure(
         true => ConsentPolicy::Remember,
         false => ConsentPolicy::Always,
     };
-    let keys = Keys::new(server_key()?);
+    // The server key from `CONSENT_GATE_KEY`, or a random one: then every token and
+    // registration dies with the process.
+    let key = match std::env::var("CONSENT_GATE_KEY") {
+        Ok(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
+        Err(_) => {
+            let note =
+                "CONSENT_GATE_KEY is not set: records stay in memory and end with this process";
+            warn!(event = "random_server_key", note);
+            random_bytes(32)
+        }
+    };
+    let too_short = "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)";
+    let keys = Keys::new(ServerKey::new(&key).ok_or(too_short)?);
     let config = Config::builder(base, format!("{base}/mcp"), upstream, keys);
     let config = config.dev_loopback_http(dev).consent_policy(policy);
     #[cfg(consent_gate_faults)]
@@ -177,18 +219,24 @@ fn configure(
             let all = consent_gate::Faults::ALL;
             let Some((_, faults)) = all.iter().find(|(n, _)| n == name) else {
                 let known: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-                let known = known.join(" ");
-                return Err(format!("unknown fault {name} (one of: {known})"));
+                return Err(format!(
+                    "unknown fault {name} (one of: {})",
+                    known.join(" ")
+                ));
             };
             let note = "this server is deliberately insecure";
             warn!(event = "FAULT_INJECTED", fault = name, note);
             config.faults(*faults)
         }
     };
-    let hint = " (listening beyond loopback needs --public-url https://…)";
-    let hint = if dev { hint } else { "" };
-    let config = config.build();
-    let config = config.map_err(|e| format!("configuration refused: {e}{hint}"))?;
+    let hint = if dev {
+        " (listening beyond loopback needs --public-url https://…)"
+    } else {
+        ""
+    };
+    let config = config
+        .build()
+        .map_err(|e| format!("configuration refused: {e}{hint}"))?;
     Ok((Gate::new(config), demo))
 }
 
@@ -216,8 +264,9 @@ async fn open_store(spec: &str) -> Result<Arc<dyn store::Store>, String> {
         let redis = store::RedisStore::connect(spec, Default::default()).await;
         Ok(Arc::new(redis.map_err(failed)?))
     } else {
-        let known = "memory, sqlite:PATH or redis://HOST:PORT";
-        Err(format!("unknown store {spec} ({known})"))
+        Err(format!(
+            "unknown store {spec} (memory, sqlite:PATH or redis://HOST:PORT)"
+        ))
     }
 }
 
@@ -226,19 +275,19 @@ async fn open_store(spec: &str) -> Result<Arc<dyn store::Store>, String> {
 /// all closed.
 async fn serve(listener: TcpListener, app: Arc<routes::App>) {
     let mut http = http1::Builder::new();
+    let (max_bytes, max_headers, head_timeout) = MAX_HEAD;
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    http.max_header_size(MAX_HEADER_BYTES)
-        .max_headers(MAX_HEADERS);
+        .header_read_timeout(head_timeout);
+    http.max_header_size(max_bytes).max_headers(max_headers);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
     let (stop, stopped) = watch::channel(());
     let mut signal = std::pin::pin!(shutdown_signal());
     loop {
-        let accepted = tokio::select! {
+        let tcp = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut signal => break,
         };
-        let tcp = match (accepted, slots.clone().try_acquire_owned()) {
+        let (tcp, slot) = match (tcp, slots.clone().try_acquire_owned()) {
             (Ok((tcp, _)), Ok(slot)) => (tcp, slot),
             (Ok(_), Err(_)) => {
                 warn!(
@@ -250,77 +299,47 @@ async fn serve(listener: TcpListener, app: Arc<routes::App>) {
             (Err(error), _) => {
                 // EMFILE and friends: back off instead of spinning.
                 warn!(event = "accept_failed", %error);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        tokio::spawn(connection(http.clone(), tcp, app.clone(), stopped.clone()));
+        let (app, mut stopped) = (app.clone(), stopped.clone());
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(request(&app, req).await) }
+        });
+        let conn = http.serve_connection(TokioIo::new(tcp), service);
+        // Until the client closes or idles past the head timeout; or, after the request in
+        // flight, until the connection is too old or the server stops. Resets, timeouts
+        // and malformed heads end in `Err`; hyper answered what deserved it (400, 431).
+        tokio::spawn(async move {
+            let (mut conn, _slot) = (std::pin::pin!(conn), slot);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stopped.changed() => {}
+                () = sleep(MAX_CONNECTION_AGE) => {}
+            }
+            conn.as_mut().graceful_shutdown();
+            let _ = timeout(DRAIN_TIMEOUT, conn).await;
+        });
     }
     drop(listener);
     let open = MAX_CONNECTIONS as usize - slots.available_permits();
     info!(event = "shutting_down", open_connections = open);
     drop(stop);
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS));
-    if drained.await.is_err() {
+    if timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS))
+        .await
+        .is_err()
+    {
         warn!(event = "drain_timeout");
     }
-}
-
-/// One connection, until the client closes it or idles past [`HEADER_TIMEOUT`]; or,
-/// after the request in flight, until it is [`MAX_CONNECTION_AGE`] old or the server stops.
-async fn connection(
-    http: http1::Builder,
-    (tcp, _slot): (TcpStream, OwnedSemaphorePermit),
-    app: Arc<routes::App>,
-    mut stop: watch::Receiver<()>,
-) {
-    let service = service_fn(move |req| {
-        let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(request(&app, req).await) }
-    });
-    let mut conn = std::pin::pin!(http.serve_connection(TokioIo::new(tcp), service));
-    // Resets, timeouts and malformed heads end in `Err`; hyper answered what deserved an
-    // answer (400, 431).
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = stop.changed() => {}
-        () = tokio::time::sleep(MAX_CONNECTION_AGE) => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
-}
-
-/// One request: read within limits, routed, and one log line (never the query string).
-async fn request(app: &routes::App, req: hyper::Request<Incoming>) -> http::Resp {
-    let started = Instant::now();
-    let (head, body) = req.into_parts();
-    let (method, uri, headers) = (head.method, head.uri, head.headers);
-    let mut req = http::Req {
-        method,
-        uri,
-        headers,
-        body: Default::default(),
-    };
-    let resp = match http::read_body(&req.headers, body).await {
-        Ok(body) => {
-            req.body = body;
-            routes::route(app, &req).await
-        }
-        Err(resp) => resp,
-    };
-    let (path, status) = (http::short(req.path()), resp.status().as_u16());
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    info!(event = "request", method = %req.method, %path, status, ms);
-    resp
 }
 
 /// Ctrl-C, or SIGTERM (what `docker stop`, systemd and CI send).
 async fn shutdown_signal() {
     #[cfg(unix)]
-    let mut term = {
-        use tokio::signal::unix::{SignalKind, signal};
-        signal(SignalKind::terminate()).expect("a SIGTERM handler")
-    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
     #[cfg(unix)]
     let term = term.recv();
     #[cfg(not(unix))]
@@ -328,5 +347,213 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+/// One request: its body read within the limits, routed, and one log line (never the
+/// query string: it carries codes and `state`).
+async fn request(app: &routes::App, req: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let (head, body) = req.into_parts();
+    let body = read_body(&head.headers, body).await;
+    let req = Request::from_parts(
+        head,
+        body.as_ref().map_or_else(|_| Bytes::new(), Bytes::clone),
+    );
+    let resp = match body {
+        Ok(_) => routes::route(app, &req).await,
+        Err(refusal) => response(refusal),
+    };
+    let (path, status) = (short(req.uri().path()), resp.status().as_u16());
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    info!(event = "request", method = %req.method(), %path, status, ms);
+    resp
+}
+
+/// A body within the limits; otherwise the answer (413, 408 or 400: never a 5xx for
+/// what the client did).
+async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, Reply> {
+    let (max, time) = MAX_BODY;
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    if declared.is_some_and(|n: usize| n > max) {
+        return Err(text(413, "request body too large"));
+    } else if body.is_end_stream() {
+        return Ok(Bytes::new()); // GET and friends: no timer to set
+    }
+    match timeout(time, Limited::new(body, max).collect()).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(text(413, "request body too large")),
+        Ok(Err(_)) => Err(text(400, "malformed request body")),
+        Err(_) => Err(text(408, "request body timed out")),
+    }
+}
+
+/// A header as text; `None` when absent, repeated or not visible ASCII.
+pub fn header<'r>(req: &'r Req, name: &str) -> Option<&'r str> {
+    let mut values = req.headers().get_all(name).iter();
+    values
+        .next()?
+        .to_str()
+        .ok()
+        .filter(|_| values.next().is_none())
+}
+
+/// Whether the body is declared as `essence` (parameters such as `charset` ignored).
+pub fn declared_as(req: &Req, essence: &str) -> bool {
+    let declared = header(req, "content-type").and_then(|ct| ct.split(';').next());
+    declared.is_some_and(|e| e.trim().eq_ignore_ascii_case(essence))
+}
+
+/// The cookies (several `Cookie` headers joined, as RFC 6265 §5.4 allows) and the
+/// fetch-metadata headers the core checks on browser endpoints.
+pub fn browser<'a>(req: &'a Req, cookies: &'a mut String) -> BrowserContext<'a> {
+    let all = req
+        .headers()
+        .get_all("cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""));
+    *cookies = all.collect::<Vec<_>>().join("; ");
+    let (origin, sec_fetch_site) = (header(req, "origin"), header(req, "sec-fetch-site"));
+    BrowserContext {
+        cookies,
+        origin,
+        sec_fetch_site,
+    }
+}
+
+/// Copies a reply onto a hyper response, headers verbatim (fixed values without a copy).
+pub fn response(reply: Reply) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
+    *resp.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        let value = match value {
+            Cow::Borrowed(fixed) => HeaderValue::from_str(fixed),
+            Cow::Owned(value) => HeaderValue::try_from(value),
+        };
+        // The core writes only valid values; refuse rather than send half a reply.
+        let Ok(value) = value else {
+            return response(text(500, "internal error"));
+        };
+        resp.headers_mut()
+            .append(HeaderName::from_static(name), value);
+    }
+    resp
+}
+
+/// An answer of the example's own: never cached, never sniffed.
+pub fn respond(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    let reply = Reply {
+        status,
+        headers: Vec::new(),
+        body: body.into(),
+    };
+    let fixed = [
+        ("cache-control", "no-store"),
+        ("x-content-type-options", "nosniff"),
+    ];
+    with(with(reply, &[("content-type", content_type)]), &fixed)
+}
+
+/// Adds fixed headers.
+pub fn with(mut reply: Reply, headers: &[(&'static str, &'static str)]) -> Reply {
+    reply
+        .headers
+        .extend(headers.iter().map(|&(name, value)| (name, value.into())));
+    reply
+}
+
+pub fn text(status: u16, message: &str) -> Reply {
+    respond(status, "text/plain; charset=utf-8", format!("{message}\n"))
+}
+
+pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+    respond(status, "application/json", value.to_string())
+}
+
+pub fn method_not_allowed(allow: &'static str) -> Reply {
+    with(text(405, "method not allowed"), &[("allow", allow)])
+}
+
+/// The wall clock, as the core wants it (docs/conventions.md#time-is-an-argument).
+pub fn now() -> UnixTime {
+    UnixTime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// The OS random generator as the core's `Entropy`. Without it no handle would be
+/// unguessable: abort rather than continue.
+pub fn entropy(buf: &mut [u8]) {
+    getrandom::getrandom(buf).expect("the OS random number generator failed");
+}
+
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    entropy(&mut bytes);
+    bytes
+}
+
+/// Attacker-controlled text cut to at most 96 printable characters, for the logs.
+pub fn short(s: &str) -> Cow<'_, str> {
+    if s.len() <= 96 && !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().filter(|c| !c.is_control()).take(96).collect())
+}
+
+/// The back channel: HTTPS with rustls and the webpki roots (github.com); plain HTTP only
+/// where the core's configuration allowed it (loopback in development).
+pub struct Upstream(Client<HttpsConnector<HttpConnector>, Full<Bytes>>);
+
+/// What came back from the upstream: status, content type, body.
+pub struct Fetched(u16, Option<String>, Bytes);
+
+impl Fetched {
+    pub fn as_upstream(&self) -> UpstreamResponse<'_> {
+        let (status, content_type, body) = (self.0, self.1.as_deref(), &self.2[..]);
+        UpstreamResponse {
+            status,
+            content_type,
+            body,
+        }
+    }
+}
+
+impl Upstream {
+    pub fn new() -> Self {
+        let tls = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
+        let tls = tls.https_or_http().enable_http1().build();
+        Upstream(Client::builder(TokioExecutor::new()).build(tls))
+    }
+
+    /// Sends a request the core built, reading at most the core's limit of body.
+    pub async fn send(&self, r: &HttpRequest) -> Result<Fetched, &'static str> {
+        let mut request = Request::builder().method(r.method).uri(r.url.as_str());
+        for (name, value) in &r.headers {
+            request = request.header(*name, &**value);
+        }
+        let request = request
+            .body(Full::from(r.body.clone()))
+            .map_err(|_| "bad request")?;
+        let exchange = async {
+            let resp = self.0.request(request).await.map_err(|_| "unreachable")?;
+            let content_type = resp.headers().get("content-type").map(|v| v.to_str());
+            let content_type = content_type.and_then(Result::ok).map(str::to_owned);
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), consent_gate::MAX_UPSTREAM_BODY);
+            let body = body
+                .collect()
+                .await
+                .map_err(|_| "body too large or broken")?;
+            Ok(Fetched(status, content_type, body.to_bytes()))
+        };
+        timeout(UPSTREAM_TIMEOUT, exchange)
+            .await
+            .map_err(|_| "timed out")?
     }
 }

@@ -18,9 +18,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use consent_gate::{ClientSecret, UpstreamConfig};
+use consent_gate::{ClientSecret, Reply, UpstreamConfig};
 
-use crate::http::{Req, Resp, json, method_not_allowed, now, random_hex, respond, text};
+use crate::{Req, header, json, method_not_allowed, now, random_bytes, respond, text};
 
 /// GitHub's documented code lifetime (docs/upstreams.md#github-lifetimes).
 const CODE_LIFETIME: u64 = 600;
@@ -85,7 +85,7 @@ impl DemoUpstream {
         let demo = Self {
             base: format!("{base}/demo-upstream"),
             client_id: "Ov23liDEMO".into(),
-            client_secret: random_hex(20),
+            client_secret: hex::encode(random_bytes(20)),
             callback: format!("{base}/callback"),
             codes: Mutex::new(Bounded::new(MAX_CODES)),
             tokens: Mutex::new(Bounded::new(MAX_TOKENS)),
@@ -104,8 +104,11 @@ impl DemoUpstream {
         (demo, up)
     }
 
-    pub fn handle(&self, req: &Req) -> Resp {
-        match (req.path().strip_prefix("/demo-upstream"), &req.method) {
+    pub fn handle(&self, req: &Req) -> Reply {
+        match (
+            req.uri().path().strip_prefix("/demo-upstream"),
+            req.method(),
+        ) {
             (Some("/authorize"), &Method::GET) => self.authorize(req),
             (Some("/authorize"), _) => method_not_allowed("GET"),
             (Some("/token"), &Method::POST) => self.token(req),
@@ -120,8 +123,8 @@ impl DemoUpstream {
     /// (F1). Unknown app → 404 page; foreign `redirect_uri` → an error page, no redirect
     /// (docs/upstreams.md#github-callback). The demo matches the registered callback exactly
     /// (GitHub would also accept subpaths of it).
-    fn authorize(&self, req: &Req) -> Resp {
-        let q = params(req.query());
+    fn authorize(&self, req: &Req) -> Reply {
+        let q = params(req.uri().query().unwrap_or("").as_bytes());
         let get = |k: &str| last(&q, k);
         if get("client_id") != Some(self.client_id.as_str()) {
             return page(404, "Not Found");
@@ -137,7 +140,7 @@ impl DemoUpstream {
             (Some(c), Some("S256")) if c.len() == 43 => Some(c.to_owned()),
             _ => return page(400, "Only the S256 code challenge method is accepted."),
         };
-        let code = random_hex(10);
+        let code = hex::encode(random_bytes(10));
         self.codes.lock().unwrap_or_else(|p| p.into_inner()).insert(
             code.clone(),
             Grant {
@@ -160,19 +163,15 @@ impl DemoUpstream {
         back.append_pair("iss", &self.base);
         let location = format!("{}?{}", self.callback, back.finish());
         let mut r = respond(302, "text/html; charset=utf-8", "");
-        if let Ok(v) = hyper::header::HeaderValue::from_str(&location) {
-            r.headers_mut().insert("location", v);
-        }
+        r.headers.push(("location", location.into()));
         r
     }
 
     /// The token exchange, answered like GitHub: HTTP 200 for errors too (F7, F9, F10),
     /// JSON with `Accept: application/json`, form encoding otherwise (F5, F6, F8).
-    fn token(&self, req: &Req) -> Resp {
-        let json_wanted = req
-            .header("accept")
-            .is_some_and(|a| a.contains("application/json"));
-        let answer = |fields: &[(&str, &str)]| -> Resp {
+    fn token(&self, req: &Req) -> Reply {
+        let json_wanted = header(req, "accept").is_some_and(|a| a.contains("application/json"));
+        let answer = |fields: &[(&str, &str)]| -> Reply {
             if json_wanted {
                 let object: serde_json::Map<String, serde_json::Value> = fields
                     .iter()
@@ -201,7 +200,7 @@ impl DemoUpstream {
                 ),
             ])
         };
-        let f = params(&req.body);
+        let f = params(req.body());
         let get = |k: &str| last(&f, k);
         let id_ok = get("client_id") == Some(self.client_id.as_str());
         let secret_ok = get("client_secret")
@@ -246,7 +245,7 @@ impl DemoUpstream {
                 );
             }
         }
-        let token = format!("gho_{}", random_hex(18));
+        let token = format!("gho_{}", hex::encode(random_bytes(18)));
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -259,15 +258,15 @@ impl DemoUpstream {
     }
 
     /// `GET /user`: F14 for a token we issued, F15 otherwise, F16 without `User-Agent`.
-    fn user(&self, req: &Req) -> Resp {
-        if req.header("user-agent").is_none() {
+    fn user(&self, req: &Req) -> Reply {
+        if header(req, "user-agent").is_none() {
             return respond(
                 403,
                 "text/html",
                 "Request forbidden by administrative rules. Please make sure your request has a User-Agent header.",
             );
         }
-        let token = req.header("authorization").and_then(|h| {
+        let token = header(req, "authorization").and_then(|h| {
             let (scheme, t) = h.split_once(' ')?;
             (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
                 .then_some(t.trim())
@@ -303,7 +302,7 @@ fn last<'a>(params: &'a [(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Option<&'
         .map(|(_, v)| &**v)
 }
 
-fn page(status: u16, message: &'static str) -> Resp {
+fn page(status: u16, message: &'static str) -> Reply {
     respond(status, "text/plain; charset=utf-8", message)
 }
 

@@ -349,5 +349,15 @@ s=$(req "$(authorize_url "$EVIL" "https://evil.example/cb" "$CHALLENGE" r4)" -c 
 check "remember: another client still asks (A1)" eq "$s $(header location)" "200 "
 stop_server
 
+# --- a restart keeps users signed in (restart.sh; not in the fault runs) -----------------
+if [[ -z "${HYPER_SERVER_ARGS:-}" ]]; then
+  if HYPER_SERVER_BIN=$HYPER_SERVER_BIN bash "$(dirname "$SELF")/restart.sh" >"$WORK/restart.out" 2>&1; then
+    ok "restart.sh: $(tail -1 "$WORK/restart.out")"
+  else
+    sed 's/^/     /' "$WORK/restart.out"
+    bad "restart.sh: $(tail -1 "$WORK/restart.out")"
+  fi
+fi
+
 echo "$PASS passed, $FAIL failed"
 [[ $FAIL -eq 0 ]]
