@@ -1,10 +1,9 @@
 //! A real MCP server behind consent-gate: hyper on tokio, a store from
-//! `consent-gate-store`, `tracing` for the logs, and a built-in demo upstream that behaves
+//! `consent-gate-store`, `tracing` for the logs, and a built-in demo upstream that acts
 //! like GitHub for a returning user (no consent screen), so that the confused-deputy
-//! attack is real on a laptop and visibly fails. This file is the plumbing (flags,
-//! connections, limits, bytes in and out); `routes.rs` the OAuth endpoints and the one
-//! executor of the core's `Step`s; `mcp.rs` the protected endpoint. Flags, endpoints,
-//! limits and log lines: docs/http-contract.md.
+//! attack is real on a laptop and visibly fails. Here: flags, connections, limits, bytes
+//! in and out; `routes.rs`: the OAuth endpoints and the one executor of the core's
+//! `Step`s; `mcp.rs`: the protected endpoint. Contract: docs/http-contract.md.
 
 #![forbid(unsafe_code)]
 
@@ -28,47 +27,40 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body as _, Bytes, Incoming};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, server::conn::http1, service::service_fn};
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
-use tokio::time::{sleep, timeout};
+use tokio::{net::TcpListener, sync::Semaphore, sync::watch, time::sleep, time::timeout};
 use tracing::{info, warn};
 
-/// The limits of docs/http-contract.md#limits that are the server's: open connections
-/// (more are closed at once); the size of a request head and the time to send it (also
-/// the keep-alive idle limit); a body's size and time; a connection's age (then it is
-/// closed gracefully, so a slow reader cannot hold a slot forever); the upstream's time
-/// to answer; how long requests in flight get to finish at shutdown.
+/// The server's limits (docs/http-contract.md#limits): open connections; a request head's
+/// bytes, lines and time (also the keep-alive idle time); a body's bytes and time; a
+/// connection's age (then it closes gracefully: a slow reader cannot keep a slot); the
+/// upstream's time to answer; the time requests in flight get at shutdown.
 const MAX_CONNECTIONS: u32 = 1024;
 const MAX_HEAD: (usize, usize, Duration) = (16 * 1024, 64, Duration::from_secs(10));
 const MAX_BODY: (usize, Duration) = (64 * 1024, Duration::from_secs(10));
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+const MAX_AGE: Duration = Duration::from_secs(300);
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const USAGE: &str = "usage: hyper_server [--listen ADDR] [--upstream demo|github] \
-    [--public-url URL] [--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR]
-    [--remember-consent]   (docs/http-contract.md#running)
-env: CONSENT_GATE_KEY  the server key, hex, >= 32 bytes; with it records are kept in
-                       DIR/consent-gate.sqlite3 (DIR: ./.consent-gate), without it in memory";
+[--public-url URL] [--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR] \
+[--remember-consent]\nenv: CONSENT_GATE_KEY  the server key, hex, >= 32 bytes; with it the \
+default store is DIR/consent-gate.sqlite3 (DIR: .consent-gate), without it memory
+(docs/http-contract.md#running)";
 
-/// A request with its body read; a response as hyper sends it.
-pub type Req = Request<Bytes>;
-pub type Resp = Response<Full<Bytes>>;
+/// A request with its body read, and a response as hyper sends it.
+type Req = Request<Bytes>;
+type Resp = Response<Full<Bytes>>;
 
 fn main() {
-    // One JSON line per event, its fields at the top level, on stderr in batches.
-    let logs = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_target(false);
-    logs.with_writer(|| LogBuffer).init();
+    // One JSON line per event, its fields at the top level, written in batches (below).
+    let logs = tracing_subscriber::fmt().json().flatten_event(true);
+    logs.with_target(false).with_writer(|| LogBuffer).init();
     std::thread::spawn(|| {
         loop {
             std::thread::sleep(Duration::from_millis(50));
-            LogBuffer::flush_to_stderr();
+            LogBuffer::flush();
         }
     });
     // On one CPU (a container limit, `taskset`) the single-threaded scheduler: the same
@@ -81,21 +73,21 @@ fn main() {
     };
     let runtime = runtime.map_err(|e| format!("cannot start the runtime: {e}"));
     let result = runtime.and_then(|runtime| runtime.block_on(run()));
-    LogBuffer::flush_to_stderr();
+    LogBuffer::flush();
     if let Err(e) = result {
         eprintln!("{e}");
         std::process::exit(2);
     }
 }
 
-/// Log lines collect here and reach stderr every 50 ms and at exit, one `write` per
-/// batch: one per line cost ~10 % of the server's time under load (benches/RESULTS.md).
+/// Log lines wait here and reach stderr every 50 ms and at exit, one `write` per batch
+/// instead of per line (a tenth of the server's time under load, benches/RESULTS.md).
 /// Past 4 MiB waiting (stderr blocked), lines are dropped rather than memory spent.
-static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 struct LogBuffer;
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 impl LogBuffer {
-    fn flush_to_stderr() {
+    fn flush() {
         let batch = std::mem::take(&mut *LOG.lock().unwrap_or_else(PoisonError::into_inner));
         let _ = std::io::stderr().write_all(&batch);
     }
@@ -104,9 +96,8 @@ impl LogBuffer {
 impl std::io::Write for LogBuffer {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
         let mut log = LOG.lock().unwrap_or_else(PoisonError::into_inner);
-        if log.len() < 4 << 20 {
-            log.extend_from_slice(line);
-        }
+        let room = log.len() < 4 << 20;
+        log.extend_from_slice(if room { line } else { &[] });
         Ok(line.len())
     }
 
@@ -121,12 +112,14 @@ async fn run() -> Result<(), String> {
     while let Some(flag) = args.next() {
         let value = match flag.as_str() {
             "--listen" | "--upstream" | "--public-url" | "--store" | "--state-dir" => args.next(),
-            // One fault switch on, so that the smoke walk and the end-to-end drivers can
-            // prove they catch it (docs/design.md#fault-switches); only in builds with
-            // `--cfg consent_gate_faults`, anywhere else an unknown argument.
+            // One fault switch on, so that smoke.sh and the e2e drivers prove they catch
+            // it (docs/design.md#fault-switches); in other builds an unknown argument.
             "--fault" if cfg!(consent_gate_faults) => args.next(),
             "--remember-consent" => Some(String::new()),
-            "-h" | "--help" => return Ok(println!("{USAGE}")),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
         flags.insert(flag.clone(), value.ok_or(format!("{flag} needs a value"))?);
@@ -137,25 +130,16 @@ async fn run() -> Result<(), String> {
     let listener = listener.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let (gate, demo) = configure(&flags, &format!("http://{bound}"))?;
-    // Durable by default, in a file under the state directory; in memory without a fixed
-    // key, whose records no later process could read.
-    let state_dir = flag("--state-dir", ".consent-gate");
+    // Durable by default; in memory without a fixed key, whose records no later process
+    // could read.
     let durable = std::env::var_os("CONSENT_GATE_KEY").is_some();
-    let default_store = format!("sqlite:{state_dir}/consent-gate.sqlite3");
-    let spec = flags.get("--store").cloned();
-    let spec = spec.unwrap_or(if durable {
-        default_store
-    } else {
-        "memory".into()
-    });
-    if let Some(path) = spec.strip_prefix("sqlite:") {
-        let dir = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty());
-        let created = dir.map_or(Ok(()), std::fs::create_dir_all);
-        created.map_err(|e| format!("--store {spec}: cannot create its directory: {e}"))?;
-    }
-    let store = open_store(&spec).await?;
+    let sqlite = format!(
+        "sqlite:{}/consent-gate.sqlite3",
+        flag("--state-dir", ".consent-gate")
+    );
+    let default = if durable { sqlite.as_str() } else { "memory" };
+    let store = flags.get("--store").map_or(default, |v| v.as_str());
+    let store = open_store(store).await?;
     // Reads ignore expired entries anyway; the sweep gives their space back.
     store::spawn_sweeper(store.clone(), Duration::from_secs(60), || {
         routes::secs(now())
@@ -197,19 +181,16 @@ fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured,
         true => ConsentPolicy::Remember,
         false => ConsentPolicy::Always,
     };
-    // The server key from `CONSENT_GATE_KEY`, or a random one: then every token and
-    // registration dies with the process.
     let key = match std::env::var("CONSENT_GATE_KEY") {
         Ok(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
         Err(_) => {
-            let note =
-                "CONSENT_GATE_KEY is not set: records stay in memory and end with this process";
+            let note = "CONSENT_GATE_KEY is not set: records live in memory, with this process";
             warn!(event = "random_server_key", note);
-            random_bytes(32)
+            random(32)
         }
     };
-    let too_short = "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)";
-    let keys = Keys::new(ServerKey::new(&key).ok_or(too_short)?);
+    let short_key = "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)";
+    let keys = Keys::new(ServerKey::new(&key).ok_or(short_key)?);
     let config = Config::builder(base, format!("{base}/mcp"), upstream, keys);
     let config = config.dev_loopback_http(dev).consent_policy(policy);
     #[cfg(consent_gate_faults)]
@@ -219,66 +200,55 @@ fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured,
             let all = consent_gate::Faults::ALL;
             let Some((_, faults)) = all.iter().find(|(n, _)| n == name) else {
                 let known: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
-                return Err(format!(
-                    "unknown fault {name} (one of: {})",
-                    known.join(" ")
-                ));
+                let known = known.join(" ");
+                return Err(format!("unknown fault {name} (one of: {known})"));
             };
-            let note = "this server is deliberately insecure";
+            let note = "deliberately insecure";
             warn!(event = "FAULT_INJECTED", fault = name, note);
             config.faults(*faults)
         }
     };
-    let hint = if dev {
-        " (listening beyond loopback needs --public-url https://…)"
-    } else {
-        ""
-    };
-    let config = config
-        .build()
-        .map_err(|e| format!("configuration refused: {e}{hint}"))?;
-    Ok((Gate::new(config), demo))
+    let hint = dev.then_some(" (listening beyond loopback needs --public-url https://…)");
+    let refused = |e| format!("configuration refused: {e}{}", hint.unwrap_or(""));
+    Ok((Gate::new(config.build().map_err(refused)?), demo))
 }
 
-/// The store `--store` names. In memory, 10 000 entries of each kind: a flood costs the
+/// The store `--store` names. In memory, 10 000 entries of each kind (a flood costs the
 /// flooder its own oldest entries, then others' oldest pending pages, never the server's
-/// memory; ten times that many grants and sessions and twenty times the refresh tokens,
-/// which live long.
+/// memory), ten times that many grants and sessions, twenty times the refresh tokens.
 async fn open_store(spec: &str) -> Result<Arc<dyn store::Store>, String> {
-    let failed = |e| format!("--store {spec}: {e}");
-    let limits = |n| store::MemoryLimits {
+    let failed = |e: &dyn std::fmt::Display| format!("--store {spec}: {e}");
+    let size = |n| store::MemoryLimits {
         max_entries: n,
         max_bytes: 256 << 20,
         ..Default::default()
     };
     if spec == "memory" {
-        let memory = store::MemoryStore::new().limit(mcp::SESSIONS, limits(100_000));
-        let memory = memory.limit(store::Kind::Grant, limits(100_000));
-        Ok(Arc::new(
-            memory.limit(store::Kind::Refresh, limits(200_000)),
-        ))
+        let memory = store::MemoryStore::new().limit(mcp::SESSIONS, size(100_000));
+        let memory = memory.limit(store::Kind::Grant, size(100_000));
+        return Ok(Arc::new(memory.limit(store::Kind::Refresh, size(200_000))));
     } else if let Some(path) = spec.strip_prefix("sqlite:") {
+        let dir = std::path::Path::new(path).parent();
+        let dir = dir.filter(|d| !d.as_os_str().is_empty());
+        dir.map_or(Ok(()), std::fs::create_dir_all)
+            .map_err(|e| failed(&e))?;
         let sqlite = store::SqliteStore::open(path, Default::default()).await;
-        Ok(Arc::new(sqlite.map_err(failed)?))
+        return Ok(Arc::new(sqlite.map_err(|e| failed(&e))?));
     } else if spec.starts_with("redis://") {
         let redis = store::RedisStore::connect(spec, Default::default()).await;
-        Ok(Arc::new(redis.map_err(failed)?))
-    } else {
-        Err(format!(
-            "unknown store {spec} (memory, sqlite:PATH or redis://HOST:PORT)"
-        ))
+        return Ok(Arc::new(redis.map_err(|e| failed(&e))?));
     }
+    Err(failed(
+        &"unknown store (memory, sqlite:PATH or redis://HOST:PORT)",
+    ))
 }
 
 /// Accepts connections until Ctrl-C or SIGTERM, then lets every connection finish its
-/// request in flight. The connection slots double as the drain barrier: all returned,
-/// all closed.
+/// request in flight. The connection slots double as the drain barrier.
 async fn serve(listener: TcpListener, app: Arc<routes::App>) {
-    let mut http = http1::Builder::new();
-    let (max_bytes, max_headers, head_timeout) = MAX_HEAD;
-    http.timer(TokioTimer::new())
-        .header_read_timeout(head_timeout);
-    http.max_header_size(max_bytes).max_headers(max_headers);
+    let (mut http, (head_bytes, head_lines, head_time)) = (http1::Builder::new(), MAX_HEAD);
+    http.timer(TokioTimer::new()).header_read_timeout(head_time);
+    http.max_header_size(head_bytes).max_headers(head_lines);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS as usize));
     let (stop, stopped) = watch::channel(());
     let mut signal = std::pin::pin!(shutdown_signal());
@@ -290,15 +260,12 @@ async fn serve(listener: TcpListener, app: Arc<routes::App>) {
         let (tcp, slot) = match (tcp, slots.clone().try_acquire_owned()) {
             (Ok((tcp, _)), Ok(slot)) => (tcp, slot),
             (Ok(_), Err(_)) => {
-                warn!(
-                    event = "connection_refused",
-                    reason = "too many connections"
-                );
+                let reason = "too many connections";
+                warn!(event = "connection_refused", reason);
                 continue;
             }
             (Err(error), _) => {
-                // EMFILE and friends: back off instead of spinning.
-                warn!(event = "accept_failed", %error);
+                warn!(event = "accept_failed", %error); // EMFILE and friends: back off
                 sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -309,28 +276,25 @@ async fn serve(listener: TcpListener, app: Arc<routes::App>) {
             async move { Ok::<_, std::convert::Infallible>(request(&app, req).await) }
         });
         let conn = http.serve_connection(TokioIo::new(tcp), service);
-        // Until the client closes or idles past the head timeout; or, after the request in
-        // flight, until the connection is too old or the server stops. Resets, timeouts
-        // and malformed heads end in `Err`; hyper answered what deserved it (400, 431).
+        // Until the client closes or idles past the head timeout (resets and malformed
+        // heads end it too: hyper answered what deserved it, 400 or 431); or, after the
+        // request in flight, until it is too old or the server stops.
         tokio::spawn(async move {
             let (mut conn, _slot) = (std::pin::pin!(conn), slot);
             tokio::select! {
                 _ = conn.as_mut() => return,
                 _ = stopped.changed() => {}
-                () = sleep(MAX_CONNECTION_AGE) => {}
+                () = sleep(MAX_AGE) => {}
             }
             conn.as_mut().graceful_shutdown();
             let _ = timeout(DRAIN_TIMEOUT, conn).await;
         });
     }
-    drop(listener);
     let open = MAX_CONNECTIONS as usize - slots.available_permits();
     info!(event = "shutting_down", open_connections = open);
-    drop(stop);
-    if timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS))
-        .await
-        .is_err()
-    {
+    drop((listener, stop));
+    let drained = timeout(DRAIN_TIMEOUT, slots.acquire_many(MAX_CONNECTIONS)).await;
+    if drained.is_err() {
         warn!(event = "drain_timeout");
     }
 }
@@ -338,8 +302,9 @@ async fn serve(listener: TcpListener, app: Arc<routes::App>) {
 /// Ctrl-C, or SIGTERM (what `docker stop`, systemd and CI send).
 async fn shutdown_signal() {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("a SIGTERM handler");
+    use tokio::signal::unix::{SignalKind, signal};
+    #[cfg(unix)]
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
     #[cfg(unix)]
     let term = term.recv();
     #[cfg(not(unix))]
@@ -356,10 +321,8 @@ async fn request(app: &routes::App, req: Request<Incoming>) -> Resp {
     let started = Instant::now();
     let (head, body) = req.into_parts();
     let body = read_body(&head.headers, body).await;
-    let req = Request::from_parts(
-        head,
-        body.as_ref().map_or_else(|_| Bytes::new(), Bytes::clone),
-    );
+    let bytes = body.as_ref().map_or_else(|_| Bytes::new(), Bytes::clone);
+    let req = Request::from_parts(head, bytes);
     let resp = match body {
         Ok(_) => routes::route(app, &req).await,
         Err(refusal) => response(refusal),
@@ -370,14 +333,13 @@ async fn request(app: &routes::App, req: Request<Incoming>) -> Resp {
     resp
 }
 
-/// A body within the limits; otherwise the answer (413, 408 or 400: never a 5xx for
-/// what the client did).
+/// A body within the limits, or the answer: 413, 408 or 400, never a 5xx for what the
+/// client did.
 async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, Reply> {
     let (max, time) = MAX_BODY;
-    let declared = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    if declared.is_some_and(|n: usize| n > max) {
+    let length = headers.get("content-length");
+    let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
+    if length.is_some_and(|n: usize| n > max) {
         return Err(text(413, "request body too large"));
     } else if body.is_end_stream() {
         return Ok(Bytes::new()); // GET and friends: no timer to set
@@ -391,30 +353,24 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
 }
 
 /// A header as text; `None` when absent, repeated or not visible ASCII.
-pub fn header<'r>(req: &'r Req, name: &str) -> Option<&'r str> {
+fn header<'r>(req: &'r Req, name: &str) -> Option<&'r str> {
     let mut values = req.headers().get_all(name).iter();
-    values
-        .next()?
-        .to_str()
-        .ok()
-        .filter(|_| values.next().is_none())
+    let first = values.next()?.to_str().ok();
+    first.filter(|_| values.next().is_none())
 }
 
 /// Whether the body is declared as `essence` (parameters such as `charset` ignored).
-pub fn declared_as(req: &Req, essence: &str) -> bool {
+fn declared_as(req: &Req, essence: &str) -> bool {
     let declared = header(req, "content-type").and_then(|ct| ct.split(';').next());
     declared.is_some_and(|e| e.trim().eq_ignore_ascii_case(essence))
 }
 
 /// The cookies (several `Cookie` headers joined, as RFC 6265 §5.4 allows) and the
 /// fetch-metadata headers the core checks on browser endpoints.
-pub fn browser<'a>(req: &'a Req, cookies: &'a mut String) -> BrowserContext<'a> {
-    let all = req
-        .headers()
-        .get_all("cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap_or(""));
-    *cookies = all.collect::<Vec<_>>().join("; ");
+fn browser<'a>(req: &'a Req, cookies: &'a mut String) -> BrowserContext<'a> {
+    let all = req.headers().get_all("cookie").iter();
+    let all: Vec<_> = all.map(|v| v.to_str().unwrap_or("")).collect();
+    *cookies = all.join("; ");
     let (origin, sec_fetch_site) = (header(req, "origin"), header(req, "sec-fetch-site"));
     BrowserContext {
         cookies,
@@ -423,137 +379,131 @@ pub fn browser<'a>(req: &'a Req, cookies: &'a mut String) -> BrowserContext<'a> 
     }
 }
 
-/// Copies a reply onto a hyper response, headers verbatim (fixed values without a copy).
-pub fn response(reply: Reply) -> Resp {
+/// Copies a reply onto a hyper response, headers verbatim.
+fn response(reply: Reply) -> Resp {
+    let status = StatusCode::from_u16(reply.status);
     let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
-    *resp.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() = status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = resp.headers_mut();
     for (name, value) in reply.headers {
-        let value = match value {
-            Cow::Borrowed(fixed) => HeaderValue::from_str(fixed),
-            Cow::Owned(value) => HeaderValue::try_from(value),
-        };
         // The core writes only valid values; refuse rather than send half a reply.
-        let Ok(value) = value else {
+        let Ok(value) = HeaderValue::try_from(value.into_owned()) else {
             return response(text(500, "internal error"));
         };
-        resp.headers_mut()
-            .append(HeaderName::from_static(name), value);
+        headers.append(HeaderName::from_static(name), value);
     }
     resp
 }
 
 /// An answer of the example's own: never cached, never sniffed.
-pub fn respond(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
-    let reply = Reply {
-        status,
-        headers: Vec::new(),
-        body: body.into(),
-    };
+fn respond(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    let (headers, body) = (Vec::with_capacity(4), body.into());
     let fixed = [
         ("cache-control", "no-store"),
         ("x-content-type-options", "nosniff"),
     ];
-    with(with(reply, &[("content-type", content_type)]), &fixed)
+    with(
+        with(
+            Reply {
+                status,
+                headers,
+                body,
+            },
+            &[("content-type", content_type)],
+        ),
+        &fixed,
+    )
 }
 
 /// Adds fixed headers.
-pub fn with(mut reply: Reply, headers: &[(&'static str, &'static str)]) -> Reply {
+fn with(mut reply: Reply, headers: &[(&'static str, &'static str)]) -> Reply {
     reply
         .headers
         .extend(headers.iter().map(|&(name, value)| (name, value.into())));
     reply
 }
 
-pub fn text(status: u16, message: &str) -> Reply {
+fn text(status: u16, message: &str) -> Reply {
     respond(status, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
-pub fn json(status: u16, value: &serde_json::Value) -> Reply {
+fn json(status: u16, value: &serde_json::Value) -> Reply {
     respond(status, "application/json", value.to_string())
 }
 
-pub fn method_not_allowed(allow: &'static str) -> Reply {
+fn method_not_allowed(allow: &'static str) -> Reply {
     with(text(405, "method not allowed"), &[("allow", allow)])
 }
 
 /// The wall clock, as the core wants it (docs/conventions.md#time-is-an-argument).
-pub fn now() -> UnixTime {
-    UnixTime(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-    )
+fn now() -> UnixTime {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH);
+    UnixTime(since_epoch.map_or(0, |d| d.as_secs()))
 }
 
 /// The OS random generator as the core's `Entropy`. Without it no handle would be
 /// unguessable: abort rather than continue.
-pub fn entropy(buf: &mut [u8]) {
+fn entropy(buf: &mut [u8]) {
     getrandom::getrandom(buf).expect("the OS random number generator failed");
 }
 
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; n];
+fn random(n: usize) -> Vec<u8> {
+    let mut bytes = vec![0; n];
     entropy(&mut bytes);
     bytes
 }
 
 /// Attacker-controlled text cut to at most 96 printable characters, for the logs.
-pub fn short(s: &str) -> Cow<'_, str> {
-    if s.len() <= 96 && !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
+fn short(s: &str) -> Cow<'_, str> {
+    match s.len() <= 96 && !s.chars().any(char::is_control) {
+        true => Cow::Borrowed(s),
+        false => Cow::Owned(s.chars().filter(|c| !c.is_control()).take(96).collect()),
     }
-    Cow::Owned(s.chars().filter(|c| !c.is_control()).take(96).collect())
 }
 
 /// The back channel: HTTPS with rustls and the webpki roots (github.com); plain HTTP only
 /// where the core's configuration allowed it (loopback in development).
-pub struct Upstream(Client<HttpsConnector<HttpConnector>, Full<Bytes>>);
+struct Upstream(Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>);
 
 /// What came back from the upstream: status, content type, body.
-pub struct Fetched(u16, Option<String>, Bytes);
-
-impl Fetched {
-    pub fn as_upstream(&self) -> UpstreamResponse<'_> {
-        let (status, content_type, body) = (self.0, self.1.as_deref(), &self.2[..]);
-        UpstreamResponse {
-            status,
-            content_type,
-            body,
-        }
-    }
-}
+struct Fetched(u16, Option<String>, Bytes);
 
 impl Upstream {
-    pub fn new() -> Self {
+    fn new() -> Self {
         let tls = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots();
         let tls = tls.https_or_http().enable_http1().build();
         Upstream(Client::builder(TokioExecutor::new()).build(tls))
     }
 
     /// Sends a request the core built, reading at most the core's limit of body.
-    pub async fn send(&self, r: &HttpRequest) -> Result<Fetched, &'static str> {
+    async fn send(&self, r: &HttpRequest) -> Result<Fetched, &'static str> {
         let mut request = Request::builder().method(r.method).uri(r.url.as_str());
         for (name, value) in &r.headers {
             request = request.header(*name, &**value);
         }
-        let request = request
-            .body(Full::from(r.body.clone()))
-            .map_err(|_| "bad request")?;
+        let request = request.body(Full::from(r.body.clone()));
+        let request = request.map_err(|_| "bad request")?;
         let exchange = async {
             let resp = self.0.request(request).await.map_err(|_| "unreachable")?;
             let content_type = resp.headers().get("content-type").map(|v| v.to_str());
             let content_type = content_type.and_then(Result::ok).map(str::to_owned);
             let status = resp.status().as_u16();
             let body = Limited::new(resp.into_body(), consent_gate::MAX_UPSTREAM_BODY);
-            let body = body
-                .collect()
-                .await
-                .map_err(|_| "body too large or broken")?;
+            let body = body.collect().await.map_err(|_| "too large or broken")?;
             Ok(Fetched(status, content_type, body.to_bytes()))
         };
-        timeout(UPSTREAM_TIMEOUT, exchange)
-            .await
-            .map_err(|_| "timed out")?
+        let answered = timeout(UPSTREAM_TIMEOUT, exchange).await;
+        answered.map_err(|_| "timed out")?
+    }
+}
+
+impl Fetched {
+    fn as_upstream(&self) -> UpstreamResponse<'_> {
+        let (status, content_type, body) = (self.0, self.1.as_deref(), &self.2[..]);
+        UpstreamResponse {
+            status,
+            content_type,
+            body,
+        }
     }
 }

@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 
 use consent_gate::{ClientSecret, Reply, UpstreamConfig};
 
-use crate::{Req, header, json, method_not_allowed, now, random_bytes, respond, text};
+use crate::{Req, header, json, method_not_allowed, now, random, respond, text};
 
 /// GitHub's documented code lifetime (docs/upstreams.md#github-lifetimes).
 const CODE_LIFETIME: u64 = 600;
@@ -85,7 +85,7 @@ impl DemoUpstream {
         let demo = Self {
             base: format!("{base}/demo-upstream"),
             client_id: "Ov23liDEMO".into(),
-            client_secret: hex::encode(random_bytes(20)),
+            client_secret: hex::encode(random(20)),
             callback: format!("{base}/callback"),
             codes: Mutex::new(Bounded::new(MAX_CODES)),
             tokens: Mutex::new(Bounded::new(MAX_TOKENS)),
@@ -140,7 +140,7 @@ impl DemoUpstream {
             (Some(c), Some("S256")) if c.len() == 43 => Some(c.to_owned()),
             _ => return page(400, "Only the S256 code challenge method is accepted."),
         };
-        let code = hex::encode(random_bytes(10));
+        let code = hex::encode(random(10));
         self.codes.lock().unwrap_or_else(|p| p.into_inner()).insert(
             code.clone(),
             Grant {
@@ -245,7 +245,7 @@ impl DemoUpstream {
                 );
             }
         }
-        let token = format!("gho_{}", hex::encode(random_bytes(18)));
+        let token = format!("gho_{}", hex::encode(random(18)));
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -16,7 +16,7 @@ use tracing::warn;
 
 use crate::routes::{App, Stop, secs, variant};
 use crate::{
-    Req, declared_as, header, json, method_not_allowed, random_bytes, respond, short, text,
+    Fetched, Req, declared_as, header, json, method_not_allowed, random, respond, short, text,
 };
 
 /// The revisions with the `initialize` handshake and sessions, newest first. The first is
@@ -132,7 +132,7 @@ async fn post(app: &App, req: &Req, who: &Principal, now: UnixTime) -> Result<Re
         };
         let asked = params.get("protocolVersion").and_then(Value::as_str);
         let version = VERSIONS.into_iter().find(|v| Some(*v) == asked);
-        let (session_id, grant) = (hex::encode(random_bytes(16)), who.grant_key().as_bytes());
+        let (session_id, grant) = (hex::encode(random(16)), who.grant_key().as_bytes());
         let until = secs(now.plus(SESSION_LIFETIME));
         app.store
             .put(SESSIONS, key(&session_id), grant.to_vec(), until, secs(now))
@@ -182,9 +182,8 @@ fn error(status: u16, id: &Value, code: i64, message: &str) -> Reply {
 /// MCP client.
 async fn whoami(app: &App, who: &Principal) -> Value {
     let upstream = app.gate.config().upstream();
-    let provider = &upstream.display_name;
     let Some(token) = who.upstream_token() else {
-        return tool_text("no upstream token is kept for this sign-in".into(), true);
+        return tool_text("No upstream token is kept for this sign-in.".into(), true);
     };
     let headers = vec![
         ("authorization", format!("Bearer {}", token.secret()).into()),
@@ -192,37 +191,27 @@ async fn whoami(app: &App, who: &Principal) -> Value {
         ("user-agent", "consent-gate-hyper-example".into()),
     ];
     let (url, body) = (upstream.user_endpoint.clone(), Vec::new());
-    let sent = app
-        .upstream
-        .send(&HttpRequest {
-            method: "GET",
-            url,
-            headers,
-            body,
-        })
-        .await;
-    let user = match sent.as_ref().map(crate::Fetched::as_upstream) {
-        Err(why) => Err(format!("could not be reached: {why}")),
-        Ok(r) if r.status == 401 => Err("no longer accepts this sign-in: sign in again".into()),
-        Ok(r) => match (r.status, serde_json::from_slice::<Value>(r.body)) {
-            (200, Ok(user)) => Ok(user),
-            (status, _) => Err(format!("answered HTTP {status}")),
-        },
+    let request = HttpRequest {
+        method: "GET",
+        url,
+        headers,
+        body,
     };
-    let user = match user {
-        Ok(user) => user,
-        Err(why) => return tool_text(format!("{provider} {why}"), true),
+    let user = match app.upstream.send(&request).await {
+        Ok(Fetched(200, _, body)) => serde_json::from_slice::<Value>(&body).unwrap_or_default(),
+        Ok(Fetched(401, ..)) => Value::from("no longer accepts this sign-in: sign in again"),
+        Ok(Fetched(status, ..)) => Value::from(format!("answered HTTP {status}")),
+        Err(why) => Value::from(format!("could not be reached: {why}")),
     };
-    let field = |k: &str| {
-        user.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned()
+    let provider = &upstream.display_name;
+    let Some(login) = user.get("login").and_then(Value::as_str) else {
+        return tool_text(
+            format!("{provider} {}", user.as_str().unwrap_or("sent no login")),
+            true,
+        );
     };
-    let (login, name) = (field("login"), field("name"));
-    let id = user.get("id").map(Value::to_string).unwrap_or_default();
     let (subject, client) = (who.subject(), who.client_id());
-    let you = format!("You are {login} ({name}, {provider} id {id}), signed in as {subject}");
+    let you = format!("You are {login} on {provider}, signed in as {subject}");
     tool_text(format!("{you} through MCP client {client}."), false)
 }
 

@@ -4,7 +4,7 @@
 //! else happens with them, and before any call to the upstream (docs/design.md#steps).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use consent_gate::{Authorization, AuthorizationDetails as Details, Callback, ClientRecord};
 use consent_gate::{
@@ -38,7 +38,7 @@ impl From<StoreError> for Stop {
 
 // Every refusal of the core is a security event in the log, named after its variant.
 macro_rules! refusals {
-    ($($error:ident),*) => {$(
+    ($($error:ident)*) => {$(
         impl From<consent_gate::$error> for Stop {
             fn from(e: consent_gate::$error) -> Self {
                 warn!(security = true, event = %variant(&e), reason = %e);
@@ -47,19 +47,12 @@ macro_rules! refusals {
         }
     )*};
 }
-refusals!(
-    AuthorizeError,
-    ConsentError,
-    CallbackError,
-    TokenError,
-    RegistrationError
-);
+refusals!(AuthorizeError ConsentError CallbackError TokenError RegistrationError);
 
 /// An error's variant in snake case (`BindingMismatch`: `binding_mismatch`). Only the
 /// name: a variant's fields may carry attacker text.
 pub fn variant(e: &impl std::fmt::Debug) -> String {
-    let debug = format!("{e:?}");
-    let mut event = String::new();
+    let (debug, mut event) = (format!("{e:?}"), String::new());
     for (i, c) in debug
         .chars()
         .take_while(char::is_ascii_alphanumeric)
@@ -96,26 +89,21 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub upstream: Upstream,
     demo: Option<DemoUpstream>,
-    /// Our origin (`scheme://host:port`); the callback and MCP paths.
+    /// Our origin (`scheme://host:port`); the callback and MCP paths; the metadata paths.
     pub origin: String,
     paths: [String; 2],
-    metadata_paths: [Vec<String>; 2],
-    clients: Mutex<HashMap<[u8; 32], (Arc<ClientRecord>, u64)>>,
+    metadata: [Vec<String>; 2],
+    clients: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl App {
     pub fn new(gate: Gate, store: Arc<dyn Store>, demo: Option<DemoUpstream>) -> Self {
         let url = |u: &str| url::Url::parse(u).expect("a URL the configuration validated");
-        let (resource, callback) = (
-            url(gate.config().resource()),
-            url(gate.config().callback_uri()),
-        );
+        let (resource, callback) = (url(gate.config().resource()), gate.config().callback_uri());
+        let paths = [url(callback).path().to_owned(), resource.path().to_owned()];
+        let as_paths = gate.authorization_server_metadata_paths();
+        let metadata = [as_paths, gate.protected_resource_metadata_paths()];
         let (origin, upstream) = (resource.origin().ascii_serialization(), Upstream::new());
-        let paths = [callback.path().to_owned(), resource.path().to_owned()];
-        let metadata_paths = [
-            gate.authorization_server_metadata_paths(),
-            gate.protected_resource_metadata_paths(),
-        ];
         let clients = Mutex::default();
         App {
             gate,
@@ -124,7 +112,7 @@ impl App {
             demo,
             origin,
             paths,
-            metadata_paths,
+            metadata,
             clients,
         }
     }
@@ -133,10 +121,16 @@ impl App {
     /// A record already expired needs no storing (the store would refuse it).
     pub async fn apply(&self, step: Step, now: UnixTime) -> Result<Reply, StoreError> {
         let until = |at: Option<UnixTime>| secs(at.unwrap_or(now.plus(CLIENT_LIFETIME)));
-        let live = |at| Some(until(at)).filter(|&t| t > secs(now));
-        let ops = step.ops.into_iter().filter_map(|op| {
+        let mut ops = Vec::with_capacity(step.ops.len());
+        for op in step.ops {
             let (kind, key) = (kind(op.kind()), *op.key().as_bytes());
-            Some(match op {
+            ops.push(match op {
+                Op::Delete { .. } => store::Op::Delete { kind, key },
+                Op::Put { expires_at, .. } | Op::PutIfAbsent { expires_at, .. }
+                    if until(expires_at) <= secs(now) =>
+                {
+                    continue;
+                }
                 Op::Put {
                     value,
                     expires_at: at,
@@ -145,7 +139,7 @@ impl App {
                     kind,
                     key,
                     value,
-                    expires_at: live(at)?,
+                    expires_at: until(at),
                 },
                 Op::PutIfAbsent {
                     value,
@@ -155,12 +149,10 @@ impl App {
                     kind,
                     key,
                     value,
-                    expires_at: live(at)?,
+                    expires_at: until(at),
                 },
-                Op::Delete { .. } => store::Op::Delete { kind, key },
-            })
-        });
-        let ops: Vec<_> = ops.collect();
+            });
+        }
         if !ops.is_empty() {
             self.store.apply(ops, secs(now)).await?;
         }
@@ -169,12 +161,7 @@ impl App {
 
     /// The live record under `key` (removed in the same atomic step if `take`: single
     /// use); one that does not parse counts as absent.
-    pub async fn get<R: Record>(
-        &self,
-        key: &StoreKey,
-        now: UnixTime,
-        take: bool,
-    ) -> Result<Option<R>, Stop> {
+    pub async fn get<R: Record>(&self, key: &StoreKey, now: UnixTime, take: bool) -> Found<R> {
         let (kind, key, now) = (kind(R::KIND), *key.as_bytes(), secs(now));
         let found = match take {
             true => self.store.take(kind, key, now).await?,
@@ -188,72 +175,65 @@ impl App {
     /// the server's time under load (benches/RESULTS.md). Registrations never change once
     /// written (each has a fresh id), so a cached one is the stored one; the core still
     /// checks its MAC on every use (A16). Full, the cache starts over.
-    async fn client(
-        &self,
-        key: &StoreKey,
-        now: UnixTime,
-    ) -> Result<Option<Arc<ClientRecord>>, Stop> {
-        let ((max, secs), key_bytes) = (CLIENT_CACHE, *key.as_bytes());
-        let cache = || {
-            self.clients
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        };
-        let cached = cache()
-            .get(&key_bytes)
-            .filter(|(_, read)| now.0 < read + secs)
-            .cloned();
-        if let Some((client, _)) = cached {
+    async fn client(&self, key: &StoreKey, now: UnixTime) -> Found<Arc<ClientRecord>> {
+        let ((max, secs), id) = (CLIENT_CACHE, *key.as_bytes());
+        let cache = || self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let cached = cache().get(&id).cloned();
+        if let Some((client, _)) = cached.filter(|(_, read)| now.0 < read + secs) {
             return Ok(Some(client));
         }
-        let client = self
-            .get::<ClientRecord>(key, now, false)
-            .await?
-            .map(Arc::new);
-        let mut cache = cache();
+        let Some(client) = self.get::<ClientRecord>(key, now, false).await? else {
+            return Ok(None);
+        };
+        let (client, mut cache) = (Arc::new(client), cache());
         if cache.len() >= max {
             cache.clear();
         }
-        if let Some(client) = &client {
-            cache.insert(key_bytes, (client.clone(), now.0));
-        }
-        Ok(client)
+        cache.insert(id, (client.clone(), now.0));
+        Ok(Some(client))
     }
 }
+
+/// An answer that needs no store operation.
+fn ok(reply: Reply) -> Result<Step, Stop> {
+    Ok(reply.into())
+}
+
+/// A decoded registration and when it was read from the store (seconds).
+type Cached = (Arc<ClientRecord>, u64);
+
+/// A record if there is one, or the answer when the store failed.
+pub type Found<R> = Result<Option<R>, Stop>;
 
 /// The route table. Unknown paths are 404, known ones with another method 405.
 pub async fn route(app: &App, req: &Req) -> Resp {
     let (method, path, now) = (req.method(), req.uri().path(), now());
-    let [as_paths, resource_paths] = &app.metadata_paths;
-    let as_metadata = as_paths.iter().any(|p| p == path);
-    let metadata = as_metadata || resource_paths.iter().any(|p| p == path);
+    let [as_paths, resource_paths] = &app.metadata;
+    let as_doc = as_paths.iter().any(|p| p == path);
+    let metadata = as_doc || resource_paths.iter().any(|p| p == path);
     // CORS on what a browser-based client calls with `fetch` (`cors`), never on the
     // browser endpoints `/authorize` and `/callback` (R22).
     let back_channel = metadata || [paths::REGISTER, paths::TOKEN, paths::REVOKE].contains(&path);
-    let [callback_path, mcp_path] = &app.paths;
+    let ([callback_path, mcp_path], gate) = (&app.paths, &app.gate);
     let step = match (method, path) {
-        (&Method::GET | &Method::HEAD, _) if as_metadata => {
-            Ok(app.gate.authorization_server_metadata().into())
-        }
-        (&Method::GET | &Method::HEAD, _) if metadata => {
-            Ok(app.gate.protected_resource_metadata().into())
-        }
-        (&Method::OPTIONS, _) if metadata => Ok(preflight("GET, OPTIONS").into()),
-        _ if metadata => Ok(method_not_allowed("GET, HEAD, OPTIONS").into()),
+        (&Method::GET | &Method::HEAD, _) if as_doc => ok(gate.authorization_server_metadata()),
+        (&Method::GET | &Method::HEAD, _) if metadata => ok(gate.protected_resource_metadata()),
+        (&Method::OPTIONS, _) if metadata => ok(preflight("GET, OPTIONS")),
+        _ if metadata => ok(method_not_allowed("GET, HEAD, OPTIONS")),
         (&Method::POST, paths::REGISTER) => register(app, req, now).await,
         (&Method::POST, paths::TOKEN) => token(app, req, now).await,
         (&Method::POST, paths::REVOKE) => revoke(app, req, now).await,
-        (&Method::OPTIONS, _) if back_channel => Ok(preflight("POST, OPTIONS").into()),
-        _ if back_channel => Ok(method_not_allowed("POST, OPTIONS").into()),
+        (&Method::OPTIONS, _) if back_channel => ok(preflight("POST, OPTIONS")),
+        _ if back_channel => ok(method_not_allowed("POST, OPTIONS")),
         (&Method::GET, paths::AUTHORIZE) => authorize(app, req, now).await,
         (&Method::POST, paths::AUTHORIZE) => decide(app, req, now).await,
-        (_, paths::AUTHORIZE) => Ok(method_not_allowed("GET, POST").into()),
+        (_, paths::AUTHORIZE) => ok(method_not_allowed("GET, POST")),
         (&Method::GET, p) if p == callback_path => callback(app, req, now).await,
-        (_, p) if p == callback_path => Ok(method_not_allowed("GET").into()),
+        (_, p) if p == callback_path => ok(method_not_allowed("GET")),
         (_, p) if p == mcp_path => crate::mcp::handle(app, req, now).await.map(Step::from),
         (_, p) => match &app.demo {
-            Some(demo) if p.starts_with("/demo-upstream/") => Ok(demo.handle(req).into()),
-            _ => Ok(text(404, "not found").into()),
+            Some(demo) if p.starts_with("/demo-upstream/") => ok(demo.handle(req)),
+            _ => ok(text(404, "not found")),
         },
     };
     let step = step.unwrap_or_else(|Stop(refusal)| refusal);
@@ -285,80 +265,67 @@ fn preflight(methods: &'static str) -> Reply {
 async fn register(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let registered = app.gate.register(req.body(), now, &mut entropy)?;
     let client = &registered.record;
-    let hosts: Vec<_> = client
-        .redirect_uris()
-        .iter()
-        .map(|u| short(u.host()))
-        .collect();
-    let (client_id, redirect_hosts) = (client.client_id(), hosts.join(" "));
+    let hosts: Vec<_> = client.redirect_uris().iter().map(|u| u.host()).collect();
+    let (client_id, redirect_hosts) = (client.client_id(), short(&hosts.join(" ")).into_owned());
     info!(event = "client_registered", client_id, redirect_hosts);
     Ok(registered.into())
 }
 
 /// `GET /authorize`: the consent page, or an error page (never a redirect, R16).
 async fn authorize(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
-    let query = req.uri().query().unwrap_or("").as_bytes();
-    let request = consent_gate::AuthorizeRequest::parse(query)?;
+    let (gate, mut cookies) = (&app.gate, String::new());
+    let request = consent_gate::AuthorizeRequest::parse(query(req))?;
     let client = app.client(&request.client_key(), now).await?;
-    let mut cookies = String::new();
-    let browser = browser(req, &mut cookies);
-    match app
-        .gate
-        .authorize(request, client.as_deref(), browser, now, &mut entropy)?
-    {
+    let (client, browser) = (client.as_deref(), browser(req, &mut cookies));
+    match gate.authorize(request, client, browser, now, &mut entropy)? {
         Authorization::NeedsConsent(prompt) => {
-            let (client_id, redirect_host) = who(prompt.pending_record().details());
-            info!(event = "consent_shown", client_id, redirect_host);
+            log(
+                "consent_shown",
+                false,
+                Some(who(prompt.pending_record().details())),
+            );
             Ok(prompt.into())
         }
         // Only with `--remember-consent`: a remembered approval for exactly this client,
         // redirect URI, scope and resource (R31), spent on the 303 upstream.
-        Authorization::Remembered(consent) => Ok(app
-            .gate
-            .upstream_redirect(consent, now, &mut entropy)
-            .into()),
+        Authorization::Remembered(yes) => Ok(gate.upstream_redirect(yes, now, &mut entropy).into()),
     }
 }
 
-/// Who a consent is about, for the log: the client id and the redirect host.
-fn who(details: &Details) -> (String, String) {
-    let host = short(details.redirect_uri().host()).into();
-    (short(details.client_id()).into(), host)
+/// Who an authorization is about, for the log: its client id and redirect host.
+fn who(d: &Details) -> (String, String) {
+    (
+        short(d.client_id()).into(),
+        short(d.redirect_uri().host()).into(),
+    )
+}
+
+/// An event about one authorization.
+fn log(event: &'static str, security: bool, who: Option<(String, String)>) {
+    let (client_id, redirect_host) = who.unzip();
+    match security {
+        true => info!(security, event, client_id, redirect_host),
+        false => info!(event, client_id, redirect_host),
+    }
 }
 
 /// `POST /authorize`: the consent decision.
 async fn decide(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     if !declared_as(req, "application/x-www-form-urlencoded") {
-        return Ok(text(415, "expected an HTML form submission").into());
+        return ok(text(415, "expected an HTML form submission"));
     }
+    let (gate, mut cookies) = (&app.gate, String::new());
     let form = ConsentForm::parse(req.body())?;
     // Taken, not read: a second submission of the same page finds nothing (R36).
     let pending: Option<PendingConsent> = app.get(&form.pending_key(), now, true).await?;
-    let (client_id, redirect_host) = pending.as_ref().map(|p| who(p.details())).unzip();
-    let mut cookies = String::new();
-    match app
-        .gate
-        .decide(form, pending, browser(req, &mut cookies), now)?
-    {
-        Decision::Approved(consent) => {
-            info!(
-                security = true,
-                event = "consent_approved",
-                client_id,
-                redirect_host
-            );
-            Ok(app
-                .gate
-                .upstream_redirect(consent, now, &mut entropy)
-                .into())
+    let about = pending.as_ref().map(|p| who(p.details()));
+    match gate.decide(form, pending, browser(req, &mut cookies), now)? {
+        Decision::Approved(yes) => {
+            log("consent_approved", true, about);
+            Ok(gate.upstream_redirect(yes, now, &mut entropy).into())
         }
         Decision::Denied(to_client) => {
-            info!(
-                security = true,
-                event = "consent_denied",
-                client_id,
-                redirect_host
-            );
+            log("consent_denied", true, about);
             Ok(to_client.into())
         }
     }
@@ -366,25 +333,20 @@ async fn decide(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
 
 /// `GET /callback`: the upstream sends the browser back here.
 async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
-    let callback = Callback::parse(req.uri().query().unwrap_or("").as_bytes())?;
+    let (gate, mut cookies) = (&app.gate, String::new());
+    let callback = Callback::parse(query(req))?;
     // Taken BEFORE the upstream call, so a replayed `state` finds nothing (A7).
     let txn = app.get(&callback.transaction_key(), now, true).await?;
-    let mut cookies = String::new();
-    let verified = app
-        .gate
-        .verify_callback(callback, txn, browser(req, &mut cookies), now)?;
+    let verified = gate.verify_callback(callback, txn, browser(req, &mut cookies), now)?;
     // Only with the A7 fault on (`--fault state_reusable`, builds with
     // `--cfg consent_gate_faults`): the transaction goes back into the store.
     #[cfg(consent_gate_faults)]
     if let Some(txn) = verified.reinsert() {
-        app.apply(
-            Step {
-                ops: vec![Op::put(txn)],
-                reply: text(200, ""),
-            },
-            now,
-        )
-        .await?;
+        let again = Step {
+            ops: vec![Op::put(txn)],
+            reply: text(200, ""),
+        };
+        app.apply(again, now).await?;
     }
     let Some(tokens) = send(app, verified.token_request()).await else {
         return Err(verified.upstream_unreachable().into());
@@ -396,54 +358,47 @@ async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     // From the store, not the cache: the redirect URI is checked against the live
     // registration (R38).
     let client: Option<ClientRecord> = app.get(&authenticated.client_key(), now, false).await?;
-    let (client_id, redirect_host) = who(authenticated.details());
-    let (user, client) = (user.as_upstream(), client.as_ref());
-    let issued = app
-        .gate
-        .issue_code(authenticated, user, client, now, &mut entropy)?;
-    info!(
-        security = true,
-        event = "code_issued",
-        client_id,
-        redirect_host
-    );
+    let (about, user) = (who(authenticated.details()), user.as_upstream());
+    let issued = gate.issue_code(authenticated, user, client.as_ref(), now, &mut entropy)?;
+    log("code_issued", true, Some(about));
     Ok(issued.into())
 }
 
 /// A back-channel request for the core; `None` when the upstream is unreachable.
 async fn send(app: &App, r: &HttpRequest) -> Option<Fetched> {
     let sent = app.upstream.send(r).await;
-    sent.inspect_err(|why| warn!(event = "upstream_unreachable", url = %short(&r.url), why))
+    let url = short(&r.url);
+    sent.inspect_err(|why| warn!(event = "upstream_unreachable", %url, why))
         .ok()
 }
 
 /// `POST /token`: the code and refresh grants.
 async fn token(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let request = TokenRequest::parse(req.body(), header(req, "authorization"))?;
+    let (gate, key) = (&app.gate, request.record_key());
     let client = app.client(&request.client_key(), now).await?;
+    let client = client.as_deref();
     let issued = if request.is_code_grant() {
         // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
-        let code = app.get(&request.record_key(), now, true).await?;
-        app.gate
-            .redeem_code(&request, code, client.as_deref(), now, &mut entropy)
+        let code = app.get(&key, now, true).await?;
+        gate.redeem_code(&request, code, client, now, &mut entropy)
     } else {
         // Got, not taken: the core decides about rotation and says what to write.
-        let refresh: Option<RefreshRecord> = app.get(&request.record_key(), now, false).await?;
+        let refresh: Option<RefreshRecord> = app.get(&key, now, false).await?;
         let grant = match &refresh {
             Some(refresh) => app.get(&refresh.grant_key(), now, false).await?,
             None => None,
         };
-        app.gate
-            .redeem_refresh(&request, refresh, grant.as_ref(), client.as_deref(), now)
+        gate.redeem_refresh(&request, refresh, grant.as_ref(), client, now)
     };
     // A replayed code or a reused refresh token: the refusal's step deletes the grant
     // before the error is sent, so every token of it is dead by then (R43, R53).
     let event = match &issued {
-        Err(TokenError::CodeReused { .. }) => Some("code_replay_grant_revoked"),
-        Err(TokenError::RefreshReused { .. }) => Some("refresh_reuse_grant_revoked"),
-        _ => None,
+        Err(TokenError::CodeReused { .. }) => "code_replay_grant_revoked",
+        Err(TokenError::RefreshReused { .. }) => "refresh_reuse_grant_revoked",
+        _ => "",
     };
-    if let Some(event) = event {
+    if !event.is_empty() {
         warn!(security = true, event, client_id = %short(request.client_id()));
     }
     // The grant, the refresh records, the redeemed code; the successor of a rotated
@@ -457,13 +412,16 @@ async fn revoke(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let client = app.client(&request.client_key(), now).await?;
     // Got, not taken: an unknown or foreign token must change nothing (RFC 7009 §2.2).
     let refresh: Option<RefreshRecord> = app.get(&request.refresh_key(), now, false).await?;
-    let revocation = app
-        .gate
-        .revoke(&request, client.as_deref(), refresh.as_ref(), now)?;
+    let (client, refresh) = (client.as_deref(), refresh.as_ref());
+    let revocation = app.gate.revoke(&request, client, refresh, now)?;
     if revocation.revoke_grant.is_some() {
-        let client_id = client.as_ref().map(|c| short(c.client_id()).into_owned());
+        let client_id = client.map(|c| short(c.client_id()).into_owned());
         info!(security = true, event = "grant_revoked", client_id);
     }
     // The grant is deleted before the reply: the client may rely on "200 means gone".
     Ok(revocation.into())
+}
+
+fn query(req: &Req) -> &[u8] {
+    req.uri().query().unwrap_or("").as_bytes()
 }
