@@ -16,8 +16,7 @@ mod routes;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use consent_gate::{BrowserContext, ClientSecret, Config, ConsentPolicy, Gate, HttpRequest, Keys};
@@ -54,15 +53,12 @@ type Req = Request<Bytes>;
 type Resp = Response<Full<Bytes>>;
 
 fn main() {
-    // One JSON line per event, its fields at the top level, written in batches (below).
-    let logs = tracing_subscriber::fmt().json().flatten_event(true);
-    logs.with_target(false).with_writer(|| LogBuffer).init();
-    std::thread::spawn(|| {
-        loop {
-            std::thread::sleep(Duration::from_millis(50));
-            LogBuffer::flush();
-        }
-    });
+    // One JSON line per event on stderr, its fields at the top level.
+    let logs = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_target(false);
+    logs.with_writer(std::io::stderr).init();
     // On one CPU (a container limit, `taskset`) the single-threaded scheduler: the same
     // work without cross-thread wake-ups and queues.
     let runtime = match std::thread::available_parallelism().map_or(1, |n| n.get()) {
@@ -72,37 +68,9 @@ fn main() {
         _ => tokio::runtime::Runtime::new(),
     };
     let runtime = runtime.map_err(|e| format!("cannot start the runtime: {e}"));
-    let result = runtime.and_then(|runtime| runtime.block_on(run()));
-    LogBuffer::flush();
-    if let Err(e) = result {
+    if let Err(e) = runtime.and_then(|runtime| runtime.block_on(run())) {
         eprintln!("{e}");
         std::process::exit(2);
-    }
-}
-
-/// Log lines wait here and reach stderr every 50 ms and at exit, one `write` per batch
-/// instead of per line (a tenth of the server's time under load, benches/RESULTS.md).
-/// Past 4 MiB waiting (stderr blocked), lines are dropped rather than memory spent.
-struct LogBuffer;
-static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-impl LogBuffer {
-    fn flush() {
-        let batch = std::mem::take(&mut *LOG.lock().unwrap_or_else(PoisonError::into_inner));
-        let _ = std::io::stderr().write_all(&batch);
-    }
-}
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut log = LOG.lock().unwrap_or_else(PoisonError::into_inner);
-        let room = log.len() < 4 << 20;
-        log.extend_from_slice(if room { line } else { &[] });
-        Ok(line.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
