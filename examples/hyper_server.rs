@@ -130,13 +130,21 @@ fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured,
     let public_url = flags.get("--public-url").map(|u| u.trim_end_matches('/'));
     let (base, dev) = (public_url.unwrap_or(bound), public_url.is_none());
     let env = |name| std::env::var(name).map_err(|_| format!("--upstream github needs {name}"));
+    let key = match std::env::var("CONSENT_GATE_KEY") {
+        Ok(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
+        Err(_) => {
+            let note = "CONSENT_GATE_KEY is not set: records live in memory, with this process";
+            warn!(event = "random_server_key", note);
+            random(32)
+        }
+    };
     let (upstream, demo) = match flags.get("--upstream").map_or("demo", |u| u.as_str()) {
         "demo" => {
             if !dev {
                 let note = "the demo upstream signs everyone in as octocat";
                 warn!(event = "demo_upstream_public", note);
             }
-            let (demo, upstream) = demo_upstream::DemoUpstream::new(base);
+            let (demo, upstream) = demo_upstream::DemoUpstream::new(base, &key);
             (upstream, Some(demo))
         }
         "github" => {
@@ -148,14 +156,6 @@ fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured,
     let policy = match flags.contains_key("--remember-consent") {
         true => ConsentPolicy::Remember,
         false => ConsentPolicy::Always,
-    };
-    let key = match std::env::var("CONSENT_GATE_KEY") {
-        Ok(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
-        Err(_) => {
-            let note = "CONSENT_GATE_KEY is not set: records live in memory, with this process";
-            warn!(event = "random_server_key", note);
-            random(32)
-        }
     };
     let short_key = "CONSENT_GATE_KEY must be at least 32 bytes (64 hex digits)";
     let keys = Keys::new(ServerKey::new(&key).ok_or(short_key)?);

@@ -13,6 +13,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use hyper::Method;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -24,9 +25,11 @@ use crate::{Req, header, json, method_not_allowed, now, random, respond, text};
 
 /// GitHub's documented code lifetime (docs/upstreams.md#github-lifetimes).
 const CODE_LIFETIME: u64 = 600;
-/// Bounds on what the demo remembers (it must not be the easy memory exhaustion either).
+/// A bound on what the demo remembers (it must not be the easy memory exhaustion either).
+/// Its tokens it does not remember at all: each carries a MAC under a key derived from the
+/// server key, so that they stay valid across a restart with the same `CONSENT_GATE_KEY`,
+/// as GitHub's tokens outlive a restart of our server.
 const MAX_CODES: usize = 10_000;
-const MAX_TOKENS: usize = 10_000;
 
 /// The one user this upstream knows: F14 verbatim.
 const USER: &str = r#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","avatar_url":"https://github.com/images/error/octocat_happy.gif","html_url":"https://github.com/octocat","type":"User","site_admin":false,"name":"monalisa octocat","email":null,"created_at":"2008-01-14T04:33:35Z","updated_at":"2008-01-14T04:33:35Z"}"#;
@@ -75,20 +78,23 @@ pub struct DemoUpstream {
     /// The one callback URL registered for "our OAuth app".
     callback: String,
     codes: Mutex<Bounded<Grant>>,
-    tokens: Mutex<Bounded<()>>,
+    token_key: [u8; 32],
 }
 
 impl DemoUpstream {
     /// The demo upstream served under `{base}/demo-upstream`, and the gate's configuration
     /// for it: our OAuth app there, with a secret drawn for this process.
-    pub fn new(base: &str) -> (Self, UpstreamConfig) {
+    pub fn new(base: &str, server_key: &[u8]) -> (Self, UpstreamConfig) {
+        let token_key = Sha256::new()
+            .chain_update("demo upstream tokens\0")
+            .chain_update(server_key);
         let demo = Self {
             base: format!("{base}/demo-upstream"),
             client_id: "Ov23liDEMO".into(),
             client_secret: hex::encode(random(20)),
             callback: format!("{base}/callback"),
             codes: Mutex::new(Bounded::new(MAX_CODES)),
-            tokens: Mutex::new(Bounded::new(MAX_TOKENS)),
+            token_key: token_key.finalize().into(),
         };
         let mut up = UpstreamConfig::custom(
             "Demo GitHub",
@@ -245,16 +251,20 @@ impl DemoUpstream {
                 );
             }
         }
-        let token = format!("gho_{}", hex::encode(random(18)));
-        self.tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token.clone(), ());
+        let nonce = hex::encode(random(9));
+        let token = format!("gho_{nonce}{}", self.token_mac(&nonce));
         answer(&[
             ("access_token", &token),
             ("token_type", "bearer"),
             ("scope", &grant.scope),
         ])
+    }
+
+    /// The MAC that makes `gho_{nonce}{mac}` a token this demo issued.
+    fn token_mac(&self, nonce: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.token_key).expect("any key length");
+        mac.update(nonce.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..9])
     }
 
     /// `GET /user`: F14 for a token we issued, F15 otherwise, F16 without `User-Agent`.
@@ -271,12 +281,9 @@ impl DemoUpstream {
             (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token"))
                 .then_some(t.trim())
         });
-        let known = token.is_some_and(|t| {
-            self.tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .map
-                .contains_key(t)
+        let known = token.and_then(|t| t.strip_prefix("gho_")).is_some_and(|t| {
+            let (nonce, mac) = t.split_at(t.len().min(18));
+            bool::from(mac.as_bytes().ct_eq(self.token_mac(nonce).as_bytes()))
         });
         if !known {
             return json(

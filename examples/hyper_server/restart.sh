@@ -80,6 +80,14 @@ initialize() {
   req "$MCP" -H "authorization: Bearer $1" -H 'content-type: application/json' \
     -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}'
 }
+whoami() { # whoami TOKEN: initialize, then the tool; prints its text
+  initialize "$1" >/dev/null
+  local sid; sid=$(grep -i '^mcp-session-id:' "$WORK/h" | cut -d' ' -f2 | tr -d '\r')
+  req "$MCP" -H "authorization: Bearer $1" -H 'content-type: application/json' -H "mcp-session-id: $sid" \
+    -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}' >/dev/null
+  jq -r '.result.content[0].text' "$WORK/b"
+}
+contains() { [[ "$1" == *"$2"* ]] || { echo "     [$2] not in [$1]" >&2; return 1; }; }
 
 # --- the default store, SQLite under --state-dir ------------------------------------------
 start "$WORK/log1" --state-dir "$WORK/state"
@@ -92,6 +100,7 @@ check "after kill -9 and a restart, the access token still works" eq "$(initiali
 check "after kill -9 and a restart, the refresh token still works" eq "$(refresh)" 200
 NEW_AT=$(jq -r .access_token "$WORK/b")
 check "the refreshed access token works" eq "$(initialize "$NEW_AT")" 200
+check "whoami reaches the upstream with the kept upstream token" contains "$(whoami "$NEW_AT")" octocat
 crash
 
 # --- the control: in memory, the same walk must not survive ------------------------------
