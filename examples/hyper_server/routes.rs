@@ -346,7 +346,7 @@ async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
             ops: vec![Op::put(txn)],
             reply: text(200, ""),
         };
-        app.apply(again, now).await?;
+        let _placeholder_reply = app.apply(again, now).await?;
     }
     let Some(tokens) = send(app, verified.token_request()).await else {
         return Err(verified.upstream_unreachable().into());
