@@ -146,7 +146,8 @@ echo "== ours: consent-gate examples/hyper_server (demo upstream in-process)"
 PORT=$(free_port)
 # Its JSON log lines (one or two per request) go to /dev/null: the peer runs with its access
 # log off and logs warnings only. Logging them to a file on this machine costs ours ~30 %.
-"${SRV[@]}" "$SERVER" --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
+# `--store memory` even when CONSENT_GATE_KEY is set (then the default would be SQLite).
+"${SRV[@]}" "$SERVER" --listen "127.0.0.1:$PORT" --store memory >/dev/null 2>&1 &
 OURS=$!
 PIDS+=("$OURS")
 wait_http "http://127.0.0.1:$PORT/.well-known/oauth-authorization-server"
@@ -178,7 +179,7 @@ rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 HALF=$((FLOOD / 2))
 echo "== memory: ${HALF}s GET /authorize flood, then ${HALF}s POST /register flood, fresh example server"
 PORT=$(free_port)
-"${SRV[@]}" "$SERVER" --listen "127.0.0.1:$PORT" >/dev/null 2>&1 &
+"${SRV[@]}" "$SERVER" --listen "127.0.0.1:$PORT" --store memory >/dev/null 2>&1 &
 FRESH=$!
 PIDS+=("$FRESH")
 wait_http "http://127.0.0.1:$PORT/.well-known/oauth-authorization-server"
