@@ -10,6 +10,12 @@
 //! submits Approve or Deny as a browser would, and follows the redirects until the
 //! browser is sent to the client's loopback redirect URI, whose query goes to the SDK.
 //!
+//! Scenarios: approve (then refresh, and a replayed code that must revoke the grant the
+//! SDK holds, R43), deny (`access_denied`, no token), and forwarded (A2: the upstream's
+//! redirect back to the gate opened in a browser without the binding cookie is refused).
+//! The last two checks are what make the driver fail on a gate built with the fault
+//! switches `code_reusable` and `callback_unbound`, not only on a broken happy path.
+//!
 //! Usage: consent-gate-e2e-rust --server http://127.0.0.1:PORT   (or E2E_SERVER=…)
 //! Exit status: 0 when every scenario passed, 1 otherwise, 2 on the global timeout.
 
@@ -18,6 +24,7 @@
 mod user_agent;
 
 use std::future::Future;
+use std::net::TcpListener;
 use std::time::Duration;
 
 use oauth2::TokenResponse;
@@ -30,7 +37,8 @@ use rmcp::transport::streamable_http_client::{
 };
 use rmcp::transport::{
     AuthClient, AuthError, AuthorizationManager, AuthorizationRequest, AuthorizationSession,
-    CredentialStore, InMemoryCredentialStore, StreamableHttpClientTransport,
+    CredentialStore, InMemoryCredentialStore, InMemoryStateStore, StateStore,
+    StreamableHttpClientTransport,
 };
 use serde_json::Value;
 use url::Url;
@@ -58,6 +66,7 @@ async fn step<T>(what: &str, fut: impl Future<Output = T>) -> Result<T, String> 
 struct Published {
     mcp: Url,
     issuer: String,
+    token_endpoint: String,
     resource: String,
 }
 
@@ -81,6 +90,7 @@ async fn published(server: &str) -> Result<Published, String> {
     Ok(Published {
         mcp: Url::parse(&format!("{server}/mcp")).map_err(|e| e.to_string())?,
         issuer: text(&asm, "issuer")?,
+        token_endpoint: text(&asm, "token_endpoint")?,
         resource: text(&prm, "resource")?,
     })
 }
@@ -89,8 +99,11 @@ async fn published(server: &str) -> Result<Published, String> {
 struct Login {
     session: AuthorizationSession,
     store: InMemoryCredentialStore,
+    /// The SDK's pending authorizations (its PKCE verifiers), read for the replay check.
+    pending: InMemoryStateStore,
     auth_url: Url,
     user: UserRun,
+    _redirect_port: TcpListener,
 }
 
 impl Login {
@@ -138,7 +151,14 @@ async fn challenge(p: &Published) -> Result<String, String> {
 
 /// The SDK discovers, registers and builds the authorization URL; the user clicks
 /// `decision` on the consent page.
-async fn login(p: &Published, decision: &str, client_name: &str) -> Result<Login, String> {
+/// With `stop_at_callback`, the user's browser stops where the upstream sends it back to
+/// the gate's `/callback`, so that URL can be handed to another browser.
+async fn login(
+    p: &Published,
+    decision: &str,
+    client_name: &str,
+    stop_at_callback: bool,
+) -> Result<Login, String> {
     let www_authenticate = challenge(p).await?;
     ensure(www_authenticate.contains("resource_metadata="), || {
         format!("the 401 names no resource metadata (RFC 9728): {www_authenticate}")
@@ -149,6 +169,8 @@ async fn login(p: &Published, decision: &str, client_name: &str) -> Result<Login
     // Kept here too, to read and edit what the SDK stores (a shared handle, not a copy).
     let store = InMemoryCredentialStore::new();
     manager.set_credential_store(store.clone());
+    let pending = InMemoryStateStore::new();
+    manager.set_state_store(pending.clone());
     let resolved = step(
         "discovery",
         manager.resolve_metadata_from_challenge(Some(&www_authenticate)),
@@ -170,10 +192,14 @@ async fn login(p: &Published, decision: &str, client_name: &str) -> Result<Login
     })?;
     manager.set_metadata(resolved.metadata);
 
-    // The redirect URI is a loopback port this process holds (RFC 8252 §7.3), so nothing
-    // else can be listening there; the browser's last hop is read, not sent.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let port = port.local_addr().map_err(|e| e.to_string())?.port();
+    // The redirect URI is a loopback port this process holds (RFC 8252 §7.3) for the
+    // whole scenario, so nothing else can be listening there; the browser's last hop is
+    // read, not sent.
+    let redirect_port = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = redirect_port
+        .local_addr()
+        .map_err(|e| e.to_string())?
+        .port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let request = AuthorizationRequest::new(&redirect_uri).with_client_name(client_name);
     let session = step("registration", AuthorizationSession::new(manager, request))
@@ -181,18 +207,22 @@ async fn login(p: &Published, decision: &str, client_name: &str) -> Result<Login
         .map_err(|(_, e)| format!("registration or authorization URL: {e}"))?;
     let auth_url = Url::parse(session.get_authorization_url()).map_err(|e| e.to_string())?;
     let redirect_uri = Url::parse(&redirect_uri).map_err(|e| e.to_string())?;
+    let callback = p.mcp.join("/callback").map_err(|e| e.to_string())?;
+    let stop_at = stop_at_callback.then_some(&callback);
     let mut browser = Browser::new()?;
     let user = step("the user at the consent page", async {
         browser
-            .act_as_user(&auth_url, decision, &redirect_uri, client_name)
+            .act_as_user(&auth_url, decision, &redirect_uri, stop_at, client_name)
             .await
     })
     .await??;
     Ok(Login {
         session,
         store,
+        pending,
         auth_url,
         user,
+        _redirect_port: redirect_port,
     })
 }
 
@@ -294,7 +324,7 @@ async fn stored_token(
 }
 
 async fn scenario_approve(p: &Published) -> Check {
-    let login = login(p, "approve", "E2E Rust SDK client").await?;
+    let login = login(p, "approve", "E2E Rust SDK client", false).await?;
     check_round_trip(&login, p)?;
     ensure(via_upstream(&login.user), || {
         "approval did not go through the upstream".into()
@@ -312,7 +342,13 @@ async fn scenario_approve(p: &Published) -> Check {
     let forged = step("forged iss", forged).await?;
     ensure(
         matches!(forged, Err(AuthError::AuthorizationServerMismatch { .. })),
-        || format!("SDK accepted a foreign iss: {forged:?}"),
+        // Never the token itself in the report: only whether there was one.
+        || {
+            format!(
+                "SDK accepted a foreign iss: {:?}",
+                forged.as_ref().map(|_| "a token")
+            )
+        },
     )?;
     let csrf = step(
         "forged state",
@@ -320,6 +356,21 @@ async fn scenario_approve(p: &Published) -> Check {
     )
     .await?;
     ensure(csrf.is_err(), || "SDK accepted an unknown state".into())?;
+
+    // What an attacker holding a leaked code and verifier would send, kept for the replay
+    // check at the end (the SDK forgets the verifier once it has used it).
+    let replay = Redemption {
+        code: callback.code.clone(),
+        verifier: login
+            .pending
+            .load(&callback.csrf_token)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the SDK keeps no pending authorization for this state")?
+            .pkce_verifier,
+        client_id: login.auth_param("client_id").unwrap_or_default(),
+        redirect_uri: login.auth_param("redirect_uri").unwrap_or_default(),
+    };
 
     let url = login.user.landed.as_str();
     let token = step("code exchange", session.handle_callback_url(url)).await?;
@@ -364,11 +415,82 @@ async fn scenario_approve(p: &Published) -> Check {
     ensure(
         third.is_some() && third.as_ref() != Some(&second_refresh),
         || "the SDK did not refresh after the 401".into(),
+    )?;
+
+    // R43 (A8): the code, presented again with the verifier, is refused, and that revokes
+    // what its first redemption issued: the SDK's next call finds its access token and
+    // its refresh token dead, and reports that a new authorization is needed.
+    let (status, error) = replay.send(p).await?;
+    ensure(status == 400 && error == "invalid_grant", || {
+        format!("a replayed code answered HTTP {status} {error:?}")
+    })?;
+    let after = call_whoami(&client, p, "after the code replay").await;
+    ensure(after.is_err(), || {
+        "the grant survived a replayed code (R43)".into()
+    })
+}
+
+/// An authorization code redemption at `/token`, sent by hand.
+struct Redemption {
+    code: String,
+    verifier: String,
+    client_id: String,
+    redirect_uri: String,
+}
+
+impl Redemption {
+    /// The status and the OAuth `error` of the answer (never the token: not printed).
+    async fn send(&self, p: &Published) -> Result<(u16, String), String> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", &self.code)
+            .append_pair("code_verifier", &self.verifier)
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("resource", &p.resource)
+            .finish();
+        let req = reqwest::Client::new()
+            .post(&p.token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        let res = step("code replay", req.send()).await?;
+        let res = res.map_err(|e| format!("code replay: {e}"))?;
+        let status = res.status().as_u16();
+        let body = res.bytes().await.map_err(|e| format!("code replay: {e}"))?;
+        let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Ok((
+            status,
+            json["error"].as_str().unwrap_or_default().to_owned(),
+        ))
+    }
+}
+
+/// A2 (R35): the upstream's redirect back to the gate, forwarded to and opened in another
+/// browser, which never saw the consent page and holds no binding cookie, is refused, and
+/// no code goes to the client.
+async fn scenario_forwarded(p: &Published) -> Check {
+    let login = login(p, "approve", "E2E Rust SDK client (forwarded)", true).await?;
+    let landed = &login.user.landed;
+    ensure(
+        via_upstream(&login.user) && landed.path() == "/callback",
+        || format!("the approval did not come back from the upstream to /callback: {landed}"),
+    )?;
+    let (status, location) = Browser::new()?.open(landed).await?;
+    ensure(status == 403 && location.is_none(), || {
+        let sent = location
+            .as_deref()
+            .map(|l| l.split('?').next().unwrap_or(l));
+        format!("another browser at the callback got HTTP {status}, redirected to {sent:?}")
+    })?;
+    let token = login.session.auth_manager.get_access_token().await;
+    ensure(
+        matches!(token, Err(AuthError::AuthorizationRequired)),
+        || "the SDK holds a token".into(),
     )
 }
 
 async fn scenario_deny(p: &Published) -> Check {
-    let login = login(p, "deny", "E2E Rust SDK client (deny)").await?;
+    let login = login(p, "deny", "E2E Rust SDK client (deny)", false).await?;
     check_round_trip(&login, p)?;
     // docs/design.md#errors-and-redirects: a deny goes straight to the client, never upstream.
     ensure(!via_upstream(&login.user), || {
@@ -414,13 +536,18 @@ async fn run(server: &str) -> usize {
             return 1;
         }
     };
-    let approve = "approve: SDK discovers, registers, user approves, token, tools/list + whoami, refresh rotation";
+    let approve = "approve: SDK discovers, registers, user approves, token, tools/list + whoami, \
+                   refresh rotation (explicit and after a 401), a replayed code revokes the grant";
     let deny = "deny: user denies, client gets access_denied and no token";
+    let forwarded = "forwarded: the upstream's redirect opened in another browser is refused (A2)";
     let mut failed = 0;
-    for (name, outcome) in [
+    let outcomes = [
         (approve, scenario_approve(&p).await),
         (deny, scenario_deny(&p).await),
-    ] {
+        (forwarded, scenario_forwarded(&p).await),
+    ];
+    let total = outcomes.len();
+    for (name, outcome) in outcomes {
         match outcome {
             Ok(()) => println!("ok - rust sdk {name}"),
             Err(e) => {
@@ -429,7 +556,7 @@ async fn run(server: &str) -> usize {
             }
         }
     }
-    println!("rust summary: {} ok, {failed} not ok", 2 - failed);
+    println!("rust summary: {} ok, {failed} not ok", total - failed);
     failed
 }
 

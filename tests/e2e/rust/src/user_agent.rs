@@ -281,6 +281,15 @@ fn redirect_host(html: &str) -> Option<String> {
     Some(unescape_html(&html[open_end..close]))
 }
 
+/// The request headers of a top-level navigation; `site` is its `Sec-Fetch-Site`.
+fn navigate(site: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("sec-fetch-site", site.to_owned()),
+        ("sec-fetch-mode", "navigate".to_owned()),
+        ("sec-fetch-dest", "document".to_owned()),
+    ]
+}
+
 /// A browser: one cookie jar, never following a redirect by itself.
 pub struct Browser {
     http: reqwest::Client,
@@ -331,23 +340,26 @@ impl Browser {
         Ok(res)
     }
 
+    /// Loads `url` as a top-level navigation arriving from another site (a link in a
+    /// message, say), without following a redirect: its status and `Location`.
+    pub async fn open(&mut self, url: &Url) -> Result<(u16, Option<String>), String> {
+        let res = self.request(url, None, &navigate("cross-site")).await?;
+        let location = res.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+        Ok((res.status().as_u16(), location.map(str::to_owned)))
+    }
+
     /// Opens `auth_url`, checks that the consent page names the client and the redirect
     /// host (R12, R25), clicks `decision` ("approve" or "deny"), and follows redirects
-    /// until the browser is sent to `redirect_uri`.
+    /// until the browser is sent to `redirect_uri`, or to `stop_at` (same origin and
+    /// path) when given: the gate's `/callback`, to hand that URL to another browser.
     pub async fn act_as_user(
         &mut self,
         auth_url: &Url,
         decision: &str,
         redirect_uri: &Url,
+        stop_at: Option<&Url>,
         client_name: &str,
     ) -> Result<UserRun, String> {
-        let navigate = |site: &str| {
-            vec![
-                ("sec-fetch-site", site.to_owned()),
-                ("sec-fetch-mode", "navigate".to_owned()),
-                ("sec-fetch-dest", "document".to_owned()),
-            ]
-        };
         let page = self.request(auth_url, None, &navigate("none")).await?;
         let status = page.status().as_u16();
         let html_type = page
@@ -458,7 +470,8 @@ impl Browser {
                 .join(&location)
                 .map_err(|e| format!("Location {location:?}: {e}"))?;
             crossed |= url.origin() != auth_url.origin();
-            if url.origin() == redirect_uri.origin() && url.path() == redirect_uri.path() {
+            let at = |target: &Url| url.origin() == target.origin() && url.path() == target.path();
+            if at(redirect_uri) || stop_at.is_some_and(at) {
                 return Ok(UserRun { chain, landed: url });
             }
             let site = if crossed { "cross-site" } else { "same-origin" };
