@@ -11,10 +11,12 @@
 //! browser is sent to the client's loopback redirect URI, whose query goes to the SDK.
 //!
 //! Scenarios: approve (then refresh, and a replayed code that must revoke the grant the
-//! SDK holds, R43), deny (`access_denied`, no token), and forwarded (A2: the upstream's
-//! redirect back to the gate opened in a browser without the binding cookie is refused).
-//! The last two checks are what make the driver fail on a gate built with the fault
-//! switches `code_reusable` and `callback_unbound`, not only on a broken happy path.
+//! SDK holds, R43), deny (`access_denied`, no token; then the SDK's authorization URL
+//! with its `redirect_uri` extended must get an error page, A10), and forwarded (A2: the
+//! upstream's redirect back to the gate opened in a browser without the binding cookie
+//! is refused). These three attack checks are what make the driver fail on a gate built
+//! with the fault switches `code_reusable`, `redirect_prefix_match` and
+//! `callback_unbound`, not only on a broken happy path.
 //!
 //! Usage: consent-gate-e2e-rust --server http://127.0.0.1:PORT   (or E2E_SERVER=…)
 //! Exit status: 0 when every scenario passed, 1 otherwise, 2 on the global timeout.
@@ -514,7 +516,27 @@ async fn scenario_deny(p: &Published) -> Check {
         || format!("the SDK holds a token after deny: {token:?}"),
     )?;
     let stored = login.store.load().await.map_err(|e| e.to_string())?;
-    ensure(stored.is_none(), || "credentials stored after deny".into())
+    ensure(stored.is_none(), || "credentials stored after deny".into())?;
+
+    // A10 (R16, R17): the SDK's own authorization URL with a `redirect_uri` that merely
+    // extends the registered one names another place: an error page, never a consent
+    // page, never a redirect.
+    let registered = login.auth_param("redirect_uri").unwrap_or_default();
+    for tampered in [format!("{registered}x"), format!("{registered}/../steal")] {
+        let mut url = login.auth_url.clone();
+        let pairs: Vec<(String, String)> = login.auth_url.query_pairs().into_owned().collect();
+        let mut query = url.query_pairs_mut();
+        query.clear();
+        for (k, v) in &pairs {
+            query.append_pair(k, if k == "redirect_uri" { &tampered } else { v });
+        }
+        drop(query);
+        let (status, location) = Browser::new()?.open(&url).await?;
+        ensure(status >= 400 && location.is_none(), || {
+            format!("redirect_uri {tampered}: HTTP {status}, Location {location:?}")
+        })?;
+    }
+    Ok(())
 }
 
 fn server_arg() -> Option<String> {
@@ -538,7 +560,8 @@ async fn run(server: &str) -> usize {
     };
     let approve = "approve: SDK discovers, registers, user approves, token, tools/list + whoami, \
                    refresh rotation (explicit and after a 401), a replayed code revokes the grant";
-    let deny = "deny: user denies, client gets access_denied and no token";
+    let deny = "deny: user denies, client gets access_denied and no token; \
+                a prefix-extended redirect_uri gets an error page (A10)";
     let forwarded = "forwarded: the upstream's redirect opened in another browser is refused (A2)";
     let mut failed = 0;
     let outcomes = [
