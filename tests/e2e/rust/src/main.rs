@@ -312,8 +312,8 @@ async fn call_whoami(client: &AuthClient<reqwest::Client>, p: &Published, when: 
     outcome
 }
 
-fn refresh_secret(store_token: &rmcp::transport::auth::OAuthTokenResponse) -> Option<String> {
-    store_token.refresh_token().map(|t| t.secret().clone())
+fn refresh_secret(token: &rmcp::transport::auth::OAuthTokenResponse) -> Option<String> {
+    token.refresh_token().map(|t| t.secret().clone())
 }
 
 async fn stored_token(
