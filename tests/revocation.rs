@@ -12,13 +12,13 @@ use consent_gate::*;
 fn revoke(host: &mut Host, client: &Client, token: &str) -> Result<Reply, TokenError> {
     let (body, auth) = client.token_request(&[("token", token)]);
     let req = RevocationRequest::parse(body.as_bytes(), auth.as_deref())?;
-    let record = host.store.clients.get(&req.client_key());
-    let refresh = host.store.refresh.get(&req.refresh_key());
+    let record = host.store.get::<ClientRecord>(&req.client_key());
+    let refresh = host.store.get::<RefreshRecord>(&req.refresh_key());
     let done = host
         .gate
         .revoke(&req, record.as_ref(), refresh.as_ref(), host.now)?;
     if let Some(grant) = &done.revoke_grant {
-        host.store.grants.delete(grant);
+        host.store.delete(Kind::Grant, grant);
     }
     Ok(done.reply)
 }

@@ -74,6 +74,7 @@ mod action;
 mod actors;
 pub mod entropy;
 mod host;
+pub mod kit;
 pub mod oracle;
 mod props;
 mod token_endpoint;
@@ -88,5 +89,5 @@ pub use props::{Goal, Property, Violation};
 pub use world::{
     Bounds, Browser, BrowserState, CallbackUrl, Faults, Ghost, HeldCode, HeldRefresh, HeldToken,
     Identity, Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse,
-    Store, TICKS, Terms, World,
+    TICKS, Terms, World,
 };

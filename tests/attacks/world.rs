@@ -62,7 +62,7 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(setup: Setup) -> Self {
+    pub fn new(setup: GateSetup) -> Self {
         let mut host = Host::with(setup);
         let legit = host.register_public("Claude Desktop", "http://127.0.0.1:33418/cb");
         let evil = host.register_public("Claude Desktop", EVIL_CB);
@@ -80,9 +80,9 @@ impl World {
 
     /// The default world with fault switches.
     pub fn faulty(faults: Faults) -> Self {
-        Self::new(Setup {
+        Self::new(GateSetup {
             faults,
-            ..Setup::default()
+            ..GateSetup::default()
         })
     }
 
@@ -143,10 +143,10 @@ pub fn csrf_on_consent(faults: Faults, legacy: bool, origin: &'static str) -> (W
 /// A4: with remembered consent, V (who approved C) opens X's link from a mail app
 /// (`Sec-Fetch-Site: none`, the one case in which a remembered consent may apply).
 pub fn remembered_consent_elsewhere(faults: Faults) -> (World, Outcome) {
-    let mut w = World::new(Setup {
+    let mut w = World::new(GateSetup {
         policy: ConsentPolicy::Remember,
         faults,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let x = App::new(&w.evil, "x");
     let outcome = match w.host.get_authorize(&mut w.victim, &x.query(), Nav::Direct) {

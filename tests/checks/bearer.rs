@@ -25,9 +25,9 @@ fn host_with_token_length(len: usize) -> (Host, String) {
         budget -= n + sep;
         i += 1;
     }
-    let mut host = Host::with(Setup {
+    let mut host = Host::with(GateSetup {
         scopes,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let client = host.register_public("App", "http://127.0.0.1:9/cb");
     let mut browser = host.browser(VICTIM);
@@ -133,7 +133,7 @@ fn confirm_refuses_a_grant_that_fails_any_one_check() {
     let other = host.login(&mut browser, &App::new(&client, "other"));
     let grant_of = |host: &Host, access: &str| {
         let key = host.bearer(access).unwrap().grant_key().to_owned();
-        host.store.grants.get(&key).unwrap()
+        host.store.get::<GrantRecord>(&key).unwrap()
     };
     let my_grant = grant_of(&host, mine.access());
     let other_grant = grant_of(&host, other.access());

@@ -1,0 +1,126 @@
+//! The one gate builder: the real [`Gate`] in every configuration a checker needs, with the
+//! [`FakeGithub`] it talks to.
+
+use consent_gate::{
+    ClientSecret, Config, ConsentPolicy, Gate, Keys, Lifetimes, ServerKey, UnixTime, UpstreamConfig,
+};
+
+use super::github::{FakeGithub, UPSTREAM_CLIENT_ID, UPSTREAM_SECRET};
+use crate::Faults;
+
+/// Our issuer in the loopback development configuration.
+pub const ISSUER: &str = "http://127.0.0.1:8080";
+/// The MCP resource in the loopback development configuration.
+pub const RESOURCE: &str = "http://127.0.0.1:8080/mcp";
+/// Our issuer in the https configuration: cookies carry `__Host-` and `Secure` (R30).
+pub const HTTPS_ISSUER: &str = "https://mcp.example";
+/// The start of every clock of the kit.
+pub const T0: UnixTime = UnixTime(1_700_000_000);
+/// The server's HMAC key (a second gate with the same key mints tokens the first verifies).
+pub const SERVER_KEY: [u8; 32] = [7; 32];
+
+/// How to configure the gate under test.
+#[derive(Clone, Debug)]
+pub struct GateSetup {
+    /// https issuer with `__Host-` cookies instead of the loopback development mode.
+    pub https: bool,
+    /// Another canonical MCP resource than `{issuer}/mcp`.
+    pub resource: Option<&'static str>,
+    /// The scopes offered to MCP clients.
+    pub scopes: Vec<&'static str>,
+    /// The consent policy.
+    pub policy: ConsentPolicy,
+    /// The lifetimes.
+    pub lifetimes: Lifetimes,
+    /// Whether the gate knows the upstream's RFC 9207 issuer (`UpstreamConfig::issuer`).
+    pub upstream_issuer: bool,
+    /// The upstream's name on the consent page (configured text, escaped too: R23).
+    pub upstream_name: &'static str,
+    /// The server key.
+    pub key: [u8; 32],
+    /// Fault switches (only `Faults::NONE` without `--cfg consent_gate_faults`).
+    pub faults: Faults,
+}
+
+impl Default for GateSetup {
+    fn default() -> Self {
+        Self {
+            https: false,
+            resource: None,
+            scopes: vec!["mcp"],
+            policy: ConsentPolicy::Always,
+            lifetimes: Lifetimes::default(),
+            upstream_issuer: true,
+            upstream_name: "GitHub",
+            key: SERVER_KEY,
+            faults: Faults::NONE,
+        }
+    }
+}
+
+impl GateSetup {
+    /// The https configuration (`__Host-` cookies), otherwise the defaults.
+    pub fn https() -> Self {
+        Self {
+            https: true,
+            ..Self::default()
+        }
+    }
+
+    /// Our issuer.
+    pub fn issuer(&self) -> &'static str {
+        if self.https { HTTPS_ISSUER } else { ISSUER }
+    }
+
+    /// The GitHub this gate is configured for, with our callback registered there.
+    pub fn github(&self) -> FakeGithub {
+        let (base, api) = if self.https {
+            ("https://github.example", "https://api.github.example")
+        } else {
+            ("http://127.0.0.1:8080/up", "http://127.0.0.1:8080/up/api")
+        };
+        let mut github = FakeGithub::new(base, api, format!("{}/callback", self.issuer()));
+        if !self.upstream_issuer {
+            github.send_iss = None;
+        }
+        github
+    }
+
+    /// The gate, configured for `github` (from [`GateSetup::github`]).
+    pub fn gate(&self, github: &FakeGithub) -> Gate {
+        let issuer = self.issuer();
+        let resource = self.resource.map_or(format!("{issuer}/mcp"), str::to_owned);
+        let mut upstream = UpstreamConfig::custom(
+            self.upstream_name,
+            github.authorize_endpoint.clone(),
+            github.token_endpoint.clone(),
+            github.user_endpoint.clone(),
+            UPSTREAM_CLIENT_ID,
+            ClientSecret::new(UPSTREAM_SECRET),
+        );
+        upstream.issuer = self.upstream_issuer.then(|| github.issuer.clone());
+        upstream.scopes = vec!["read:user".into()];
+        upstream.subject_prefix = "github:".into();
+        let Some(key) = ServerKey::new(&self.key) else {
+            unreachable!("a 32-byte key is always accepted");
+        };
+        let builder = Config::builder(issuer, resource, upstream, Keys::new(key))
+            .dev_loopback_http(!self.https)
+            .consent_policy(self.policy)
+            .lifetimes(self.lifetimes)
+            .scopes(self.scopes.iter().copied());
+        // Without `--cfg consent_gate_faults` the setup's `Faults` has nothing to switch on.
+        #[cfg(consent_gate_faults)]
+        let builder = builder.faults(self.faults);
+        match builder.build() {
+            Ok(config) => Gate::new(config),
+            Err(e) => panic!("the kit's configuration is valid: {e}"),
+        }
+    }
+
+    /// The gate and its GitHub.
+    pub fn build(&self) -> (Gate, FakeGithub) {
+        let github = self.github();
+        (self.gate(&github), github)
+    }
+}
