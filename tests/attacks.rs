@@ -5,7 +5,7 @@
 //! has seen. Each test asserts that the attack fails (the attacker never receives a code or
 //! token for the victim) *and* that the honest flow beside it still works.
 //!
-//! The attacks that a fault switch re-opens are scenario functions in `attacks/world.rs`
+//! The attacks that a fault switch re-opens are scenario functions in `attacks/scene.rs`
 //! returning what the attacker walked away with; `with_faults` (compiled only with
 //! `RUSTFLAGS="--cfg consent_gate_faults"`, as `.ci/run` does) re-runs each with its
 //! switch on and asserts that the attack then succeeds, so none of these tests can pass
@@ -13,19 +13,19 @@
 //! metadata documents (`client_id_metadata_document_supported: false`).
 
 mod common;
-#[path = "attacks/world.rs"]
-mod world;
+#[path = "attacks/scene.rs"]
+mod scene;
 // A19–A22 and R66: what the outside review found.
 #[path = "attacks/review.rs"]
 mod review;
 
 use common::*;
 use consent_gate::*;
-use world::*;
+use scene::*;
 
 #[test]
 fn a1_seed_confused_deputy() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.evil, "x");
     let github_before = w.host.github.authorize_hits;
     // X sends V the link, on a web page or in a mail: our own consent page, naming the
@@ -74,7 +74,7 @@ fn a2_then_a7_the_failed_callback_burns_the_state() {
     // A2, and then the callback URL V's browser was sent to (V's GitHub code, X's `state`)
     // leaks to X, whose browser does hold the binding cookie. V's failed attempt took the
     // transaction, so X's replay finds nothing (found by the `flow` fuzzer).
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.evil, "x");
     let to_github = w.host.approved(&mut w.attacker, &x);
     let back = w.host.through_github(&w.victim, &to_github);
@@ -112,7 +112,7 @@ fn a3_csrf_on_consent() {
 
 #[test]
 fn a4_remembered_consent_is_per_client_and_never_cross_site() {
-    let mut w = World::new(GateSetup {
+    let mut w = Scene::new(GateSetup {
         policy: ConsentPolicy::Remember,
         ..GateSetup::default()
     });
@@ -152,7 +152,7 @@ fn may_be_framed(reply: &Reply) -> bool {
 
 #[test]
 fn a5_clickjacking_headers() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.evil, "x");
     // X frames our pages invisibly on a game page: the consent page and every error page
     // refuse to render in a frame (R29), with both headers.
@@ -179,7 +179,7 @@ fn a5_clickjacking_headers() {
 
 #[test]
 fn a6_login_csrf_code_injection() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     // V has a flow of its own in progress: approved, binding cookie set, going to GitHub.
     let v = App::new(&w.legit, "v");
     let v_up = w.host.approved(&mut w.victim, &v);
@@ -251,7 +251,7 @@ fn a8_code_replay_revokes() {
 
 #[test]
 fn a9_code_injection_other_client() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let a = w
         .host
         .register_client("Acme Web", "https://app.example/cb", "client_secret_basic");
@@ -350,7 +350,7 @@ fn a10_redirect_uri_tricks() {
 
 #[test]
 fn a11_loopback_warning() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     // Local malware registers a client named like C with a loopback redirect on its own
     // port and opens the link. Matching cannot tell; the page says where access goes and
     // warns that it is a program on this computer (R27).
@@ -374,7 +374,7 @@ type Edit = fn(&mut Vec<(&'static str, String)>);
 
 #[test]
 fn a12_pkce_downgrade() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.legit, "x");
     // X starts a flow without a usable S256 challenge: an error page (R19).
     let downgrades: [Edit; 5] = [
@@ -415,7 +415,7 @@ fn a12_pkce_downgrade() {
 
 #[test]
 fn a13_upstream_issuer_mismatch() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     // The browser comes back to our callback with another authorization server's `iss`
     // (mix-up): refused before the code goes to any token endpoint (RFC 9207 §2.4).
     w.host.github.send_iss = Some("https://as.evil.example".into());
@@ -439,7 +439,7 @@ fn a13_upstream_issuer_mismatch() {
 
 #[test]
 fn a14_token_passthrough_and_audience() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let tokens = w.host.login(&mut w.victim, &App::new(&w.legit, "v"));
     // The upstream's tokens never reach the client (R41), and are refused as bearers (R50).
     let body = String::from_utf8(tokens.reply.body.clone()).unwrap();
@@ -479,7 +479,7 @@ fn a14_token_passthrough_and_audience() {
 
 #[test]
 fn a15_no_redirect_before_consent() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let phish = w.host.register_public("Acme", "https://phish.example/cb");
     let p = App::new(&phish, "p");
     // Links that fail validation: each an error page on our origin (R16, R32), never a
@@ -511,7 +511,7 @@ fn a15_no_redirect_before_consent() {
 
 #[test]
 fn a16_tampered_transaction_record() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let c = App::new(&w.legit, "v");
     let up = w.host.approved(&mut w.victim, &c);
     // Someone with write access to the store points the transaction at evil.example.
@@ -549,7 +549,7 @@ fn token_record_key(grant_type: &str, value: &str) -> StoreKey {
 
 #[test]
 fn a16_tampered_records_of_every_kind() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let (legit, evil) = (w.legit.clone(), w.evil.clone());
     // A client registration whose redirect URI was swapped.
     let original = w
@@ -623,7 +623,7 @@ fn a16_tampered_records_of_every_kind() {
 /// V's GitHub account whenever the server calls the upstream for X.
 #[test]
 fn a16_tampered_grant_is_refused_at_the_bearer_check() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     let v_tokens = w.host.login(&mut w.victim, &App::new(&w.legit, "v"));
     let x_tokens = w.host.login(&mut w.attacker, &App::new(&w.evil, "x"));
     let v_grant = *w.host.bearer(v_tokens.access()).unwrap().grant_key();
@@ -637,7 +637,7 @@ fn a16_tampered_grant_is_refused_at_the_bearer_check() {
 
 #[test]
 fn a17_script_scheme_redirect() {
-    let mut w = World::new(GateSetup::default());
+    let mut w = Scene::new(GateSetup::default());
     for uri in [
         "javascript:alert(document.domain)",
         "JaVaScript:alert(1)",

@@ -11,14 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use consent_gate::{
-    Authorization, AuthorizeRequest, BrowserContext, Callback, ClientRecord, ClientSecret,
-    CodeRecord, Config, ConsentForm, ConsentPolicy, Decision, Gate, GrantRecord, Keys,
-    PendingConsent, RefreshRecord, ServerKey, StoreKey, TokenRequest, TransactionRecord, UnixTime,
-    UpstreamConfig, UpstreamResponse,
+    Authorization, AuthorizeRequest, BrowserContext, Callback, ClientRecord, CodeRecord,
+    ConsentForm, ConsentPolicy, Decision, Gate, GrantRecord, PendingConsent, RefreshRecord,
+    StoreKey, TokenRequest, TransactionRecord, UnixTime, UpstreamResponse,
 };
+use consent_gate_spec::kit::{self, GateSetup};
 
 /// Our issuer (https: cookies carry the `__Host-` prefix, as in production).
-pub const ISSUER: &str = "https://mcp.example";
+pub const ISSUER: &str = kit::HTTPS_ISSUER;
 /// The MCP resource.
 pub const RESOURCE: &str = "https://mcp.example/mcp";
 /// The RFC 7636 appendix B verifier; every fixture flow uses its challenge.
@@ -26,7 +26,7 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 /// `S256(VERIFIER)`.
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The instant every surface target runs at.
-pub const NOW: UnixTime = UnixTime(1_700_000_000);
+pub const NOW: UnixTime = kit::T0;
 /// GitHub's token success (docs/upstreams.md#f5).
 pub const F5: &[u8] = br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178B4a","token_type":"bearer","scope":"read:user,user:email"}"#;
 /// GitHub's `GET /user` (docs/upstreams.md#f14, trimmed to the members we read plus a few).
@@ -61,21 +61,22 @@ pub fn faults_from_env() -> Faults {
     }
 }
 
-/// The configuration every target uses, with a consent policy and fault switches.
+/// The configuration every target uses, with a consent policy and fault switches: the
+/// kit's gate builder with the real github.com preset (the surface targets feed it GitHub's
+/// recorded answers, F5/F14), and a display name with markup in it, since configured text is
+/// escaped too (R23): the pages' markup check would see a raw tag.
 pub fn gate(policy: ConsentPolicy, faults: Faults) -> Gate {
-    let mut upstream =
-        UpstreamConfig::github("Ov23liEXAMPLE", ClientSecret::new("upstream-secret"));
-    // Configured text is escaped too (R23): the pages' markup check would see a raw tag.
-    upstream.display_name = "GitHub <Enterprise> & \"Co\"".into();
-    let key = ServerKey::new(&[0x42; 32]).expect("32-byte key");
-    let builder =
-        Config::builder(ISSUER, RESOURCE, upstream, Keys::new(key)).consent_policy(policy);
-    // Without `--cfg consent_gate_faults` `faults` is the stand-in: nothing to switch on.
-    #[cfg(consent_gate_faults)]
-    let builder = builder.faults(faults);
-    #[cfg(not(consent_gate_faults))]
-    let _ = faults;
-    Gate::new(builder.build().expect("the fixture configuration is valid"))
+    let (gate, _) = GateSetup {
+        https: true,
+        policy,
+        faults,
+        github_com: true,
+        upstream_name: "GitHub <Enterprise> & \"Co\"",
+        key: [0x42; 32],
+        ..GateSetup::default()
+    }
+    .build();
+    gate
 }
 
 /// The kit's deterministic entropy (one SplitMix64 stream): the same build always mints the

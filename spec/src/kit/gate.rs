@@ -36,6 +36,10 @@ pub struct GateSetup {
     pub upstream_issuer: bool,
     /// The upstream's name on the consent page (configured text, escaped too: R23).
     pub upstream_name: &'static str,
+    /// The real `UpstreamConfig::github` preset (github.com's endpoints and issuer) instead
+    /// of the double's: for checkers that feed the gate GitHub's recorded answers by hand
+    /// (the fuzz crate's surface fixture), never its [`FakeGithub`].
+    pub github_com: bool,
     /// The server key.
     pub key: [u8; 32],
     /// Fault switches (only `Faults::NONE` without `--cfg consent_gate_faults`).
@@ -52,6 +56,7 @@ impl Default for GateSetup {
             lifetimes: Lifetimes::default(),
             upstream_issuer: true,
             upstream_name: "GitHub",
+            github_com: false,
             key: SERVER_KEY,
             faults: Faults::NONE,
         }
@@ -90,17 +95,26 @@ impl GateSetup {
     pub fn gate(&self, github: &FakeGithub) -> Gate {
         let issuer = self.issuer();
         let resource = self.resource.map_or(format!("{issuer}/mcp"), str::to_owned);
-        let mut upstream = UpstreamConfig::custom(
-            self.upstream_name,
-            github.authorize_endpoint.clone(),
-            github.token_endpoint.clone(),
-            github.user_endpoint.clone(),
-            UPSTREAM_CLIENT_ID,
-            ClientSecret::new(UPSTREAM_SECRET),
-        );
-        upstream.issuer = self.upstream_issuer.then(|| github.issuer.clone());
-        upstream.scopes = vec!["read:user".into()];
-        upstream.subject_prefix = "github:".into();
+        let mut upstream = if self.github_com {
+            UpstreamConfig::github(UPSTREAM_CLIENT_ID, ClientSecret::new(UPSTREAM_SECRET))
+        } else {
+            let mut custom = UpstreamConfig::custom(
+                "GitHub",
+                github.authorize_endpoint.clone(),
+                github.token_endpoint.clone(),
+                github.user_endpoint.clone(),
+                UPSTREAM_CLIENT_ID,
+                ClientSecret::new(UPSTREAM_SECRET),
+            );
+            custom.issuer = github.issuer.clone().into();
+            custom.scopes = vec!["read:user".into()];
+            custom.subject_prefix = "github:".into();
+            custom
+        };
+        upstream.display_name = self.upstream_name.into();
+        if !self.upstream_issuer {
+            upstream.issuer = None;
+        }
         let Some(key) = ServerKey::new(&self.key) else {
             unreachable!("a 32-byte key is always accepted");
         };

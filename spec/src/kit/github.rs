@@ -81,7 +81,7 @@ impl HttpAnswer {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct GithubCode {
     user: GithubUser,
     challenge: String,
@@ -90,7 +90,8 @@ struct GithubCode {
 }
 
 /// GitHub, as seen by our server and by a browser whose user authorized our app before.
-#[derive(Clone, Debug)]
+/// Plain data, so that a harness state holding it can be compared and hashed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FakeGithub {
     /// The browser-facing authorization endpoint.
     pub authorize_endpoint: String,
@@ -304,6 +305,12 @@ impl FakeGithub {
     /// The callback URI registered for our app at GitHub.
     pub fn callback(&self) -> &str {
         &self.callback
+    }
+
+    /// The account an access token it issued (strictly or leniently) speaks for.
+    pub fn token_user(&self, token: &str) -> Option<GithubUser> {
+        let lenient = || USERS.into_iter().find(|u| lenient_token(*u) == token);
+        self.tokens.get(token).copied().or_else(lenient)
     }
 
     /// Every access token it issued (to check none ever reaches an MCP client, R41).
