@@ -244,7 +244,7 @@ fn a8_code_replay_revokes() {
         .redeem(&legit, &code, &"x".repeat(43), None)
         .unwrap_err();
     assert_eq!(err, TokenError::InvalidGrant("PKCE verification failed"));
-    assert!(err.revoke_grant().is_none());
+    assert!(Step::from(err.clone()).ops.is_empty(), "nothing to delete");
     assert!(w.host.bearer(tokens.access()).is_ok());
     w.honest_flow_still_works();
 }

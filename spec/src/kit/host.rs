@@ -9,8 +9,8 @@
 use consent_gate::{
     Authorization, AuthorizeError, AuthorizeRequest, BearerError, Callback, CallbackError,
     ClientRecord, CodeRecord, ConsentError, ConsentForm, ConsentGiven, Decision, Gate, GrantRecord,
-    PendingConsent, Principal, RefreshRecord, RegistrationError, Reply, TokenAuthMethod,
-    TokenError, TokenRequest, TransactionRecord, UnixTime,
+    PendingConsent, Principal, RefreshRecord, RegistrationError, Reply, RevocationRequest,
+    TokenAuthMethod, TokenError, TokenRequest, TransactionRecord, UnixTime,
 };
 
 use super::browser::{Browser, Nav};
@@ -330,6 +330,29 @@ impl Host {
         pairs.extend(scope.map(|s| ("scope", s)));
         let (body, auth) = client.token_request(&pairs);
         self.post_token(&body, auth.as_deref())
+    }
+
+    /// `POST /revoke` (RFC 7009) with a form body and optional `Authorization` header:
+    /// look up the client and, in case the token is a refresh token, its record; the
+    /// executor deletes the grant the gate names.
+    pub fn post_revoke(
+        &mut self,
+        body: &str,
+        authorization: Option<&str>,
+    ) -> Result<Reply, TokenError> {
+        let req = RevocationRequest::parse(body.as_bytes(), authorization)?;
+        let client = self.store.get::<ClientRecord>(&req.client_key());
+        let refresh = self.store.get::<RefreshRecord>(&req.refresh_key());
+        let done = self
+            .gate
+            .revoke(&req, client.as_ref(), refresh.as_ref(), self.now)?;
+        Ok(self.store.apply(done))
+    }
+
+    /// Revokes `token` as `client`.
+    pub fn revoke(&mut self, client: &Client, token: &str) -> Result<Reply, TokenError> {
+        let (body, auth) = client.token_request(&[("token", token)]);
+        self.post_revoke(&body, auth.as_deref())
     }
 
     // --- the MCP endpoint ------------------------------------------------------------------
