@@ -74,21 +74,12 @@ fn r65_grants_survive_a_key_rotation() {
     let (mut host, mut browser, app) = app_host();
     let before = host.login(&mut browser, &app);
     // A new current key; the old one kept for verification only.
-    let config = host.gate.config();
-    let keys = Keys::new(ServerKey::new(&[9u8; 32]).unwrap())
-        .with_previous(ServerKey::new(&SERVER_KEY).unwrap());
-    let rotated = Config::builder(
-        config.issuer(),
-        config.resource(),
-        config.upstream().clone(),
-        keys,
-    )
-    .dev_loopback_http(true)
-    .lifetimes(*config.lifetimes())
-    .scopes(config.scopes_supported().iter().map(str::to_owned))
-    .build()
-    .unwrap();
-    host.gate = Gate::new(rotated);
+    let rotated = GateSetup {
+        key: [9; 32],
+        previous_key: Some(SERVER_KEY),
+        ..GateSetup::default()
+    };
+    host.gate = rotated.gate(&host.github);
     // The access token and the grant made under the old key still work, and the user's
     // upstream token still opens.
     let who = host.bearer(before.access()).unwrap();
@@ -104,15 +95,10 @@ fn r65_grants_survive_a_key_rotation() {
             .is_some()
     );
     // Without the old key, what it sealed is refused.
-    let only_new = Config::builder(
-        host.gate.config().issuer(),
-        host.gate.config().resource(),
-        host.gate.config().upstream().clone(),
-        Keys::new(ServerKey::new(&[9u8; 32]).unwrap()),
-    )
-    .dev_loopback_http(true)
-    .build()
-    .unwrap();
-    host.gate = Gate::new(only_new);
+    let only_new = GateSetup {
+        key: [9; 32],
+        ..GateSetup::default()
+    };
+    host.gate = only_new.gate(&host.github);
     assert_eq!(host.bearer(before.access()), Err(BearerError::Invalid));
 }

@@ -42,6 +42,8 @@ pub struct GateSetup {
     pub github_com: bool,
     /// The server key.
     pub key: [u8; 32],
+    /// A retired key, kept for verification only (`Keys::with_previous`).
+    pub previous_key: Option<[u8; 32]>,
     /// Fault switches (only `Faults::NONE` without `--cfg consent_gate_faults`).
     pub faults: Faults,
 }
@@ -58,6 +60,7 @@ impl Default for GateSetup {
             upstream_name: "GitHub",
             github_com: false,
             key: SERVER_KEY,
+            previous_key: None,
             faults: Faults::NONE,
         }
     }
@@ -115,10 +118,15 @@ impl GateSetup {
         if !self.upstream_issuer {
             upstream.issuer = None;
         }
-        let Some(key) = ServerKey::new(&self.key) else {
-            unreachable!("a 32-byte key is always accepted");
+        let server_key = |bytes: &[u8; 32]| match ServerKey::new(bytes) {
+            Some(key) => key,
+            None => unreachable!("a 32-byte key is always accepted"),
         };
-        let builder = Config::builder(issuer, resource, upstream, Keys::new(key))
+        let mut keys = Keys::new(server_key(&self.key));
+        if let Some(previous) = &self.previous_key {
+            keys = keys.with_previous(server_key(previous));
+        }
+        let builder = Config::builder(issuer, resource, upstream, keys)
             .dev_loopback_http(!self.https)
             .consent_policy(self.policy)
             .lifetimes(self.lifetimes)

@@ -127,6 +127,14 @@ impl Store {
         }
     }
 
+    /// The operations of a step the caller keeps (to look at its shape): applied in order,
+    /// exactly as [`Store::apply`] applies them.
+    pub fn apply_ops<'a>(&mut self, ops: impl IntoIterator<Item = &'a Op>) {
+        for op in ops {
+            self.apply_op(op.clone());
+        }
+    }
+
     /// Reads a record without removing it (clients, grants, refresh records).
     pub fn get<R: Record + Clone + Send + Sync + 'static>(&self, key: &StoreKey) -> Option<R> {
         self.entries.get(&(R::KIND, *key))?.decode()
@@ -162,6 +170,16 @@ impl Store {
     /// How many records of `kind` are stored.
     pub fn count(&self, kind: Kind) -> usize {
         self.entries.keys().filter(|(k, _)| *k == kind).count()
+    }
+
+    /// How many records are stored, of every kind.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Every stored record of type `R`, in key order.
