@@ -17,10 +17,10 @@ use crate::actors::{
     query_param,
 };
 use crate::entropy::Draws;
-use crate::kit::{self, FakeGithub, Nav};
+use crate::kit::{self, FakeGithub, Faults, Nav};
 use crate::world::{
-    Browser, BrowserState, CallbackUrl, Faults, HeldCode, Identity, Inbox, Issued, IssuedCode,
-    Link, LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Terms, World,
+    Browser, BrowserState, CallbackUrl, HeldCode, Identity, Inbox, Issued, IssuedCode, Link,
+    LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Terms, World,
 };
 
 fn registration(redirect: &str, name: &str) -> String {

@@ -92,9 +92,10 @@ pub use actors::{
     EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, ISSUER, RESOURCE, TRICK_REDIRECT,
     UPSTREAM_AUTHORIZE,
 };
+pub use kit::Faults;
 pub use props::{Goal, Property, Violation};
 pub use world::{
-    Bounds, Browser, BrowserState, CallbackUrl, Faults, Ghost, HeldCode, HeldRefresh, HeldToken,
-    Identity, Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse,
-    TICKS, Terms, World,
+    Bounds, Browser, BrowserState, CallbackUrl, Ghost, HeldCode, HeldRefresh, HeldToken, Identity,
+    Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse, TICKS, Terms,
+    World,
 };

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use consent_gate::{ConsentPolicy, Gate, Kind, StoreKey, UnixTime};
 
 use crate::action::Action;
-use crate::kit;
+use crate::kit::{self, Faults};
 
 /// A browser: the victim's, or the attacker's own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,23 +146,6 @@ impl Bounds {
 /// The tick sizes the exhaustive checker tries: past the code lifetime and the refresh
 /// grace window (61 s), and past consent pages and upstream transactions (601 s).
 pub const TICKS: [u32; 2] = [61, 601];
-
-/// The core's fault switches, each re-creating a known bypass. They exist only in builds
-/// with `RUSTFLAGS="--cfg consent_gate_faults"`.
-#[cfg(consent_gate_faults)]
-pub use consent_gate::Faults;
-
-/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
-/// one value, [`Faults::NONE`], so that a [`Setup`] is written the same in every build.
-#[cfg(not(consent_gate_faults))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Faults;
-
-#[cfg(not(consent_gate_faults))]
-impl Faults {
-    /// No fault (the only value in this build).
-    pub const NONE: Faults = Faults;
-}
 
 /// Everything that fixes a world before its first step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

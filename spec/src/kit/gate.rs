@@ -6,7 +6,24 @@ use consent_gate::{
 };
 
 use super::github::{FakeGithub, UPSTREAM_CLIENT_ID, UPSTREAM_SECRET};
-use crate::Faults;
+
+/// The core's fault switches, each re-creating a known bypass. They exist only in builds
+/// with `RUSTFLAGS="--cfg consent_gate_faults"`.
+#[cfg(consent_gate_faults)]
+pub use consent_gate::Faults;
+
+/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
+/// one value, [`Faults::NONE`], so that a [`GateSetup`] (and the World's `Setup`) is written the same in every
+/// build.
+#[cfg(not(consent_gate_faults))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Faults;
+
+#[cfg(not(consent_gate_faults))]
+impl Faults {
+    /// No fault (the only value in this build).
+    pub const NONE: Faults = Faults;
+}
 
 /// Our issuer in the loopback development configuration.
 pub const ISSUER: &str = "http://127.0.0.1:8080";

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 pub use browser::{Browser, Nav, Request};
 pub use client::{App, Client, ConsentFields};
-pub use gate::{GateSetup, HTTPS_ISSUER, ISSUER, RESOURCE, SERVER_KEY, T0};
+pub use gate::{Faults, GateSetup, HTTPS_ISSUER, ISSUER, RESOURCE, SERVER_KEY, T0};
 pub use github::{
     ATTACKER, FakeGithub, GithubUser, HttpAnswer, UPSTREAM_CLIENT_ID, UPSTREAM_SECRET, USERS,
     VICTIM,
