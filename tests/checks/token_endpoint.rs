@@ -444,7 +444,7 @@ fn debug_output_names_the_value_and_never_a_secret() {
         "{shown}"
     );
     assert_eq!(consent.details().client_id(), client.id);
-    // The redirect upstream: its accessors agree with its parts.
+    // The redirect upstream: its accessors agree with the step the host executes.
     let up = host
         .gate
         .upstream_redirect(consent, host.now, &mut host.entropy);
@@ -457,13 +457,14 @@ fn debug_output_names_the_value_and_never_a_secret() {
     let record_key = *up.transaction_record().key();
     let reply = up.response();
     assert_eq!(reply.header("location"), Some(location.as_str()));
-    let (txn, sent) = up.into_parts();
+    let sent = host.store.apply(up);
+    let txn = host.store.get::<TransactionRecord>(&record_key);
+    let txn = txn.expect("stored under the key its accessor names");
     assert_eq!(*txn.key(), record_key);
     assert_eq!(sent.header("location"), Some(location.as_str()));
     assert_eq!(sent.set_cookies().count(), reply.set_cookies().count());
     assert_eq!(txn.details().client_id(), client.id);
     assert_eq!(txn.expires_at(), host.now.plus(600));
-    host.store.put(&txn);
     browser.apply(&sent, host.now);
     let back = host.through_github(&browser, &sent);
     let query = back.split_once('?').unwrap().1;
