@@ -14,10 +14,11 @@
 
 use consent_gate::*;
 use consent_gate_spec::entropy::SplitMix64;
+use consent_gate_spec::kit::GateSetup;
 use criterion::{BatchSize, Criterion, black_box, criterion_group, criterion_main};
 use std::time::Duration;
 
-const NOW: UnixTime = UnixTime(1_700_000_000);
+const NOW: UnixTime = consent_gate_spec::kit::T0;
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const REGISTRATION: &[u8] = br#"{"redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"client_name":"Bench client"}"#;
 const TOKEN_RESPONSE: &[u8] = br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178B4a","token_type":"bearer","scope":"read:user"}"#;
@@ -33,26 +34,15 @@ fn entropy() -> SplitMix64 {
     SplitMix64(0x9E37_79B9_7F4A_7C15)
 }
 
+/// The kit's gate builder (`consent_gate_spec::kit::GateSetup`), loopback, default policy,
+/// the upstream's answers below carrying no RFC 9207 `iss`.
 fn gate() -> Gate {
-    let upstream = UpstreamConfig::custom(
-        "Demo",
-        "http://127.0.0.1:8080/demo-upstream/authorize",
-        "http://127.0.0.1:8080/demo-upstream/token",
-        "http://127.0.0.1:8080/demo-upstream/user",
-        "static-id",
-        ClientSecret::new("static-secret"),
-    );
-    let key = ServerKey::new(&[7u8; 32]).expect("32-byte key");
-    let config = Config::builder(
-        "http://127.0.0.1:8080",
-        "http://127.0.0.1:8080/mcp",
-        upstream,
-        Keys::new(key),
-    )
-    .dev_loopback_http(true)
+    GateSetup {
+        upstream_issuer: false,
+        ..GateSetup::default()
+    }
     .build()
-    .expect("valid config");
-    Gate::new(config)
+    .0
 }
 
 /// `name=value` of a `Set-Cookie` header.

@@ -28,37 +28,9 @@ fn strings(v: &serde_json::Value, out: &mut String) {
 /// Every record of every kind, as a thief reads the bytes a store holds.
 fn dump(store: &Store) -> String {
     let mut out = String::new();
-    let mut add = |v: serde_json::Value| strings(&v, &mut out);
-    store
-        .clients
-        .all()
-        .iter()
-        .for_each(|r| add(serde_json::to_value(r).unwrap()));
-    store
-        .pending
-        .all()
-        .iter()
-        .for_each(|r| add(serde_json::to_value(r).unwrap()));
-    store
-        .txns
-        .all()
-        .iter()
-        .for_each(|r| add(serde_json::to_value(r).unwrap()));
-    store
-        .codes
-        .all()
-        .iter()
-        .for_each(|r| add(serde_json::to_value(r).unwrap()));
-    store
-        .grants
-        .all()
-        .iter()
-        .for_each(|r| add(serde_json::to_value(r).unwrap()));
-    store
-        .refresh
-        .all()
-        .iter()
-        .for_each(|r| add(serde_json::to_value(r).unwrap()));
+    for (_, bytes) in store.raw() {
+        strings(&serde_json::from_slice(bytes).unwrap(), &mut out);
+    }
     out
 }
 
@@ -79,7 +51,7 @@ fn r65_a_dumped_store_holds_no_upstream_token_identity_or_token() {
     assert!(upstream.starts_with("gho_"));
     assert_eq!(who.display_name(), Some(VICTIM.login));
     let after = dump(&host.store);
-    assert!(!host.store.grants.is_empty() && !host.store.refresh.is_empty());
+    assert!(host.store.count(Kind::Grant) > 0 && host.store.count(Kind::Refresh) > 0);
     for (name, secret) in [
         ("upstream token", upstream),
         ("subject", &VICTIM.subject()),
@@ -102,21 +74,12 @@ fn r65_grants_survive_a_key_rotation() {
     let (mut host, mut browser, app) = app_host();
     let before = host.login(&mut browser, &app);
     // A new current key; the old one kept for verification only.
-    let config = host.gate.config();
-    let keys = Keys::new(ServerKey::new(&[9u8; 32]).unwrap())
-        .with_previous(ServerKey::new(&SERVER_KEY).unwrap());
-    let rotated = Config::builder(
-        config.issuer(),
-        config.resource(),
-        config.upstream().clone(),
-        keys,
-    )
-    .dev_loopback_http(true)
-    .lifetimes(*config.lifetimes())
-    .scopes(config.scopes_supported().iter().map(str::to_owned))
-    .build()
-    .unwrap();
-    host.gate = Gate::new(rotated);
+    let rotated = GateSetup {
+        key: [9; 32],
+        previous_key: Some(SERVER_KEY),
+        ..GateSetup::default()
+    };
+    host.gate = rotated.gate(&host.github);
     // The access token and the grant made under the old key still work, and the user's
     // upstream token still opens.
     let who = host.bearer(before.access()).unwrap();
@@ -132,15 +95,10 @@ fn r65_grants_survive_a_key_rotation() {
             .is_some()
     );
     // Without the old key, what it sealed is refused.
-    let only_new = Config::builder(
-        host.gate.config().issuer(),
-        host.gate.config().resource(),
-        host.gate.config().upstream().clone(),
-        Keys::new(ServerKey::new(&[9u8; 32]).unwrap()),
-    )
-    .dev_loopback_http(true)
-    .build()
-    .unwrap();
-    host.gate = Gate::new(only_new);
+    let only_new = GateSetup {
+        key: [9; 32],
+        ..GateSetup::default()
+    };
+    host.gate = only_new.gate(&host.github);
     assert_eq!(host.bearer(before.access()), Err(BearerError::Invalid));
 }

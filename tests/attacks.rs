@@ -5,7 +5,7 @@
 //! has seen. Each test asserts that the attack fails (the attacker never receives a code or
 //! token for the victim) *and* that the honest flow beside it still works.
 //!
-//! The attacks that a fault switch re-opens are scenario functions in `attacks/world.rs`
+//! The attacks that a fault switch re-opens are scenario functions in `attacks/scene.rs`
 //! returning what the attacker walked away with; `with_faults` (compiled only with
 //! `RUSTFLAGS="--cfg consent_gate_faults"`, as `.ci/run` does) re-runs each with its
 //! switch on and asserts that the attack then succeeds, so none of these tests can pass
@@ -13,19 +13,19 @@
 //! metadata documents (`client_id_metadata_document_supported: false`).
 
 mod common;
-#[path = "attacks/world.rs"]
-mod world;
+#[path = "attacks/scene.rs"]
+mod scene;
 // A19–A22 and R66: what the outside review found.
 #[path = "attacks/review.rs"]
 mod review;
 
 use common::*;
 use consent_gate::*;
-use world::*;
+use scene::*;
 
 #[test]
 fn a1_seed_confused_deputy() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.evil, "x");
     let github_before = w.host.github.authorize_hits;
     // X sends V the link, on a web page or in a mail: our own consent page, naming the
@@ -43,7 +43,7 @@ fn a1_seed_confused_deputy() {
         "nothing upstream"
     );
     assert!(
-        w.host.store.txns.is_empty(),
+        w.host.store.count(Kind::Transaction) == 0,
         "no state before approval (R34)"
     );
     assert!(!w.victim.holds_binding_cookie(), "R34");
@@ -74,7 +74,7 @@ fn a2_then_a7_the_failed_callback_burns_the_state() {
     // A2, and then the callback URL V's browser was sent to (V's GitHub code, X's `state`)
     // leaks to X, whose browser does hold the binding cookie. V's failed attempt took the
     // transaction, so X's replay finds nothing (found by the `flow` fuzzer).
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.evil, "x");
     let to_github = w.host.approved(&mut w.attacker, &x);
     let back = w.host.through_github(&w.victim, &to_github);
@@ -112,9 +112,9 @@ fn a3_csrf_on_consent() {
 
 #[test]
 fn a4_remembered_consent_is_per_client_and_never_cross_site() {
-    let mut w = World::new(Setup {
+    let mut w = Scene::new(GateSetup {
         policy: ConsentPolicy::Remember,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     // C's own request, started by V here: the remembered consent applies (R31).
     let c = App::new(&w.legit, "again");
@@ -152,7 +152,7 @@ fn may_be_framed(reply: &Reply) -> bool {
 
 #[test]
 fn a5_clickjacking_headers() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.evil, "x");
     // X frames our pages invisibly on a game page: the consent page and every error page
     // refuse to render in a frame (R29), with both headers.
@@ -179,7 +179,7 @@ fn a5_clickjacking_headers() {
 
 #[test]
 fn a6_login_csrf_code_injection() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     // V has a flow of its own in progress: approved, binding cookie set, going to GitHub.
     let v = App::new(&w.legit, "v");
     let v_up = w.host.approved(&mut w.victim, &v);
@@ -244,14 +244,14 @@ fn a8_code_replay_revokes() {
         .redeem(&legit, &code, &"x".repeat(43), None)
         .unwrap_err();
     assert_eq!(err, TokenError::InvalidGrant("PKCE verification failed"));
-    assert!(err.revoke_grant().is_none());
+    assert!(Step::from(err.clone()).ops.is_empty(), "nothing to delete");
     assert!(w.host.bearer(tokens.access()).is_ok());
     w.honest_flow_still_works();
 }
 
 #[test]
 fn a9_code_injection_other_client() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let a = w
         .host
         .register_client("Acme Web", "https://app.example/cb", "client_secret_basic");
@@ -350,7 +350,7 @@ fn a10_redirect_uri_tricks() {
 
 #[test]
 fn a11_loopback_warning() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     // Local malware registers a client named like C with a loopback redirect on its own
     // port and opens the link. Matching cannot tell; the page says where access goes and
     // warns that it is a program on this computer (R27).
@@ -374,7 +374,7 @@ type Edit = fn(&mut Vec<(&'static str, String)>);
 
 #[test]
 fn a12_pkce_downgrade() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let x = App::new(&w.legit, "x");
     // X starts a flow without a usable S256 challenge: an error page (R19).
     let downgrades: [Edit; 5] = [
@@ -415,7 +415,7 @@ fn a12_pkce_downgrade() {
 
 #[test]
 fn a13_upstream_issuer_mismatch() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     // The browser comes back to our callback with another authorization server's `iss`
     // (mix-up): refused before the code goes to any token endpoint (RFC 9207 §2.4).
     w.host.github.send_iss = Some("https://as.evil.example".into());
@@ -439,7 +439,7 @@ fn a13_upstream_issuer_mismatch() {
 
 #[test]
 fn a14_token_passthrough_and_audience() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let tokens = w.host.login(&mut w.victim, &App::new(&w.legit, "v"));
     // The upstream's tokens never reach the client (R41), and are refused as bearers (R50).
     let body = String::from_utf8(tokens.reply.body.clone()).unwrap();
@@ -448,9 +448,9 @@ fn a14_token_passthrough_and_audience() {
         assert_eq!(w.host.bearer(&gho), Err(BearerError::Invalid));
     }
     // A token from the same server key, minted for another resource: wrong audience (R49).
-    let mut other = Host::with(Setup {
+    let mut other = Host::with(GateSetup {
         resource: Some("http://127.0.0.1:8080/other-mcp"),
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let client = other.register_public("Acme", "http://127.0.0.1:9/cb");
     let mut browser = other.browser(VICTIM);
@@ -479,7 +479,7 @@ fn a14_token_passthrough_and_audience() {
 
 #[test]
 fn a15_no_redirect_before_consent() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let phish = w.host.register_public("Acme", "https://phish.example/cb");
     let p = App::new(&phish, "p");
     // Links that fail validation: each an error page on our origin (R16, R32), never a
@@ -511,13 +511,14 @@ fn a15_no_redirect_before_consent() {
 
 #[test]
 fn a16_tampered_transaction_record() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let c = App::new(&w.legit, "v");
     let up = w.host.approved(&mut w.victim, &c);
     // Someone with write access to the store points the transaction at evil.example.
-    let [txn] = <[TransactionRecord; 1]>::try_from(w.host.store.txns.all()).unwrap();
+    let [txn] =
+        <[TransactionRecord; 1]>::try_from(w.host.store.all::<TransactionRecord>()).unwrap();
     let edited = tamper(&txn, |v| v["details"]["redirect_uri"] = EVIL_CB.into());
-    w.host.store.txns.put(edited);
+    w.host.store.put(&edited);
     let back = w.host.through_github(&w.victim, &up);
     let err = w.host.callback(&mut w.victim, &back).unwrap_err();
     assert_eq!(
@@ -548,40 +549,39 @@ fn token_record_key(grant_type: &str, value: &str) -> StoreKey {
 
 #[test]
 fn a16_tampered_records_of_every_kind() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let (legit, evil) = (w.legit.clone(), w.evil.clone());
     // A client registration whose redirect URI was swapped.
     let original = w
         .host
         .store
-        .clients
-        .get(&StoreKey::client(&legit.id))
+        .get::<ClientRecord>(&StoreKey::client(&legit.id))
         .unwrap();
     let swapped = tamper(&original, |v| v["redirect_uris"][0] = EVIL_CB.into());
-    w.host.store.clients.put(swapped);
+    w.host.store.put(&swapped);
     let mut c = App::new(&legit, "v");
     c.redirect_uri = EVIL_CB.into();
     let err = w.host.get_authorize(&mut w.victim, &c.query(), Nav::Direct);
     assert_eq!(err.unwrap_err(), AuthorizeError::TamperedRecord);
-    w.host.store.clients.put(original);
+    w.host.store.put(&original);
     // A pending consent pointed at evil.example before V clicks.
     let c = App::new(&legit, "v");
     let page = w.host.page(&mut w.victim, &c, Nav::Direct);
-    let [pending] = <[PendingConsent; 1]>::try_from(w.host.store.pending.all()).unwrap();
+    let [pending] = <[PendingConsent; 1]>::try_from(w.host.store.all::<PendingConsent>()).unwrap();
     let edited = tamper(&pending, |v| v["details"]["redirect_uri"] = EVIL_CB.into());
-    w.host.store.pending.put(edited);
+    w.host.store.put(&edited);
     let err = w.host.click(&mut w.victim, &page, "approve").unwrap_err();
     assert_eq!(err, ConsentError::TamperedRecord);
     // A stolen code whose PKCE challenge the thief replaced with its own.
     let code = w.host.code_for(&mut w.victim, &c);
     let key = token_record_key("authorization_code", &code);
-    let record = w.host.store.codes.get(&key).unwrap();
+    let record = w.host.store.get::<CodeRecord>(&key).unwrap();
     let x_verifier = "x".repeat(43);
     let challenge = s256(&x_verifier);
     let edited = tamper(&record, |v| {
         v["details"]["code_challenge"] = challenge.into()
     });
-    w.host.store.codes.put(edited);
+    w.host.store.put(&edited);
     let err = w.host.redeem(&legit, &code, &x_verifier, None).unwrap_err();
     assert_eq!(err, TokenError::InvalidGrant("unknown code"));
     // A redeemed code marked unredeemed again, to replay it.
@@ -589,28 +589,27 @@ fn a16_tampered_records_of_every_kind() {
     let code = w.host.code_for(&mut w.victim, &c);
     let tokens = w.host.redeem(&legit, &code, &c.verifier, None).unwrap();
     let key = token_record_key("authorization_code", &code);
-    let redeemed = w.host.store.codes.get(&key).unwrap();
+    let redeemed = w.host.store.get::<CodeRecord>(&key).unwrap();
     assert!(redeemed.is_redeemed());
     w.host
         .store
-        .codes
-        .put(tamper(&redeemed, |v| v["redeemed"] = false.into()));
+        .put(&tamper(&redeemed, |v| v["redeemed"] = false.into()));
     let err = w.host.redeem(&legit, &code, &c.verifier, None).unwrap_err();
     assert_eq!(err, TokenError::InvalidGrant("unknown code"));
     // A refresh token handed over to X's client; a rotated one made fresh again.
     let rt = tokens.refresh().unwrap();
     let key = token_record_key("refresh_token", rt);
-    let record = w.host.store.refresh.get(&key).unwrap();
+    let record = w.host.store.get::<RefreshRecord>(&key).unwrap();
     let handed = tamper(&record, |v| v["client_id"] = evil.id.clone().into());
-    w.host.store.refresh.put(handed);
+    w.host.store.put(&handed);
     let err = w.host.refresh(&evil, rt, None).unwrap_err();
     assert_eq!(err, TokenError::InvalidGrant("unknown refresh token"));
-    w.host.store.refresh.put(record);
+    w.host.store.put(&record);
     let next = w.host.refresh(&legit, rt, None).unwrap();
-    let rotated = w.host.store.refresh.get(&key).unwrap();
+    let rotated = w.host.store.get::<RefreshRecord>(&key).unwrap();
     assert!(rotated.is_rotated());
     let fresh = tamper(&rotated, |v| v["rotated_at"] = serde_json::Value::Null);
-    w.host.store.refresh.put(fresh);
+    w.host.store.put(&fresh);
     w.host.advance(60);
     let err = w.host.refresh(&legit, rt, None).unwrap_err();
     assert_eq!(err, TokenError::InvalidGrant("unknown refresh token"));
@@ -624,24 +623,21 @@ fn a16_tampered_records_of_every_kind() {
 /// V's GitHub account whenever the server calls the upstream for X.
 #[test]
 fn a16_tampered_grant_is_refused_at_the_bearer_check() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let v_tokens = w.host.login(&mut w.victim, &App::new(&w.legit, "v"));
     let x_tokens = w.host.login(&mut w.attacker, &App::new(&w.evil, "x"));
     let v_grant = *w.host.bearer(v_tokens.access()).unwrap().grant_key();
-    let v_upstream = w.host.store.grants.get(&v_grant).unwrap();
+    let v_upstream = w.host.store.get::<GrantRecord>(&v_grant).unwrap();
     let stolen = serde_json::to_value(&v_upstream).unwrap()["user"].clone();
     let x_grant = *w.host.bearer(x_tokens.access()).unwrap().grant_key();
-    let record = w.host.store.grants.get(&x_grant).unwrap();
-    w.host
-        .store
-        .grants
-        .put(tamper(&record, |v| v["user"] = stolen));
+    let record = w.host.store.get::<GrantRecord>(&x_grant).unwrap();
+    w.host.store.put(&tamper(&record, |v| v["user"] = stolen));
     assert_eq!(w.host.bearer(x_tokens.access()), Err(BearerError::Revoked));
 }
 
 #[test]
 fn a17_script_scheme_redirect() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     for uri in [
         "javascript:alert(document.domain)",
         "JaVaScript:alert(1)",
@@ -663,7 +659,7 @@ fn a17_script_scheme_redirect() {
     // At redirect time: a stored registration edited to hold one (it never passed
     // registration) does not even load: stored redirect URIs are validated again (R61).
     let key = StoreKey::client(&w.legit.id);
-    let original = w.host.store.clients.get(&key).unwrap();
+    let original = w.host.store.get::<ClientRecord>(&key).unwrap();
     let script = "javascript://evil.example/%0aalert(1)";
     let mut v = serde_json::to_value(&original).unwrap();
     v["redirect_uris"][0] = script.into();
@@ -671,14 +667,14 @@ fn a17_script_scheme_redirect() {
     // An edit that stays a valid URI loads, and is refused before any redirect by its MAC.
     let other = "https://evil.example/cb";
     let edited = tamper(&original, |v| v["redirect_uris"][0] = other.into());
-    w.host.store.clients.put(edited);
+    w.host.store.put(&edited);
     let mut c = App::new(&w.legit, "v");
     c.redirect_uri = other.into();
     let err = w.host.get_authorize(&mut w.victim, &c.query(), Nav::Direct);
     let err = err.unwrap_err();
     assert_eq!(err, AuthorizeError::TamperedRecord);
     assert_page_not_redirect(&err.response());
-    w.host.store.clients.put(original);
+    w.host.store.put(&original);
     w.honest_flow_still_works();
 }
 

@@ -47,7 +47,7 @@ fn verify(
 ) -> Result<VerifiedCallback, CallbackError> {
     let query = url.split_once('?').map_or("", |(_, q)| q);
     let cb = Callback::parse(query.as_bytes())?;
-    let txn = host.store.txns.take(&cb.transaction_key());
+    let txn = host.store.take::<TransactionRecord>(&cb.transaction_key());
     let headers = browser.request(Nav::CrossSite, host.now);
     host.gate
         .verify_callback(cb, txn, headers.context(), host.now)
@@ -79,8 +79,7 @@ fn issue(
 
 fn client_record(host: &Host, client: &Client) -> ClientRecord {
     host.store
-        .clients
-        .get(&StoreKey::client(&client.id))
+        .get::<ClientRecord>(&StoreKey::client(&client.id))
         .expect("registered")
 }
 

@@ -21,13 +21,25 @@ fn approve_end_to_end_r24_r34_r46_r47_r49() {
         .unwrap();
     assert_eq!(page.status, 200);
     assert_eq!(browser.cookie_names(), ["cg-browser"]);
-    assert_eq!((host.store.pending.len(), host.store.txns.len()), (1, 0));
+    assert_eq!(
+        (
+            host.store.count(Kind::Pending),
+            host.store.count(Kind::Transaction)
+        ),
+        (1, 0)
+    );
     // POST approve: 303 (R24) to the upstream, the binding cookie set only now.
     let to_github = host.click(&mut browser, &page, "approve").unwrap();
     assert_eq!(to_github.status, 303);
     assert!(location(&to_github).starts_with(&host.github.authorize_endpoint));
     assert!(browser.holds_binding_cookie());
-    assert_eq!((host.store.pending.len(), host.store.txns.len()), (0, 1));
+    assert_eq!(
+        (
+            host.store.count(Kind::Pending),
+            host.store.count(Kind::Transaction)
+        ),
+        (0, 1)
+    );
     // GitHub sends the browser straight back; the callback redirects to the app.
     let back = host.through_github(&browser, &to_github);
     let to_app = host.callback(&mut browser, &back).unwrap();
@@ -38,7 +50,7 @@ fn approve_end_to_end_r24_r34_r46_r47_r49() {
     let code = app.receive(&to_app, ISSUER).unwrap();
     assert_eq!(q["code"], code);
     assert!(!browser.holds_binding_cookie(), "cleared once used");
-    assert!(host.store.txns.is_empty(), "taken (R36)");
+    assert!(host.store.count(Kind::Transaction) == 0, "taken (R36)");
     // POST /token: JSON, no-store (R46), Bearer, refresh token (registered grant).
     let tokens = host
         .redeem(&app.client, &code, &app.verifier, Some(&app.redirect_uri))
@@ -68,7 +80,7 @@ fn deny_redirects_access_denied_with_state_and_iss_and_stores_nothing() {
         .unwrap();
     let to_app = host.click(&mut browser, &page, "deny").unwrap();
     assert_eq!(app.receive(&to_app, ISSUER), Err("access_denied".into()));
-    assert!(host.store.txns.is_empty() && host.store.pending.is_empty());
+    assert!(host.store.count(Kind::Transaction) == 0 && host.store.count(Kind::Pending) == 0);
     assert!(!browser.holds_binding_cookie());
     assert_eq!(host.github.authorize_hits, 0, "nothing went upstream");
 }
@@ -130,9 +142,9 @@ fn concurrent_refresh_within_grace_gets_the_same_successor() {
 
 #[test]
 fn refresh_scope_may_only_narrow() {
-    let mut host = Host::with(Setup {
+    let mut host = Host::with(GateSetup {
         scopes: vec!["mcp:read", "mcp:write"],
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let client = host.register_public("Acme", "http://127.0.0.1:9/cb");
     let app = App::new(&client, "acme");
@@ -354,7 +366,7 @@ fn github_http_200_error_bodies_become_server_error_for_the_client() {
             !location(&reply).contains(error),
             "the upstream's text is not leaked"
         );
-        assert!(host.store.codes.is_empty());
+        assert!(host.store.count(Kind::Code) == 0);
     }
 }
 
@@ -398,9 +410,9 @@ fn upstream_iss_equal_or_absent_is_accepted_different_is_rejected_rfc9207() {
     assert_eq!(err.status(), 403);
     assert!(err.response().header("location").is_none());
     // Without a configured upstream issuer, `iss` is not checked (docs/upstreams.md#issuer-check).
-    let mut lax = Host::with(Setup {
+    let mut lax = Host::with(GateSetup {
         upstream_issuer: false,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let client = lax.register_public("Acme", "http://127.0.0.1:9/cb");
     lax.github.send_iss = Some("https://anything.example".into());
@@ -525,9 +537,9 @@ fn set_cookie_attributes(line: &str) -> (String, Vec<String>) {
 
 #[test]
 fn cookies_on_https_are_host_prefixed_secure_httponly_lax_r30() {
-    let mut host = Host::with(Setup {
+    let mut host = Host::with(GateSetup {
         https: true,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let client = host.register_public("Acme", "https://app.example/cb");
     let app = App::new(&client, "acme");

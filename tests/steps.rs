@@ -4,45 +4,13 @@
 //! replayed code deletes the grant, a rotated refresh token's successor is written only if
 //! absent (R43, R53, R63).
 
-use std::collections::HashMap;
-
 use consent_gate::*;
+use consent_gate_spec::entropy::SplitMix64;
+use consent_gate_spec::kit::{GateSetup, Store, T0};
 
-const NOW: UnixTime = UnixTime(1_700_000_000);
+const NOW: UnixTime = T0;
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-/// A store of bytes by kind and key, and the one executor.
-#[derive(Default)]
-struct Store(HashMap<(Kind, StoreKey), Vec<u8>>);
-
-impl Store {
-    fn apply(&mut self, step: &Step) {
-        for op in &step.ops {
-            match op {
-                Op::Put {
-                    kind, key, value, ..
-                } => {
-                    self.0.insert((*kind, *key), value.clone());
-                }
-                Op::PutIfAbsent {
-                    kind, key, value, ..
-                } => {
-                    self.0.entry((*kind, *key)).or_insert_with(|| value.clone());
-                }
-                Op::Delete { kind, key } => {
-                    self.0.remove(&(*kind, *key));
-                }
-            }
-        }
-    }
-    fn get<R: Record>(&self, key: StoreKey) -> Option<R> {
-        R::decode(self.0.get(&(R::KIND, key))?)
-    }
-    fn take<R: Record>(&mut self, key: StoreKey) -> Option<R> {
-        R::decode(&self.0.remove(&(R::KIND, key))?)
-    }
-}
 
 /// Each op as (what, kind, key, expiry).
 fn shape(step: &Step) -> Vec<(&'static str, Kind, StoreKey, Option<UnixTime>)> {
@@ -79,26 +47,22 @@ fn first_cookie(reply: &Reply) -> String {
 struct Flow {
     gate: Gate,
     store: Store,
-    counter: u64,
+    rng: SplitMix64,
     client_id: String,
 }
 
 impl Flow {
     fn new() -> Self {
-        let upstream = UpstreamConfig::github("static-id", ClientSecret::new("secret"));
-        let keys = Keys::new(ServerKey::new(&[7u8; 32]).unwrap());
-        let config = Config::builder(
-            "https://mcp.example",
-            "https://mcp.example/mcp",
-            upstream,
-            keys,
-        )
-        .build()
-        .unwrap();
+        let (gate, _) = GateSetup {
+            https: true,
+            github_com: true,
+            ..GateSetup::default()
+        }
+        .build();
         let mut flow = Flow {
-            gate: Gate::new(config),
+            gate,
             store: Store::default(),
-            counter: 0,
+            rng: SplitMix64(0),
             client_id: String::new(),
         };
         let body = br#"{"redirect_uris":["https://app.example/cb"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}"#;
@@ -112,26 +76,21 @@ impl Flow {
             [("put", Kind::Client, StoreKey::client(&flow.client_id), None)]
         );
         assert_eq!(step.reply.status, 201);
-        flow.store.apply(&step);
+        flow.store.apply_ops(&step.ops);
         assert_eq!(
             flow.store
-                .get::<ClientRecord>(StoreKey::client(&flow.client_id)),
+                .get::<ClientRecord>(&StoreKey::client(&flow.client_id)),
             Some(record)
         );
         flow
     }
 
     fn entropy(&mut self) -> impl FnMut(&mut [u8]) + '_ {
-        |buf: &mut [u8]| {
-            self.counter += 1;
-            for (i, b) in buf.iter_mut().enumerate() {
-                *b = (self.counter as u8).wrapping_add(i as u8);
-            }
-        }
+        |buf: &mut [u8]| self.rng.fill(buf)
     }
 
     fn client(&self) -> Option<ClientRecord> {
-        self.store.get(StoreKey::client(&self.client_id))
+        self.store.get(&StoreKey::client(&self.client_id))
     }
 
     /// The consent page's step, and the form fields and cookie to answer it.
@@ -169,7 +128,7 @@ impl Flow {
 
     fn decide(&mut self, form: &str, cookie: &str, choice: &str) -> Decision {
         let form = ConsentForm::parse(format!("{form}&decision={choice}").as_bytes()).unwrap();
-        let pending = self.store.take::<PendingConsent>(form.pending_key());
+        let pending = self.store.take::<PendingConsent>(&form.pending_key());
         let browser = BrowserContext {
             cookies: cookie,
             origin: Some("https://mcp.example"),
@@ -181,7 +140,7 @@ impl Flow {
     /// Through the upstream to the code's step.
     fn code(&mut self) -> Step {
         let (page, form, cookie) = self.page();
-        self.store.apply(&page);
+        self.store.apply_ops(&page.ops);
         let Decision::Approved(consent) = self.decide(&form, &cookie, "approve") else {
             panic!("approved")
         };
@@ -198,8 +157,8 @@ impl Flow {
                 Some(NOW.plus(600))
             )]
         );
-        self.store.apply(&up);
-        let txn = self.store.take(callback.transaction_key());
+        self.store.apply_ops(&up.ops);
+        let txn = self.store.take(&callback.transaction_key());
         let binding = first_cookie(&up.reply);
         let verified = gate
             .verify_callback(callback, txn, BrowserContext::with_cookies(&binding), NOW)
@@ -230,13 +189,13 @@ impl Flow {
         let client = self.client();
         let gate = self.gate.clone();
         let result = if request.is_code_grant() {
-            let code = self.store.take::<CodeRecord>(request.record_key());
+            let code = self.store.take::<CodeRecord>(&request.record_key());
             gate.redeem_code(&request, code, client.as_ref(), NOW, &mut self.entropy())
         } else {
-            let refresh = self.store.get::<RefreshRecord>(request.record_key());
+            let refresh = self.store.get::<RefreshRecord>(&request.record_key());
             let grant = refresh
                 .as_ref()
-                .and_then(|r| self.store.get::<GrantRecord>(r.grant_key()));
+                .and_then(|r| self.store.get::<GrantRecord>(&r.grant_key()));
             gate.redeem_refresh(&request, refresh, grant.as_ref(), client.as_ref(), NOW)
         };
         result.map(Step::from).map_err(Step::from)
@@ -247,9 +206,9 @@ impl Flow {
         let mut flow = Flow::new();
         let issued = flow.code();
         let code = after(issued.reply.header("location").unwrap(), "code=").to_owned();
-        flow.store.apply(&issued);
+        flow.store.apply_ops(&issued.ops);
         let tokens = flow.redeem(&code).unwrap();
-        flow.store.apply(&tokens);
+        flow.store.apply_ops(&tokens.ops);
         (flow, tokens)
     }
 
@@ -286,7 +245,7 @@ fn the_consent_page_stores_its_pending_consent_and_a_denial_stores_nothing() {
         [("put", Kind::Pending, form_key, Some(NOW.plus(600)))]
     );
     assert_eq!(page.reply.status, 200);
-    flow.store.apply(&page);
+    flow.store.apply_ops(&page.ops);
     let Decision::Denied(to_client) = flow.decide(&form, &cookie, "deny") else {
         panic!("denied")
     };
@@ -300,7 +259,7 @@ fn the_consent_page_stores_its_pending_consent_and_a_denial_stores_nothing() {
             .contains("error=access_denied")
     );
     assert_eq!(
-        flow.store.0.len(),
+        flow.store.len(),
         1,
         "only the client: the pending consent was taken"
     );
@@ -323,7 +282,7 @@ fn a_code_is_stored_before_its_redirect_and_a_replay_deletes_the_grant() {
         shape(&issued),
         [("put", Kind::Code, code_key, Some(NOW.plus(60)))]
     );
-    flow.store.apply(&issued);
+    flow.store.apply_ops(&issued.ops);
     let tokens = flow.redeem(&code).expect("tokens");
     let ops = shape(&tokens);
     // The redeemed code back (kept as long as a transaction), then the grant, then the
@@ -332,7 +291,7 @@ fn a_code_is_stored_before_its_redirect_and_a_replay_deletes_the_grant() {
     assert_eq!(ops[0], ("put", Kind::Code, code_key, Some(NOW.plus(600))));
     assert_eq!((ops[1].0, ops[1].1), ("put", Kind::Grant));
     assert_eq!((ops[2].0, ops[2].1), ("put", Kind::Refresh));
-    flow.store.apply(&tokens);
+    flow.store.apply_ops(&tokens.ops);
     let (access, grant_key) = flow.access(&tokens);
     assert_eq!(ops[1].2, grant_key);
     assert_eq!(ops[1].3, Some(NOW.plus(30 * 24 * 3600)));
@@ -340,10 +299,10 @@ fn a_code_is_stored_before_its_redirect_and_a_replay_deletes_the_grant() {
     let replay = flow.redeem(&code).expect_err("a replay");
     assert_eq!(shape(&replay), [("delete", Kind::Grant, grant_key, None)]);
     assert_eq!(json(&replay)["error"], "invalid_grant");
-    flow.store.apply(&replay);
+    flow.store.apply_ops(&replay.ops);
     let header = format!("Bearer {access}");
     let claims = flow.gate.verify_bearer(Some(&header), NOW).unwrap();
-    let grant = flow.store.get::<GrantRecord>(claims.grant_key());
+    let grant = flow.store.get::<GrantRecord>(&claims.grant_key());
     assert_eq!(
         claims.confirm(grant.as_ref(), NOW).err(),
         Some(BearerError::Revoked)
@@ -381,7 +340,7 @@ fn a_refresh_rotates_with_a_put_and_writes_its_successor_only_if_absent() {
             ("put_if_absent", Kind::Refresh, successor_key, expiry),
         ]
     );
-    flow.store.apply(&rotated);
+    flow.store.apply_ops(&rotated.ops);
     // Inside the grace window the same token gets the same successor and writes nothing.
     let again = flow.token(body).expect("within the grace window");
     assert!(again.ops.is_empty(), "{:?}", again.ops);

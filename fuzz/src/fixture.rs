@@ -7,18 +7,17 @@
 //! SplitMix64 stream: the same build always mints the same client ids, forms and codes, which
 //! is what lets the committed seeds (`corpus/`) reach the deep paths.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use consent_gate::{
-    Authorization, AuthorizeRequest, BrowserContext, Callback, ClientRecord, ClientSecret,
-    CodeRecord, Config, ConsentForm, ConsentPolicy, Decision, Gate, GrantRecord, Keys,
-    PendingConsent, RefreshRecord, ServerKey, StoreKey, TokenRequest, TransactionRecord, UnixTime,
-    UpstreamConfig, UpstreamResponse,
+    Authorization, AuthorizeRequest, BrowserContext, Callback, ClientRecord, CodeRecord,
+    ConsentForm, ConsentPolicy, Decision, Gate, GrantRecord, PendingConsent, RefreshRecord,
+    StoreKey, TokenRequest, TransactionRecord, UnixTime, UpstreamResponse,
 };
+use consent_gate_spec::kit::{self, GateSetup, Nav};
 
 /// Our issuer (https: cookies carry the `__Host-` prefix, as in production).
-pub const ISSUER: &str = "https://mcp.example";
+pub const ISSUER: &str = kit::HTTPS_ISSUER;
 /// The MCP resource.
 pub const RESOURCE: &str = "https://mcp.example/mcp";
 /// The RFC 7636 appendix B verifier; every fixture flow uses its challenge.
@@ -26,7 +25,7 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 /// `S256(VERIFIER)`.
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 /// The instant every surface target runs at.
-pub const NOW: UnixTime = UnixTime(1_700_000_000);
+pub const NOW: UnixTime = kit::T0;
 /// GitHub's token success (docs/upstreams.md#f5).
 pub const F5: &[u8] = br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178B4a","token_type":"bearer","scope":"read:user,user:email"}"#;
 /// GitHub's `GET /user` (docs/upstreams.md#f14, trimmed to the members we read plus a few).
@@ -61,21 +60,22 @@ pub fn faults_from_env() -> Faults {
     }
 }
 
-/// The configuration every target uses, with a consent policy and fault switches.
+/// The configuration every target uses, with a consent policy and fault switches: the
+/// kit's gate builder with the real github.com preset (the surface targets feed it GitHub's
+/// recorded answers, F5/F14), and a display name with markup in it, since configured text is
+/// escaped too (R23): the pages' markup check would see a raw tag.
 pub fn gate(policy: ConsentPolicy, faults: Faults) -> Gate {
-    let mut upstream =
-        UpstreamConfig::github("Ov23liEXAMPLE", ClientSecret::new("upstream-secret"));
-    // Configured text is escaped too (R23): the pages' markup check would see a raw tag.
-    upstream.display_name = "GitHub <Enterprise> & \"Co\"".into();
-    let key = ServerKey::new(&[0x42; 32]).expect("32-byte key");
-    let builder =
-        Config::builder(ISSUER, RESOURCE, upstream, Keys::new(key)).consent_policy(policy);
-    // Without `--cfg consent_gate_faults` `faults` is the stand-in: nothing to switch on.
-    #[cfg(consent_gate_faults)]
-    let builder = builder.faults(faults);
-    #[cfg(not(consent_gate_faults))]
-    let _ = faults;
-    Gate::new(builder.build().expect("the fixture configuration is valid"))
+    let (gate, _) = GateSetup {
+        https: true,
+        policy,
+        faults,
+        github_com: true,
+        upstream_name: "GitHub <Enterprise> & \"Co\"",
+        key: [0x42; 32],
+        ..GateSetup::default()
+    }
+    .build();
+    gate
 }
 
 /// The kit's deterministic entropy (one SplitMix64 stream): the same build always mints the
@@ -167,33 +167,46 @@ impl Fixture {
     }
 }
 
-/// The records of one honest flow, stopped at every step.
+/// The records of one honest flow, stopped at every step: the kit's cookie jar for the
+/// fixture browser and the kit's store, into which every step's operations go and out of
+/// which each record the surface targets need is taken, as a host would.
 struct Steps {
     gate: Gate,
     rng: SplitMix64,
-    cookies: BTreeMap<String, String>,
+    browser: kit::Browser,
+    store: kit::Store,
 }
 
 impl Steps {
+    fn new(gate: Gate, seed: u64, browser: kit::Browser) -> Self {
+        Steps {
+            gate,
+            rng: SplitMix64(seed),
+            browser,
+            store: kit::Store::default(),
+        }
+    }
+
     fn entropy(&mut self) -> impl FnMut(&mut [u8]) + '_ {
         |b: &mut [u8]| self.rng.fill(b)
     }
 
+    /// The `Cookie` header the fixture browser sends (no Fetch Metadata: the surface
+    /// targets vary that themselves).
     fn jar(&self) -> String {
-        let v: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect();
-        v.join("; ")
+        let headers = self.browser.request(Nav::Direct, NOW);
+        headers.context().cookies.to_owned()
     }
 
-    fn keep(&mut self, set_cookies: Vec<String>) {
-        for c in set_cookies {
-            if let Some((n, v)) = c.split(';').next().and_then(|p| p.split_once('=')) {
-                self.cookies.insert(n.to_owned(), v.to_owned());
-            }
-        }
+    /// The store key of the code `code` (what the token endpoint would take).
+    fn code_key(client: &ClientRecord, code: &str) -> StoreKey {
+        let body = format!(
+            "grant_type=authorization_code&code={code}&code_verifier={VERIFIER}&client_id={}",
+            client.client_id()
+        );
+        TokenRequest::parse(body.as_bytes(), None)
+            .expect("fixture token request")
+            .record_key()
     }
 
     fn register(&mut self, json: &str) -> (ClientRecord, Option<String>) {
@@ -202,9 +215,11 @@ impl Steps {
             .gate
             .register(json.as_bytes(), NOW, &mut e)
             .expect("fixture registration");
-        let body: serde_json::Value = serde_json::from_slice(&reg.reply.body).expect("json");
+        let record = reg.record.clone();
+        let reply = self.store.apply(reg);
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).expect("json");
         let secret = body["client_secret"].as_str().map(str::to_owned);
-        (reg.record, secret)
+        (record, secret)
     }
 
     /// GET /authorize → the pending record and the approving form body.
@@ -234,9 +249,11 @@ impl Steps {
             prompt.view().form_tx,
             prompt.view().form_csrf
         );
-        let (pending, page) = prompt.into_parts();
-        self.keep(page.set_cookies().map(str::to_owned).collect());
-        (pending, body)
+        let page = self.store.apply(prompt);
+        self.browser.apply(&page, NOW);
+        let form = ConsentForm::parse(body.as_bytes()).expect("fixture form");
+        let pending = self.store.take::<PendingConsent>(&form.pending_key());
+        (pending.expect("the pending record was stored"), body)
     }
 
     /// POST /authorize approve → the transaction, its binding cookie and the callback.
@@ -256,13 +273,15 @@ impl Steps {
         let gate = self.gate.clone();
         let up = gate.upstream_redirect(consent, NOW, &mut self.entropy());
         let state = query_param(up.location(), "state").expect("state");
-        let (txn, reply) = up.into_parts();
+        let reply = self.store.apply(up);
         let binding = cookie_pair(reply.set_cookies(), "__Host-cg-bind-").expect("binding");
-        self.keep(reply.set_cookies().map(str::to_owned).collect());
+        self.browser.apply(&reply, NOW);
         let query = format!(
             "code=0123456789abcdef0123&state={state}&iss=https%3A%2F%2Fgithub.com%2Flogin%2Foauth"
         );
-        (txn, binding, query)
+        let cb = Callback::parse(query.as_bytes()).expect("fixture callback");
+        let txn = self.store.take::<TransactionRecord>(&cb.transaction_key());
+        (txn.expect("the transaction was stored"), binding, query)
     }
 
     /// GET /callback + F5 + F14 → the code record and the code.
@@ -288,8 +307,13 @@ impl Steps {
         let issued = gate
             .issue_code(auth, ok(F14), Some(client), NOW, &mut self.entropy())
             .expect("code issued");
-        let code = query_param(issued.redirect().location(), "code").expect("code");
-        (issued.into_parts().0, code)
+        let reply = self.store.apply(issued);
+        let location = reply.header("location").unwrap_or_default();
+        let code = query_param(location, "code").expect("code");
+        let record = self
+            .store
+            .take::<CodeRecord>(&Self::code_key(client, &code));
+        (record.expect("the code was stored"), code)
     }
 
     fn full(&mut self, client: &ClientRecord, redirect: &str) -> (CodeRecord, String) {
@@ -303,11 +327,7 @@ fn build() -> Fixture {
     let faults = faults_from_env();
     let gate = self::gate(ConsentPolicy::Always, faults);
     let remember_gate = self::gate(ConsentPolicy::Remember, faults);
-    let mut s = Steps {
-        gate: gate.clone(),
-        rng: SplitMix64(1),
-        cookies: BTreeMap::new(),
-    };
+    let mut s = Steps::new(gate.clone(), 1, kit::Browser::new(ISSUER, kit::VICTIM));
     let (public, _) = s.register(
         r#"{"redirect_uris":["https://app.example/cb","http://127.0.0.1/cb"],"client_name":"App","token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}"#,
     );
@@ -328,11 +348,23 @@ fn build() -> Fixture {
         .clone()
         .redeem_code(&req, Some(redeem_me), Some(&public), NOW, &mut s.entropy())
         .expect("redeemed");
-    let json: serde_json::Value = serde_json::from_slice(&tokens.reply.body).expect("json");
+    let reply = s.store.apply(tokens);
+    let json: serde_json::Value = serde_json::from_slice(&reply.body).expect("json");
     let access_token = json["access_token"].as_str().expect("access").to_owned();
     let refresh_token = json["refresh_token"].as_str().expect("refresh").to_owned();
-    let grant = tokens.grant.expect("grant");
-    let refresh = tokens.refresh.into_iter().next().expect("refresh record");
+    let claims = s
+        .gate
+        .verify_bearer(Some(&format!("Bearer {access_token}")), NOW)
+        .expect("a fresh access token verifies");
+    let grant = s.store.get::<GrantRecord>(&claims.grant_key());
+    let grant = grant.expect("the grant was stored");
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={refresh_token}&client_id={}",
+        public.client_id()
+    );
+    let req = TokenRequest::parse(body.as_bytes(), None).expect("refresh request");
+    let refresh = s.store.get::<RefreshRecord>(&req.record_key());
+    let refresh = refresh.expect("the refresh record was stored");
 
     // Exact, not a port variant: the fixture must build under every fault switch,
     // `redirect_prefix_match` included (port variants are the seeds' business).
@@ -342,17 +374,21 @@ fn build() -> Fixture {
     let (txn_pending, txn_body) = s.consent(&public, "https://app.example/cb");
     let (txn, binding_cookie, callback_query) = s.approve(txn_pending, &txn_body);
     let (pending, consent_body) = s.consent(&public, "https://app.example/cb");
-    let browser_cookie = format!("__Host-cg-browser={}", s.cookies["__Host-cg-browser"]);
+    let browser = s
+        .browser
+        .cookie("__Host-cg-browser")
+        .expect("the browser cookie");
+    let browser_cookie = format!("__Host-cg-browser={browser}");
 
     // A remembered approval, minted by the Remember gate in the same browser.
-    let mut r = Steps {
-        gate: remember_gate.clone(),
-        rng: SplitMix64(7),
-        cookies: s.cookies.clone(),
-    };
+    let mut r = Steps::new(remember_gate.clone(), 7, s.browser.clone());
     let (rp, rbody) = r.consent(&public, "https://app.example/cb");
     let _ = r.approve(rp, &rbody);
-    let remember_cookie = format!("__Host-cg-consent={}", r.cookies["__Host-cg-consent"]);
+    let remembered = r
+        .browser
+        .cookie("__Host-cg-consent")
+        .expect("a remember cookie");
+    let remember_cookie = format!("__Host-cg-consent={remembered}");
 
     Fixture {
         faults,

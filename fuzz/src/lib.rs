@@ -1,6 +1,7 @@
 //! Fuzzing harness for consent-gate: one function per input surface ([`surfaces`]), the
-//! spec crate's World for the whole flow ([`flow`]), and a hostile world with the attacker
-//! powers the spec World does not model yet ([`world`], the `hostile` target), each wrapped
+//! spec crate's World for the whole flow ([`flow`]), and a hostile harness, built from the
+//! spec crate's kit, with the attacker powers the World does not model yet ([`hostile`], the
+//! `hostile` target), each wrapped
 //! by a 1–3 line target in `fuzz_targets/` (str0m's layout, docs/conventions.md#fuzz-layout).
 //!
 //! The logic lives here, not in the targets, so that `cargo test` (on stable, without
@@ -17,9 +18,9 @@
 
 pub mod fixture;
 pub mod flow;
+pub mod hostile;
 pub mod oracle;
 pub mod surfaces;
-pub mod world;
 
 #[cfg(test)]
 mod tests;

@@ -16,10 +16,10 @@ use consent_gate_spec::{Action as SpecAction, Browser, Faults as SpecFaults, Par
 
 use crate::fixture::{CHALLENGE, F5, F14, VERIFIER, fixture};
 use crate::flow;
-use crate::surfaces::{self, Reached};
 #[cfg(consent_gate_faults)]
-use crate::world::World;
-use crate::world::{FlowInput, Follow, Op, Who, encode};
+use crate::hostile::Hostile;
+use crate::hostile::{FlowInput, Follow, Op, Who, encode};
+use crate::surfaces::{self, Reached};
 
 type Surface = fn(&[u8]) -> Reached;
 
@@ -91,7 +91,7 @@ fn flow_seeds_decode_and_hold() {
             "{}: decodes to almost nothing",
             p.display()
         );
-        if let Err((v, trace)) = crate::world::run(&input) {
+        if let Err((v, trace)) = crate::hostile::run(&input) {
             panic!("{}: {v}\n{trace:#?}", p.display());
         }
     }
@@ -139,7 +139,7 @@ fn flow_seeds() -> Vec<(&'static str, FlowInput)> {
             follow: Follow::All,
         },
         Leak {
-            what: crate::world::Leak::Callback,
+            what: crate::hostile::Leak::Callback,
             idx: 0,
         },
         Callback {
@@ -170,7 +170,7 @@ fn flow_seeds() -> Vec<(&'static str, FlowInput)> {
         HonestStart { redirect: 1 },
         answer(v, true, Follow::LoseCallbackReply),
         Leak {
-            what: crate::world::Leak::Code,
+            what: crate::hostile::Leak::Code,
             idx: 0,
         },
         Redeem {
@@ -294,8 +294,8 @@ fn every_fault_breaks_a_property_and_correct_code_holds() {
             ConsentPolicy::Always
         };
         for (w, expect_violation) in [
-            (World::new(policy, faults), true),
-            (World::new(policy, Faults::NONE), false),
+            (Hostile::new(policy, faults), true),
+            (Hostile::new(policy, Faults::NONE), false),
         ] {
             let mut st = w.init_state();
             let result = ops

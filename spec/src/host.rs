@@ -6,20 +6,21 @@ use std::sync::Arc;
 
 use consent_gate::{
     Authorization, AuthorizeError, AuthorizeRequest, BrowserContext, Callback, CallbackError,
-    ClientRedirect, ConsentError, ConsentForm, Decision, Reply, StoreKey, UnixTime,
-    UpstreamRedirect, UpstreamResponse,
+    ClientRecord, ClientRedirect, ConsentError, ConsentForm, Decision, Kind, Op, PendingConsent,
+    Record, Reply, Step, StoreKey, TransactionRecord, UnixTime, UpstreamRedirect,
 };
 use url::form_urlencoded::Serializer;
 
 use crate::action::{Action, Outcome, Refusal};
 use crate::actors::{
-    EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, ISSUER, TRICK_REDIRECT, build_gate,
-    push_new, query_param, upstream,
+    EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, TRICK_REDIRECT, build_server, push_new,
+    query_param,
 };
 use crate::entropy::Draws;
+use crate::kit::{self, FakeGithub, Faults, Nav};
 use crate::world::{
-    Browser, BrowserState, CallbackUrl, Faults, HeldCode, Identity, Inbox, Issued, IssuedCode,
-    Link, LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Store, Terms, World,
+    Browser, BrowserState, CallbackUrl, HeldCode, Identity, Inbox, Issued, IssuedCode, Link,
+    LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Terms, World,
 };
 
 fn registration(redirect: &str, name: &str) -> String {
@@ -42,9 +43,11 @@ impl World {
     /// A world with an explicit setup. The honest client is registered through the real
     /// registration endpoint; the attacker's trick link for it (A10) is already crafted.
     pub fn with_setup(setup: Setup) -> Self {
+        let (gate, github) = build_server(&setup);
         let server = Server {
             setup,
-            gate: build_gate(&setup),
+            gate,
+            github,
         };
         let mut draws = Draws::new(Minter::Init.ix(), 0);
         let reg = server.gate.register(
@@ -52,13 +55,13 @@ impl World {
             UnixTime(EPOCH),
             &mut draws,
         );
-        let honest = match reg {
-            Ok(r) => r.record,
+        let reg = match reg {
+            Ok(r) => r,
             Err(e) => panic!("the honest registration is valid: {e}"),
         };
-        let mut store = Store::default();
-        let honest_client = Arc::from(honest.client_id());
-        store.clients.insert(honest.key(), Arc::new(honest));
+        let honest_client = Arc::from(reg.record.client_id());
+        let mut store = kit::Store::default();
+        let _created = store.apply(reg);
         let links = vec![
             Link {
                 client: LinkClient::Honest,
@@ -83,7 +86,10 @@ impl World {
             mints,
             left: setup.bounds,
             store,
-            browsers: Default::default(),
+            browsers: [
+                BrowserState::new(Browser::Victim),
+                BrowserState::new(Browser::Attacker),
+            ],
             links: Arc::new(links),
             inboxes: Default::default(),
             honest_client,
@@ -98,12 +104,14 @@ impl World {
         match action {
             Action::Register if mint && self.left.attacker_clients > 0 => self.register(),
             Action::Open { browser, link } if mint => match at(self.links.len(), link) {
-                Some(i) if self.may_open(browser, &self.links[i]) => self.open(browser, i, "none"),
+                Some(i) if self.may_open(browser, &self.links[i]) => {
+                    self.open(browser, i, Nav::Direct)
+                }
                 _ => Outcome::Disabled,
             },
             Action::SameSiteOpen { link } if mint && self.remembers() => {
                 match at(self.links.len(), link) {
-                    Some(i) => self.open(Browser::Victim, i, "same-site"),
+                    Some(i) => self.open(Browser::Victim, i, Nav::SameSite),
                     None => Outcome::Disabled,
                 }
             }
@@ -197,10 +205,13 @@ impl World {
     }
 
     fn apply_cookies(&mut self, b: Browser, reply: &Reply) {
-        let cookies: Vec<String> = reply.set_cookies().map(str::to_owned).collect();
-        for c in cookies {
-            self.browser(b).set_cookie(b, &c);
-        }
+        let now = self.now;
+        self.browser(b).jar.apply(reply, now);
+    }
+
+    /// The headers `b` sends on a request that came about by `nav`.
+    fn context_of(&self, b: Browser, nav: Nav) -> kit::Request {
+        self.browsers[b.ix()].jar.request(nav, self.now)
     }
 
     /// `POST /register` by the attacker, then a link for the new client.
@@ -217,9 +228,7 @@ impl World {
                 let n = u16::try_from(self.attacker_clients.len()).unwrap_or(u16::MAX);
                 self.attacker_clients
                     .push(Arc::from(reg.record.client_id()));
-                self.store
-                    .clients
-                    .insert(reg.record.key(), Arc::new(reg.record));
+                let _created = self.store.apply(reg);
                 Arc::make_mut(&mut self.links).push(Link {
                     client: LinkClient::Attacker(n),
                     redirect_uri: EVIL_REDIRECT.into(),
@@ -249,29 +258,30 @@ impl World {
     }
 
     /// `GET /authorize` in `b`, on a navigation with this `Sec-Fetch-Site`.
-    fn open(&mut self, b: Browser, link: usize, site: &'static str) -> Outcome {
+    fn open(&mut self, b: Browser, link: usize, nav: Nav) -> Outcome {
         let gate = self.server.gate.clone();
         let query = self.link_query(&self.links[link]);
         let request = match AuthorizeRequest::parse(query.as_bytes()) {
             Ok(r) => r,
             Err(e) => return Outcome::Refused(authorize_refusal(&e)),
         };
-        let client = self.store.clients.get(&request.client_key()).cloned();
-        let cookies = self.browsers[b.ix()].cookie_header();
-        let ctx = BrowserContext {
-            cookies: &cookies,
-            origin: None,
-            sec_fetch_site: Some(site),
-        };
+        let client = self.store.get::<ClientRecord>(&request.client_key());
+        let headers = self.context_of(b, nav);
         let minter = Minter::Browser(b);
         let mut draws = self.draws(minter);
-        let result = gate.authorize(request, client.as_deref(), ctx, self.now, &mut draws);
+        let result = gate.authorize(
+            request,
+            client.as_ref(),
+            headers.context(),
+            self.now,
+            &mut draws,
+        );
         let outcome = match result {
             Err(e) => Outcome::Refused(authorize_refusal(&e)),
             Ok(Authorization::NeedsConsent(prompt)) => {
                 self.spend_nonce();
                 let view = prompt.view();
-                let pending = prompt.pending_record().clone();
+                let pending = *prompt.pending_record().key();
                 let page = Page {
                     tx: view.form_tx.clone(),
                     csrf: view.form_csrf.clone(),
@@ -281,19 +291,18 @@ impl World {
                         scope: view.scopes.join(" "),
                         resource: view.resource.clone(),
                     },
-                    pending: *pending.key(),
+                    pending,
                     shown_at: self.now,
                 };
-                let cookie = prompt.set_cookie().to_owned();
-                self.store.pending.insert(*pending.key(), Arc::new(pending));
-                self.browser(b).set_cookie(b, &cookie);
+                let reply = self.store.apply(prompt);
+                self.apply_cookies(b, &reply);
                 self.browser(b).pages.push(Arc::new(page));
                 Outcome::ConsentPage
             }
             Ok(Authorization::Remembered(consent)) => {
                 self.spend_nonce();
                 let up = gate.upstream_redirect(consent, self.now, &mut draws);
-                self.went_upstream(b, up, true, site == "none")
+                self.went_upstream(b, up, true, nav == Nav::Direct)
             }
         };
         self.drew(minter, &draws);
@@ -308,7 +317,22 @@ impl World {
         remembered: bool,
         user_started: bool,
     ) -> Outcome {
-        let (txn, reply) = up.into_parts();
+        let step = Step::from(up);
+        // Ghost bookkeeping only: what the host is about to store, read back as the record.
+        let txn = step.ops.iter().find_map(|op| match op {
+            Op::Put {
+                kind: Kind::Transaction,
+                value,
+                ..
+            } => TransactionRecord::decode(value),
+            _ => None,
+        });
+        let Some(txn) = txn else {
+            self.ghost
+                .host_errors
+                .insert("an upstream redirect without a transaction to store".into());
+            return Outcome::Refused(Refusal::Other("no transaction".into()));
+        };
         let d = txn.details();
         self.ghost.issued.insert(Issued {
             browser: b,
@@ -323,7 +347,7 @@ impl World {
             user_started,
             at: self.now,
         });
-        self.store.transactions.insert(*txn.key(), Arc::new(txn));
+        let reply = self.store.apply(step);
         self.apply_cookies(b, &reply);
         if let Some(location) = reply.header("location") {
             push_new(&mut self.browser(b).upstream, Arc::from(location));
@@ -385,13 +409,8 @@ impl World {
             return Outcome::Disabled;
         };
         let page = pages[i].clone();
-        let cookies = self.browsers[b.ix()].cookie_header();
-        let ctx = BrowserContext {
-            cookies: &cookies,
-            origin: Some(ISSUER),
-            sec_fetch_site: Some("same-origin"),
-        };
-        self.post_consent(b, &page, approve, ctx, true)
+        let headers = self.context_of(b, Nav::SameOrigin);
+        self.post_consent(b, &page, approve, headers.context(), true)
     }
 
     /// A3: the victim's browser submits the attacker's form values cross-site.
@@ -401,26 +420,16 @@ impl World {
             return Outcome::Disabled;
         };
         let page = pages[i].clone();
-        let cookies = if legacy {
-            self.browsers[Browser::Victim.ix()].cookie_header()
+        let jar = &self.browsers[Browser::Victim.ix()].jar;
+        let headers = if legacy {
+            // No Fetch Metadata, no SameSite: the victim's cookies go along (`Origin: null`
+            // from a `no-referrer` page).
+            jar.legacy_request(Nav::CrossSitePost("null"), self.now)
         } else {
             // SameSite=Lax: a cross-site POST carries none of our cookies.
-            String::new()
+            jar.request(Nav::CrossSitePost(EVIL_ORIGIN), self.now)
         };
-        let ctx = if legacy {
-            BrowserContext {
-                cookies: &cookies,
-                origin: Some("null"),
-                sec_fetch_site: None,
-            }
-        } else {
-            BrowserContext {
-                cookies: &cookies,
-                origin: Some(EVIL_ORIGIN),
-                sec_fetch_site: Some("cross-site"),
-            }
-        };
-        self.post_consent(Browser::Victim, &page, true, ctx, false)
+        self.post_consent(Browser::Victim, &page, true, headers.context(), false)
     }
 
     fn post_consent(
@@ -442,7 +451,7 @@ impl World {
             Err(e) => return Outcome::Refused(consent_refusal(&e)),
         };
         let key = form.pending_key();
-        let pending = self.store.pending.remove(&key).map(Arc::unwrap_or_clone);
+        let pending = self.store.take::<PendingConsent>(&key);
         let client_id = pending
             .as_ref()
             .map(|p| p.details().client_id().to_owned())
@@ -473,8 +482,7 @@ impl World {
 
     /// `b` follows an upstream authorization URL; the upstream sends it to our callback.
     fn upstream(&mut self, b: Browser, url: Arc<str>) -> Outcome {
-        let callback_uri = self.server.gate.config().callback_uri().to_owned();
-        match upstream::authorize(&url, b, &callback_uri) {
+        match self.server.github.wave_through(b.identity().github(), &url) {
             Some(back) => {
                 let query = back.split_once('?').map_or("", |(_, q)| q);
                 let Ok(parsed) = Callback::parse(query.as_bytes()) else {
@@ -501,26 +509,15 @@ impl World {
             Err(e) => return Outcome::Refused(callback_refusal(&e)),
         };
         let key = cb.transaction_key();
-        let txn = self
-            .store
-            .transactions
-            .remove(&key)
-            .map(Arc::unwrap_or_clone);
-        let cookies = self.browsers[b.ix()].cookie_header();
-        let ctx = BrowserContext {
-            cookies: &cookies,
-            origin: None,
-            sec_fetch_site: Some("cross-site"),
-        };
-        let verified = match gate.verify_callback(cb, txn, ctx, self.now) {
+        let txn = self.store.take::<TransactionRecord>(&key);
+        let headers = self.context_of(b, Nav::CrossSite);
+        let verified = match gate.verify_callback(cb, txn, headers.context(), self.now) {
             Ok(v) => v,
             Err(e) => return self.callback_failed(&e),
         };
         #[cfg(consent_gate_faults)]
         if let Some(again) = verified.reinsert() {
-            self.store
-                .transactions
-                .insert(*again.key(), Arc::new(again.clone()));
+            self.store.put(again);
         }
         *self.ghost.accepted.entry((key, b)).or_default() += 1;
         let issued_at = self
@@ -532,38 +529,27 @@ impl World {
         if let Some(at) = issued_at {
             self.check_lifetime(SingleUse::UpstreamState, key, at);
         }
-        let Some(subject) = query_param(&url, "code").and_then(|c| upstream::identity_of_code(&c))
-        else {
+        let subject = query_param(&url, "code")
+            .and_then(|c| FakeGithub::lenient_code_user(&c))
+            .and_then(Identity::of_github);
+        let Some(subject) = subject else {
             return Outcome::Refused(Refusal::Other("unknown upstream code".into()));
         };
-        let (status, body) = upstream::token(&verified.token_request().body);
-        let authenticated = match verified.accept_token_response(UpstreamResponse {
-            status,
-            content_type: Some("application/json"),
-            body: body.as_bytes(),
-        }) {
+        let github = self.server.github.clone();
+        let answer = github.lenient_token(verified.token_request());
+        let authenticated = match verified.accept_token_response(answer.as_response()) {
             Ok(a) => a,
             Err(e) => return self.callback_failed(&e),
         };
-        let user_request = authenticated.user_request();
-        let bearer = user_request
-            .headers
-            .iter()
-            .find(|(n, _)| *n == "authorization")
-            .map(|(_, v)| v.clone());
-        let (status, user) = upstream::user(bearer.as_deref());
-        let client = self.store.clients.get(&authenticated.client_key()).cloned();
+        let user = github.user(&authenticated.user_request());
+        let client = self.store.get::<ClientRecord>(&authenticated.client_key());
         let client_id = authenticated.details().client_id().to_owned();
         let minter = Minter::Browser(b);
         let mut draws = self.draws(minter);
         let issued = gate.issue_code(
             authenticated,
-            UpstreamResponse {
-                status,
-                content_type: Some("application/json"),
-                body: user.as_bytes(),
-            },
-            client.as_deref(),
+            user.as_response(),
+            client.as_ref(),
             self.now,
             &mut draws,
         );
@@ -574,15 +560,14 @@ impl World {
         };
         self.spend_nonce();
         let redirect = issued.redirect().clone();
-        let (record, reply) = issued.into_parts();
-        let code_key = *record.key();
+        let code_key = *issued.code_record().key();
         self.ghost.codes.insert(IssuedCode {
-            code: *record.key(),
+            code: code_key,
             txn: key,
             subject,
             at: self.now,
         });
-        self.store.codes.insert(*record.key(), Arc::new(record));
+        let reply = self.store.apply(issued);
         self.apply_cookies(b, &reply);
         self.deliver(&client_id, &redirect, Some((subject, code_key)))
     }

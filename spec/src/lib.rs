@@ -1,7 +1,8 @@
 //! The consent-gate protocol with an attacker: one [`World`] around the **real** core.
 //!
-//! The World holds the host's store (one `BTreeMap<StoreKey, record>` per record kind,
-//! with atomic *take* for single-use records), each browser's cookie jar, the pages,
+//! The World holds the host's store (the [`kit`]'s [`kit::Store`]: the core's bytes by kind
+//! and key, with atomic *take* for single-use records, written only by the one executor
+//! [`kit::Store::apply`]), each browser's cookie jar (the kit's), the pages,
 //! upstream URLs and callback URLs each browser has seen, what each party received at its
 //! redirect URIs and token endpoint calls, a clock and a deterministic entropy counter.
 //! Every server-side step calls `consent_gate`'s public API exactly as a host does, so
@@ -54,6 +55,9 @@
 //! | `RedeemCode` | `TokenRequest::parse`; get the client; **take** the code; `Gate::redeem_code` → store grant, refresh and redeemed code; on `CodeReused` delete the grant; then `Gate::verify_bearer` + `BearerClaims::confirm` |
 //! | `Refresh` | `TokenRequest::parse`; get client, refresh record and grant; `Gate::redeem_refresh` → store the refresh records; on `RefreshReused` delete the grant; then the bearer check |
 //!
+//! Every "store …" and "delete …" above is the one executor, [`kit::Store::apply`], applying
+//! the operations of the step's `Step`; the World reads records back only to keep its ghost.
+//!
 //! Each [`Outcome`] is what the step did at the protocol's level; [`World::check_invariants`]
 //! checks P1–P7 on the ghost record ([`Ghost`]) of what the server did and what each user
 //! clicked. [`minimize`] cuts a failing trace down for a reader.
@@ -63,9 +67,12 @@
 //!
 //! ## The kit
 //!
-//! The pieces other checkers share live here too, so that each exists once: [`Faults`]
-//! (the core's switches, or a one-valued stand-in without `--cfg consent_gate_faults`),
+//! The pieces other checkers share live here too, so that each exists once
+//! (docs/conventions.md#one-kit): [`kit`] (the store and its one `Step` executor, the gate
+//! builder, the test host, the cookie jar, the clients, the GitHub double), [`Faults`] (the
+//! core's switches, or a one-valued stand-in without `--cfg consent_gate_faults`),
 //! [`entropy`] (deterministic randomness) and [`oracle`] (the redirect-matching reference).
+//! The World is built from the same kit.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
@@ -74,6 +81,7 @@ mod action;
 mod actors;
 pub mod entropy;
 mod host;
+pub mod kit;
 pub mod oracle;
 mod props;
 mod token_endpoint;
@@ -84,9 +92,10 @@ pub use actors::{
     EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, ISSUER, RESOURCE, TRICK_REDIRECT,
     UPSTREAM_AUTHORIZE,
 };
+pub use kit::Faults;
 pub use props::{Goal, Property, Violation};
 pub use world::{
-    Bounds, Browser, BrowserState, CallbackUrl, Faults, Ghost, HeldCode, HeldRefresh, HeldToken,
-    Identity, Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse,
-    Store, TICKS, Terms, World,
+    Bounds, Browser, BrowserState, CallbackUrl, Ghost, HeldCode, HeldRefresh, HeldToken, Identity,
+    Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse, TICKS, Terms,
+    World,
 };

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use consent_gate::{ClientRecord, StoreKey};
+
 use crate::world::{Browser, Identity, Party, World};
 
 /// A safety property: it must hold in every reachable state.
@@ -178,9 +180,7 @@ impl Property {
                 for (client, uri) in &g.redirects {
                     let registered = w
                         .store
-                        .clients
-                        .values()
-                        .find(|c| c.client_id() == &**client)
+                        .get::<ClientRecord>(&StoreKey::client(client))
                         .is_some_and(|c| c.redirect_uris().iter().any(|r| r.as_str() == &**uri));
                     if !registered {
                         return fail(format!(

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use consent_gate::{RefreshRecord, TokenError, TokenRequest, TokensIssued};
+use consent_gate::{
+    ClientRecord, CodeRecord, GrantRecord, RefreshRecord, TokenError, TokenRequest, TokensIssued,
+};
 use url::form_urlencoded::Serializer;
 
 use crate::action::{Outcome, Refusal};
@@ -25,13 +27,13 @@ impl World {
             Ok(r) => r,
             Err(e) => return Outcome::Refused(token_refusal(&e)),
         };
-        let client = self.store.clients.get(&request.client_key()).cloned();
+        let client = self.store.get::<ClientRecord>(&request.client_key());
         let key = request.record_key();
         // Taken: two redemptions cannot both see an unredeemed code (A8).
-        let record = self.store.codes.remove(&key).map(Arc::unwrap_or_clone);
+        let record = self.store.take::<CodeRecord>(&key);
         let minter = Minter::Token(party);
         let mut draws = self.draws(minter);
-        let result = gate.redeem_code(&request, record, client.as_deref(), self.now, &mut draws);
+        let result = gate.redeem_code(&request, record, client.as_ref(), self.now, &mut draws);
         self.drew(minter, &draws);
         match result {
             Ok(issued) => {
@@ -60,25 +62,15 @@ impl World {
             Ok(r) => r,
             Err(e) => return Outcome::Refused(token_refusal(&e)),
         };
-        let client = self.store.clients.get(&request.client_key()).cloned();
+        let client = self.store.get::<ClientRecord>(&request.client_key());
         let key = request.record_key();
         // Got, not taken: a concurrent refresh inside the grace window must find it.
-        let record = self
-            .store
-            .refresh
-            .get(&key)
-            .map(|r| RefreshRecord::clone(r));
+        let record = self.store.get::<RefreshRecord>(&key);
         let grant = record
             .as_ref()
-            .and_then(|r| self.store.grants.get(&r.grant_key()))
-            .cloned();
-        let result = gate.redeem_refresh(
-            &request,
-            record,
-            grant.as_deref(),
-            client.as_deref(),
-            self.now,
-        );
+            .and_then(|r| self.store.get::<GrantRecord>(&r.grant_key()));
+        let result =
+            gate.redeem_refresh(&request, record, grant.as_ref(), client.as_ref(), self.now);
         match result {
             Ok(issued) => {
                 self.ghost.refreshed.insert((key, self.now));
@@ -99,10 +91,9 @@ impl World {
     }
 
     fn token_failed(&mut self, e: &TokenError) -> Outcome {
-        if let Some(grant) = e.revoke_grant() {
-            // Revoked before the reply (R43, R53).
-            self.store.grants.remove(grant);
-        }
+        // A replayed code or reused refresh token revokes the grant before the reply
+        // (R43, R53): the error's own store operations.
+        let _reply = self.store.apply(e.clone());
         Outcome::Refused(token_refusal(e))
     }
 
@@ -116,30 +107,9 @@ impl World {
         redirect_uri: &str,
         refreshed: bool,
     ) -> Outcome {
-        let TokensIssued {
-            reply,
-            grant,
-            refresh,
-            successor,
-            code,
-            ..
-        } = issued;
-        if let Some(g) = grant {
-            self.store.grants.insert(g.key(), Arc::new(g));
-        }
-        for r in refresh {
-            self.store.refresh.insert(*r.key(), Arc::new(r));
-        }
-        // Put-if-absent: a successor already stored may have been rotated since (R63).
-        if let Some(r) = successor {
-            self.store
-                .refresh
-                .entry(*r.key())
-                .or_insert_with(|| Arc::new(r));
-        }
-        if let Some(c) = code {
-            self.store.codes.insert(*c.key(), Arc::new(c));
-        }
+        // The one executor: the redeemed code, the grant, the refresh records, and the
+        // successor put-if-absent (R63), as the step's operations say.
+        let reply = self.store.apply(issued);
         let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
         let access = json["access_token"].as_str().unwrap_or_default().to_owned();
         if let Some(rt) = json["refresh_token"].as_str() {
@@ -166,8 +136,8 @@ impl World {
         let principal = gate
             .verify_bearer(Some(&format!("Bearer {access}")), self.now)
             .and_then(|claims| {
-                let grant = self.store.grants.get(&claims.grant_key());
-                claims.confirm(grant.map(|g| &**g), self.now)
+                let grant = self.store.get::<GrantRecord>(&claims.grant_key());
+                claims.confirm(grant.as_ref(), self.now)
             });
         let subject = principal
             .ok()

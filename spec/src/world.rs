@@ -11,12 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use consent_gate::{
-    ClientRecord, CodeRecord, ConsentPolicy, Gate, GrantRecord, PendingConsent, RefreshRecord,
-    StoreKey, TransactionRecord, UnixTime,
-};
+use consent_gate::{ConsentPolicy, Gate, Kind, StoreKey, UnixTime};
 
 use crate::action::Action;
+use crate::kit::{self, Faults};
 
 /// A browser: the victim's, or the attacker's own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -56,16 +54,28 @@ pub enum Identity {
 
 impl Identity {
     /// The upstream user id.
-    pub fn upstream_id(self) -> u32 {
+    pub fn upstream_id(self) -> u64 {
+        self.github().id
+    }
+
+    /// Its account at the kit's GitHub.
+    pub fn github(self) -> kit::GithubUser {
         match self {
-            Identity::Victim => 1,
-            Identity::Attacker => 2,
+            Identity::Victim => kit::VICTIM,
+            Identity::Attacker => kit::ATTACKER,
         }
     }
 
     /// The MCP subject the core derives from it (`gh:` + the id).
     pub fn subject(self) -> String {
-        format!("{SUBJECT_PREFIX}{}", self.upstream_id())
+        self.github().subject()
+    }
+
+    /// The identity signed in at the upstream as `user`, if one is.
+    pub(crate) fn of_github(user: kit::GithubUser) -> Option<Self> {
+        [Identity::Victim, Identity::Attacker]
+            .into_iter()
+            .find(|i| i.github() == user)
     }
 
     pub(crate) fn from_subject(subject: &str) -> Option<Self> {
@@ -137,23 +147,6 @@ impl Bounds {
 /// grace window (61 s), and past consent pages and upstream transactions (601 s).
 pub const TICKS: [u32; 2] = [61, 601];
 
-/// The core's fault switches, each re-creating a known bypass. They exist only in builds
-/// with `RUSTFLAGS="--cfg consent_gate_faults"`.
-#[cfg(consent_gate_faults)]
-pub use consent_gate::Faults;
-
-/// A build without `--cfg consent_gate_faults` has no fault switches: this stand-in has
-/// one value, [`Faults::NONE`], so that a [`Setup`] is written the same in every build.
-#[cfg(not(consent_gate_faults))]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Faults;
-
-#[cfg(not(consent_gate_faults))]
-impl Faults {
-    /// No fault (the only value in this build).
-    pub const NONE: Faults = Faults;
-}
-
 /// Everything that fixes a world before its first step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Setup {
@@ -192,6 +185,9 @@ impl Setup {
 pub(crate) struct Server {
     pub(crate) setup: Setup,
     pub(crate) gate: Arc<Gate>,
+    /// The upstream, driven only through its lenient (stateless) methods: nothing of it
+    /// belongs in the state.
+    pub(crate) github: Arc<kit::FakeGithub>,
 }
 
 impl PartialEq for Server {
@@ -209,25 +205,6 @@ impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.setup.fmt(f)
     }
-}
-
-/// The host's store: one map per record kind; single-use kinds are *taken* (removed)
-/// before the core sees them, as docs/design.md#store-contract requires. Records sit behind an
-/// `Arc` so that cloning a World (once per explored state) copies pointers, not records.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Store {
-    /// Client registrations.
-    pub clients: BTreeMap<StoreKey, Arc<ClientRecord>>,
-    /// Consent pages awaiting a decision (taken).
-    pub pending: BTreeMap<StoreKey, Arc<PendingConsent>>,
-    /// Upstream transactions awaiting the callback (taken).
-    pub transactions: BTreeMap<StoreKey, Arc<TransactionRecord>>,
-    /// Authorization codes (taken; stored back redeemed).
-    pub codes: BTreeMap<StoreKey, Arc<CodeRecord>>,
-    /// Grants (deleted on revocation).
-    pub grants: BTreeMap<StoreKey, Arc<GrantRecord>>,
-    /// Refresh tokens (got, then stored back rotated).
-    pub refresh: BTreeMap<StoreKey, Arc<RefreshRecord>>,
 }
 
 /// What a consent page showed: the terms of an approval (R27).
@@ -294,11 +271,13 @@ pub struct Link {
 }
 
 /// A browser: its cookie jar and what it was shown or sent to.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BrowserState {
-    /// Cookie name → value. The victim's jar honours deletions; the attacker keeps every
-    /// cookie it was ever given (it can read and replay its own cookies).
-    pub jar: BTreeMap<Arc<str>, Arc<str>>,
+    /// The kit's cookie jar, signed in at the upstream as this browser's account. The
+    /// victim's honours deletions; the attacker keeps every cookie it was ever given (it can
+    /// read and replay its own cookies). Neither tracks `Max-Age`: only the server's own
+    /// expiry checks count (a stronger attacker).
+    pub jar: kit::Browser,
     /// Consent pages shown.
     pub pages: Vec<Arc<Page>>,
     /// Upstream authorization URLs it was redirected to.
@@ -476,7 +455,7 @@ pub struct World {
     pub(crate) now: UnixTime,
     pub(crate) mints: [u32; 6],
     pub(crate) left: Bounds,
-    pub(crate) store: Store,
+    pub(crate) store: kit::Store,
     pub(crate) browsers: [BrowserState; 2],
     pub(crate) links: Arc<Vec<Link>>,
     pub(crate) inboxes: [Inbox; 2],
@@ -601,21 +580,24 @@ impl World {
     fn may_change(&self, a: Action) -> bool {
         let page = |b: Browser, i: u16| {
             let p = &self.browsers[b.ix()].pages[usize::from(i)];
-            self.store.pending.contains_key(&p.pending)
+            self.store.contains(Kind::Pending, &p.pending)
         };
         let callback = |b: Browser, i: u16| {
             let c = &self.browsers[b.ix()].callbacks[usize::from(i)];
-            self.store.transactions.contains_key(&c.txn)
+            self.store.contains(Kind::Transaction, &c.txn)
         };
         let upstream = |from: Browser, to: Browser, i: u16| {
             let url = &self.browsers[from.ix()].upstream[usize::from(i)];
-            let callback_uri = self.server.gate.config().callback_uri();
-            crate::actors::upstream::authorize(url, to, callback_uri).is_none_or(|back| {
-                !self.browsers[to.ix()]
-                    .callbacks
-                    .iter()
-                    .any(|c| c.url == back)
-            })
+            let user = to.identity().github();
+            self.server
+                .github
+                .wave_through(user, url)
+                .is_none_or(|back| {
+                    !self.browsers[to.ix()]
+                        .callbacks
+                        .iter()
+                        .any(|c| c.url == back)
+                })
         };
         match a {
             Action::Approve { browser, page: i } | Action::Deny { browser, page: i } => {
@@ -630,11 +612,11 @@ impl World {
             }
             Action::RedeemCode { party, code } => {
                 let c = &self.inboxes[party.ix()].codes[usize::from(code)];
-                self.store.codes.contains_key(&c.key)
+                self.store.contains(Kind::Code, &c.key)
             }
             Action::Refresh { party, token } => {
                 let r = &self.inboxes[party.ix()].refresh[usize::from(token)];
-                self.store.refresh.contains_key(&r.key)
+                self.store.contains(Kind::Refresh, &r.key)
             }
             Action::Register
             | Action::Open { .. }
@@ -673,7 +655,7 @@ impl World {
     }
 
     /// The host's store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &kit::Store {
         &self.store
     }
 
@@ -707,6 +689,3 @@ impl World {
         &self.attacker_clients
     }
 }
-
-/// The prefix of every MCP subject in this world.
-pub(crate) const SUBJECT_PREFIX: &str = "gh:";

@@ -8,7 +8,7 @@ use super::*;
 /// The `Cookie` header's bound (the core reads 8 KiB and refuses more, A21).
 const MAX_COOKIE_HEADER: usize = 8 * 1024;
 
-fn register_one(w: &mut World, uri: &str) -> Result<Client, RegistrationError> {
+fn register_one(w: &mut Scene, uri: &str) -> Result<Client, RegistrationError> {
     let body = serde_json::json!({"redirect_uris": [uri], "token_endpoint_auth_method": "none",
         "client_name": "Claude"});
     w.host.register(&body.to_string()).map(|(c, _)| c)
@@ -16,7 +16,7 @@ fn register_one(w: &mut World, uri: &str) -> Result<Client, RegistrationError> {
 
 #[test]
 fn a19_redirect_uris_that_show_one_host_and_send_to_another_are_refused() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     for uri in [
         // A WHATWG browser reads `\` as `/`: it goes to attacker.example.
         "https://attacker.example\\@claude.ai/cb",
@@ -62,9 +62,9 @@ fn a19_redirect_uris_that_show_one_host_and_send_to_another_are_refused() {
 
 #[test]
 fn a20_a_same_site_navigation_never_applies_a_remembered_consent() {
-    let mut w = World::new(Setup {
+    let mut w = Scene::new(GateSetup {
         policy: ConsentPolicy::Remember,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let c = App::new(&w.legit, "again");
     // A page on a sibling subdomain (or, on loopback, another port) links to C's own
@@ -84,7 +84,7 @@ fn a20_a_same_site_navigation_never_applies_a_remembered_consent() {
 
 /// `browser` with a cookie a sibling subdomain planted, so that its `Cookie` header to us
 /// is `len` bytes long.
-fn padded(w: &World, browser: &Browser, len: usize) -> Browser {
+fn padded(w: &Scene, browser: &Browser, len: usize) -> Browser {
     let mut b = browser.clone();
     let now = w.host.now;
     let base = b.request(Nav::Direct, now).context().cookies.len();
@@ -97,7 +97,7 @@ fn padded(w: &World, browser: &Browser, len: usize) -> Browser {
 
 #[test]
 fn a21_an_oversized_cookie_header_gets_a_page_that_says_why() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let c = App::new(&w.legit, "padded");
     let says_why = |reply: &Reply| {
         assert_eq!(reply.status, 400);
@@ -134,7 +134,7 @@ fn a21_an_oversized_cookie_header_gets_a_page_that_says_why() {
 
 #[test]
 fn a22_a_slow_first_refresh_never_overwrites_a_rotated_successor() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     let app = App::new(&w.legit, "race");
     let tokens = w.host.login(&mut w.victim, &app);
     let first = tokens.refresh().expect("a refresh token").to_owned();
@@ -143,13 +143,12 @@ fn a22_a_slow_first_refresh_never_overwrites_a_rotated_successor() {
         .client
         .token_request(&[("grant_type", "refresh_token"), ("refresh_token", &first)]);
     let req = TokenRequest::parse(body.as_bytes(), auth.as_deref()).unwrap();
-    let record = w.host.store.refresh.get(&req.record_key());
+    let record = w.host.store.get::<RefreshRecord>(&req.record_key());
     let grant = w
         .host
         .store
-        .grants
-        .get(&record.as_ref().unwrap().grant_key());
-    let client = w.host.store.clients.get(&req.client_key());
+        .get::<GrantRecord>(&record.as_ref().unwrap().grant_key());
+    let client = w.host.store.get::<ClientRecord>(&req.client_key());
     let now = w.host.now;
     let fast = w
         .host
@@ -162,16 +161,9 @@ fn a22_a_slow_first_refresh_never_overwrites_a_rotated_successor() {
         .redeem_refresh(&req, record, grant.as_ref(), client.as_ref(), now)
         .unwrap();
     assert!(fast.successor.is_some() && slow.successor.is_some());
-    let store = |w: &mut World, issued: TokensIssued| {
-        issued
-            .refresh
-            .into_iter()
-            .for_each(|r| w.host.store.refresh.put(r));
-        // Put-if-absent, as the core asks (R63).
-        issued
-            .successor
-            .into_iter()
-            .for_each(|r| w.host.store.refresh.put_if_absent(r));
+    // The one executor: the successor is put-if-absent, as the core asks (R63).
+    let store = |w: &mut Scene, issued: TokensIssued| {
+        let _tokens = w.host.store.apply(issued);
     };
     let body: serde_json::Value = serde_json::from_slice(&fast.reply.body).unwrap();
     let second = body["refresh_token"].as_str().unwrap().to_owned();
@@ -189,8 +181,7 @@ fn a22_a_slow_first_refresh_never_overwrites_a_rotated_successor() {
     w.host.advance(60);
     let err = w.host.refresh(&app.client, &second, None).unwrap_err();
     assert!(matches!(err, TokenError::RefreshReused { .. }), "{err:?}");
-    let revoked = err.revoke_grant().copied().unwrap();
-    w.host.store.grants.delete(&revoked);
+    // The host executed the error's step, which deleted the grant before the reply.
     assert_eq!(
         w.host.bearer(third.access()),
         Err(BearerError::Revoked),
@@ -201,7 +192,7 @@ fn a22_a_slow_first_refresh_never_overwrites_a_rotated_successor() {
 
 #[test]
 fn r66_an_expired_upstream_token_stops_authorizing() {
-    let mut w = World::new(Setup::default());
+    let mut w = Scene::new(GateSetup::default());
     w.host.github.token_lifetime = Some(600);
     let app = App::new(&w.legit, "expiring");
     let tokens = w.host.login(&mut w.victim, &app);

@@ -25,9 +25,9 @@ fn host_with_token_length(len: usize) -> (Host, String) {
         budget -= n + sep;
         i += 1;
     }
-    let mut host = Host::with(Setup {
+    let mut host = Host::with(GateSetup {
         scopes,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let client = host.register_public("App", "http://127.0.0.1:9/cb");
     let mut browser = host.browser(VICTIM);
@@ -95,17 +95,15 @@ fn a_token_under_an_unknown_key_is_invalid_under_a_retired_key_valid() {
     let client = host.register_public("App", "http://127.0.0.1:9/cb");
     let mut browser = host.browser(VICTIM);
     let tokens = host.login(&mut browser, &App::new(&client, "k"));
-    let gate_with = |keys: Keys| {
-        let up = host.gate.config().upstream().clone();
-        let config = Config::builder(ISSUER, RESOURCE, up, keys)
-            .dev_loopback_http(true)
-            .build()
-            .unwrap();
-        Gate::new(config)
+    let gate_with = |previous_key: Option<[u8; 32]>| {
+        GateSetup {
+            key: [9; 32],
+            previous_key,
+            ..GateSetup::default()
+        }
+        .gate(&host.github)
     };
-    let old = ServerKey::new(&SERVER_KEY).unwrap();
-    let new = ServerKey::new(&[9; 32]).unwrap();
-    let rotated = gate_with(Keys::new(new.clone()).with_previous(old));
+    let rotated = gate_with(Some(SERVER_KEY));
     let claims = rotated
         .verify_bearer(Some(&format!("Bearer {}", tokens.access())), host.now)
         .expect("a retired key still verifies");
@@ -114,7 +112,7 @@ fn a_token_under_an_unknown_key_is_invalid_under_a_retired_key_valid() {
         *host.bearer(tokens.access()).unwrap().grant_key()
     );
     assert!(format!("{claims:?}").contains(&client.id));
-    let stranger = gate_with(Keys::new(new));
+    let stranger = gate_with(None);
     assert_eq!(
         stranger
             .verify_bearer(Some(&format!("Bearer {}", tokens.access())), host.now)
@@ -133,7 +131,7 @@ fn confirm_refuses_a_grant_that_fails_any_one_check() {
     let other = host.login(&mut browser, &App::new(&client, "other"));
     let grant_of = |host: &Host, access: &str| {
         let key = host.bearer(access).unwrap().grant_key().to_owned();
-        host.store.grants.get(&key).unwrap()
+        host.store.get::<GrantRecord>(&key).unwrap()
     };
     let my_grant = grant_of(&host, mine.access());
     let other_grant = grant_of(&host, other.access());

@@ -199,7 +199,7 @@ fn the_grant_records_when_the_upstream_token_expires() {
     let grant_after_login = |host: &mut Host, browser: &mut Browser, tag: &str| {
         let tokens = host.login(browser, &App::new(&client, tag));
         let key = *host.bearer(tokens.access()).unwrap().grant_key();
-        host.store.grants.get(&key).unwrap()
+        host.store.get::<GrantRecord>(&key).unwrap()
     };
     let lasting = grant_after_login(&mut host, &mut browser, "lasting");
     assert_eq!(lasting.upstream_expires_at(), None);

@@ -10,22 +10,22 @@ fn a_code_is_refused_for_every_binding_it_fails() {
     // Expiry: one second before and at it.
     let app = App::new(&client, "exp");
     let code = host.code_for(&mut browser, &app);
-    let key = host.store.codes.all()[0].key().to_owned();
-    let record = host.store.codes.get(&key).unwrap();
+    let key = host.store.all::<CodeRecord>()[0].key().to_owned();
+    let record = host.store.get::<CodeRecord>(&key).unwrap();
     assert!(!record.is_redeemed());
     let exp = record.expires_at();
     host.now = UnixTime(exp.0 - 1);
     assert!(host.redeem(&client, &code, &app.verifier, None).is_ok());
-    let stored = host.store.codes.get(&key).unwrap();
+    let stored = host.store.get::<CodeRecord>(&key).unwrap();
     assert!(stored.is_redeemed(), "stored back redeemed");
-    assert!(host.store.grants.get(&record.grant_key()).is_some());
+    assert!(host.store.get::<GrantRecord>(&record.grant_key()).is_some());
     host.now = T0;
     // A code record presented under another code's key.
     let app_a = App::new(&client, "a");
     let app_b = App::new(&client, "b");
     let code_a = host.code_for(&mut browser, &app_a);
     let _code_b = host.code_for(&mut browser, &app_b);
-    let records = host.store.codes.all();
+    let records = host.store.all::<CodeRecord>();
     let (req, _) = redeem_body(&client, &code_a, &app_a.verifier);
     let req = TokenRequest::parse(req.as_bytes(), None).unwrap();
     let wrong = records
@@ -202,7 +202,7 @@ fn the_token_endpoint_refuses_a_client_record_that_is_not_the_clients() {
         let code = host.code_for(&mut browser, &app);
         let (body, _) = redeem_body(&client, &code, &app.verifier);
         let req = TokenRequest::parse(body.as_bytes(), None).unwrap();
-        let taken = host.store.codes.take(&req.record_key());
+        let taken = host.store.take::<CodeRecord>(&req.record_key());
         let err = host
             .gate
             .redeem_code(&req, taken, Some(bad), host.now, &mut host.entropy)
@@ -275,8 +275,7 @@ fn a_rotated_refresh_token_is_honoured_to_the_end_of_the_grace_window_and_no_lon
     let first = host.refresh(&app.client, &rt0, None).unwrap();
     let old = host
         .store
-        .refresh
-        .get(&refresh_request(&app, &rt0).record_key())
+        .get::<RefreshRecord>(&refresh_request(&app, &rt0).record_key())
         .unwrap();
     assert!(old.is_rotated());
     let grace = host.gate.config().lifetimes().refresh_grace;
@@ -294,15 +293,18 @@ fn a_refresh_is_refused_for_every_check_it_fails() {
     let rt0 = t0.refresh().unwrap().to_owned();
     let client = client_record(&host, &app.client);
     let req = refresh_request(&app, &rt0);
-    let record = host.store.refresh.get(&req.record_key()).unwrap();
-    let grant = host.store.grants.get(&record.grant_key()).unwrap();
+    let record = host.store.get::<RefreshRecord>(&req.record_key()).unwrap();
+    let grant = host.store.get::<GrantRecord>(&record.grant_key()).unwrap();
     assert_eq!(record.expires_at(), grant.expires_at());
     assert_eq!(*record.key(), req.record_key());
     // Another token's record (valid MAC, same client).
     let t1 = host.login(&mut browser, &App::new(&app.client, "rt1"));
     let other_req = refresh_request(&app, t1.refresh().unwrap());
-    let other = host.store.refresh.get(&other_req.record_key()).unwrap();
-    let other_grant = host.store.grants.get(&other.grant_key()).unwrap();
+    let other = host
+        .store
+        .get::<RefreshRecord>(&other_req.record_key())
+        .unwrap();
+    let other_grant = host.store.get::<GrantRecord>(&other.grant_key()).unwrap();
     let redeem = |host: &Host, r: Option<RefreshRecord>, g: Option<&GrantRecord>, now| {
         redeem_refresh_with(host, &req, &client, r, g, now)
     };
@@ -347,8 +349,7 @@ fn a_refresh_is_refused_for_every_check_it_fails() {
     let rt2 = t2.refresh().unwrap().to_owned();
     let successor = host
         .store
-        .refresh
-        .get(&refresh_request(&app, &rt2).record_key())
+        .get::<RefreshRecord>(&refresh_request(&app, &rt2).record_key())
         .unwrap();
     assert!(successor.expires_at() > grant.expires_at());
     assert_eq!(successor.grant_key(), grant.key());
@@ -374,9 +375,9 @@ fn revocation_by_refresh_record_needs_its_mac_its_key_and_its_client() {
     let (body, _) = app.client.token_request(&[("token", &rt0)]);
     let req = RevocationRequest::parse(body.as_bytes(), None).unwrap();
     assert_eq!(req.client_key(), client.key());
-    let record = host.store.refresh.get(&req.refresh_key()).unwrap();
+    let record = host.store.get::<RefreshRecord>(&req.refresh_key()).unwrap();
     let other = refresh_request(&app, t1.refresh().unwrap()).record_key();
-    let other = host.store.refresh.get(&other).unwrap();
+    let other = host.store.get::<RefreshRecord>(&other).unwrap();
     let edited = tamper(&record, |v| v["expires_at"] = 1.into());
     let revoke = |r: Option<&RefreshRecord>| {
         host.gate
@@ -428,7 +429,7 @@ fn debug_output_names_the_value_and_never_a_secret() {
         !shown.contains(&fields.csrf) && !shown.contains(&fields.tx),
         "{shown}"
     );
-    let pending = host.store.pending.take(&form.pending_key());
+    let pending = host.store.take::<PendingConsent>(&form.pending_key());
     let headers = browser.request(Nav::SameOrigin, host.now);
     let Decision::Approved(consent) = host
         .gate
@@ -443,7 +444,7 @@ fn debug_output_names_the_value_and_never_a_secret() {
         "{shown}"
     );
     assert_eq!(consent.details().client_id(), client.id);
-    // The redirect upstream: its accessors agree with its parts.
+    // The redirect upstream: its accessors agree with the step the host executes.
     let up = host
         .gate
         .upstream_redirect(consent, host.now, &mut host.entropy);
@@ -456,13 +457,14 @@ fn debug_output_names_the_value_and_never_a_secret() {
     let record_key = *up.transaction_record().key();
     let reply = up.response();
     assert_eq!(reply.header("location"), Some(location.as_str()));
-    let (txn, sent) = up.into_parts();
+    let sent = host.store.apply(up);
+    let txn = host.store.get::<TransactionRecord>(&record_key);
+    let txn = txn.expect("stored under the key its accessor names");
     assert_eq!(*txn.key(), record_key);
     assert_eq!(sent.header("location"), Some(location.as_str()));
     assert_eq!(sent.set_cookies().count(), reply.set_cookies().count());
     assert_eq!(txn.details().client_id(), client.id);
     assert_eq!(txn.expires_at(), host.now.plus(600));
-    host.store.txns.put(txn);
     browser.apply(&sent, host.now);
     let back = host.through_github(&browser, &sent);
     let query = back.split_once('?').unwrap().1;
@@ -528,7 +530,10 @@ fn a_callback_must_name_the_transaction_it_is_checked_against() {
     let back_b = host.back_from_github(&mut browser, &App::new(&client, "b"));
     let parse = |url: &str| Callback::parse(url.split_once('?').unwrap().1.as_bytes()).unwrap();
     let (a, b) = (parse(&back_a), parse(&back_b));
-    let txn_b = host.store.txns.take(&b.transaction_key()).unwrap();
+    let txn_b = host
+        .store
+        .take::<TransactionRecord>(&b.transaction_key())
+        .unwrap();
     let headers = browser.request(Nav::CrossSite, host.now);
     assert_eq!(
         host.gate
@@ -539,7 +544,10 @@ fn a_callback_must_name_the_transaction_it_is_checked_against() {
     // The transaction expires at its expiry (R36), one second before it does not.
     let back_c = host.back_from_github(&mut browser, &App::new(&client, "c"));
     let c = parse(&back_c);
-    let txn_c = host.store.txns.take(&c.transaction_key()).unwrap();
+    let txn_c = host
+        .store
+        .take::<TransactionRecord>(&c.transaction_key())
+        .unwrap();
     let headers = browser.request(Nav::CrossSite, host.now);
     let at = txn_c.expires_at();
     assert_eq!(

@@ -5,13 +5,14 @@
 
 use std::sync::LazyLock;
 
+use base64::Engine as _;
 use consent_gate::*;
 pub(crate) use consent_gate_spec::entropy::SplitMix64;
+use consent_gate_spec::kit::{GateSetup, Store};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
-pub(crate) const NOW: UnixTime = UnixTime(1_700_000_000);
-pub(crate) const ISSUER: &str = "http://127.0.0.1:8080";
+pub(crate) const NOW: UnixTime = consent_gate_spec::kit::T0;
 pub(crate) const REDIRECT: &str = "http://127.0.0.1/cb";
 pub(crate) const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -32,38 +33,17 @@ pub(crate) fn pct(s: &str) -> String {
 
 /// Standard base64 with padding, for `Authorization: Basic` headers.
 pub(crate) fn base64_std(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(c.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(c.get(2).copied().unwrap_or(0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The kit's gate builder, loopback; the fixture's upstream answers carry no `iss`.
 pub(crate) fn gate() -> Gate {
-    let upstream = UpstreamConfig::custom(
-        "Demo",
-        "http://127.0.0.1:8080/up/authorize",
-        "http://127.0.0.1:8080/up/token",
-        "http://127.0.0.1:8080/up/user",
-        "static-id",
-        ClientSecret::new("s"),
-    );
-    let keys = Keys::new(ServerKey::new(&[7u8; 32]).unwrap());
-    let config = Config::builder(ISSUER, "http://127.0.0.1:8080/mcp", upstream, keys)
-        .dev_loopback_http(true)
-        .build()
-        .unwrap();
-    Gate::new(config)
+    GateSetup {
+        upstream_issuer: false,
+        ..GateSetup::default()
+    }
+    .build()
+    .0
 }
 
 /// One honest flow, run once: a consent page for browser A (and one for browser B), the
@@ -113,15 +93,18 @@ pub(crate) static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         page_a.view().form_tx.clone(),
         page_a.view().form_csrf.clone(),
     );
-    let (pending_a, _) = page_a.into_parts();
+    // The kit's store and its one executor keep what each step returns.
+    let mut store = Store::default();
+    let _page = store.apply(page_a);
     let form = format!("tx={tx_a}&csrf={csrf_a}&decision=approve");
     let form = ConsentForm::parse(form.as_bytes()).unwrap();
+    let pending_a = store.take::<PendingConsent>(&form.pending_key()).unwrap();
     let ctx = BrowserContext::with_cookies(&cookie_a);
     let Ok(Decision::Approved(consent)) = gate.decide(form, Some(pending_a.clone()), ctx, NOW)
     else {
         panic!("the honest decision must be approved")
     };
-    let (txn, redirect) = gate.upstream_redirect(consent, NOW, rng).into_parts();
+    let redirect = store.apply(gate.upstream_redirect(consent, NOW, rng));
     let state = redirect
         .header("location")
         .unwrap()
@@ -130,6 +113,9 @@ pub(crate) static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         .unwrap();
     let state = state.split('&').next().unwrap();
     let callback = Callback::parse(format!("code=abc&state={state}").as_bytes()).unwrap();
+    let txn = store
+        .take::<TransactionRecord>(&callback.transaction_key())
+        .unwrap();
     let bind = cookie_pair(redirect.set_cookies().next().unwrap());
     let callback_cookies = format!("{cookie_a}; {bind}");
     let ctx = BrowserContext::with_cookies(&callback_cookies);
@@ -153,7 +139,7 @@ pub(crate) static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
             rng,
         )
         .unwrap();
-    let (code_rec, reply) = issued.into_parts();
+    let reply = store.apply(issued);
     let code = reply
         .header("location")
         .unwrap()
@@ -168,8 +154,9 @@ pub(crate) static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         pct(REDIRECT)
     );
     let treq = TokenRequest::parse(token_body.as_bytes(), None).unwrap();
+    let code_rec = store.take::<CodeRecord>(&treq.record_key());
     let tokens = gate
-        .redeem_code(&treq, Some(code_rec), Some(&client), NOW, rng)
+        .redeem_code(&treq, code_rec, Some(&client), NOW, rng)
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&tokens.reply.body).unwrap();
     Fixture {

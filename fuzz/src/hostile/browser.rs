@@ -3,51 +3,54 @@
 
 use consent_gate::{
     Authorization, AuthorizeRequest, BrowserContext, ClientRecord, ConsentForm, ConsentGiven,
-    ConsentPolicy, Decision, StoreKey, UnixTime,
+    ConsentPolicy, Decision, Kind, PendingConsent, Step, StoreKey,
 };
+use consent_gate_spec::kit::{GateSetup, Nav, T0};
 
 use super::*;
-use crate::fixture::{Faults, ISSUER, SplitMix64, form_param};
+use crate::fixture::{Faults, ISSUER, SplitMix64, form_param, query_param};
 use crate::oracle::redirect_acceptable;
 
-impl World {
+impl Hostile {
     /// A world around a gate with this policy and these faults; the honest client and
     /// the attacker's client are registered.
     pub fn new(policy: ConsentPolicy, faults: Faults) -> Self {
-        let gate = crate::fixture::gate(policy, faults);
+        let (gate, github) = GateSetup {
+            https: true,
+            policy,
+            faults,
+            ..GateSetup::default()
+        }
+        .build();
         let mut init = St {
-            now: UnixTime(1_700_000_000),
+            now: T0,
             rng: 0x0f10,
-            clients: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            txns: BTreeMap::new(),
-            codes: BTreeMap::new(),
-            grants: BTreeMap::new(),
-            refresh: BTreeMap::new(),
+            store: Store::default(),
             client_list: Vec::new(),
-            jars: [Jar::default(), Jar::default()],
+            jars: [
+                kit::Browser::new(ISSUER, Who::Victim.github()),
+                kit::Browser::new(ISSUER, Who::Attacker.github()),
+            ],
             pages: Vec::new(),
             up_links: Vec::new(),
             callbacks: Vec::new(),
             held: Vec::new(),
             held_refresh: Vec::new(),
             honest_flows: Vec::new(),
-            up_codes: BTreeMap::new(),
-            up_tokens: BTreeMap::new(),
-            up_n: 0,
+            github,
             approvals: Vec::new(),
             pending_owner: BTreeMap::new(),
             txn_owner: BTreeMap::new(),
             accepted: BTreeSet::new(),
         };
-        let w = World {
+        let w = Hostile {
             gate,
             init: init.clone(),
         };
         w.register(&mut init, Who::Victim, r#"{"redirect_uris":["http://127.0.0.1/callback","https://app.example"],"client_name":"App","token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}"#);
         w.register(&mut init, Who::Attacker, r#"{"redirect_uris":["https://evil.example/cb"],"client_name":"Totally Legit","token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"]}"#);
         assert_eq!(init.client_list.len(), 2, "world clients register");
-        World { init, ..w }
+        Hostile { init, ..w }
     }
 
     /// The gate under test.
@@ -68,13 +71,13 @@ impl World {
         {
             st.client_list
                 .push((reg.record.client_id().to_owned(), who));
-            st.clients.insert(reg.record.key(), reg.record);
+            let _created = st.store.apply(reg);
         }
         st.rng = rng.0;
     }
 
     pub(super) fn client(&self, st: &St, id: &str) -> Option<ClientRecord> {
-        st.clients.get(&StoreKey::client(id)).cloned()
+        st.store.get::<ClientRecord>(&StoreKey::client(id))
     }
 
     /// Applies one action, checking the transition properties (P1, P3, P4, P5, P6).
@@ -96,7 +99,7 @@ impl World {
                     &s256(&verifier),
                 );
                 st.honest_flows.push((state, verifier));
-                self.navigate_authorize(st, Who::Victim, &query, "none")
+                self.navigate_authorize(st, Who::Victim, &query, Nav::Direct)
             }
             Op::Link {
                 client,
@@ -123,12 +126,17 @@ impl World {
                     "attacker-state",
                     &s256(ATTACKER_VERIFIER),
                 );
-                let (who, site) = if victim {
-                    (Who::Victim, if from_page { "cross-site" } else { "none" })
+                let (who, nav) = if victim {
+                    let nav = if from_page {
+                        Nav::CrossSite
+                    } else {
+                        Nav::Direct
+                    };
+                    (Who::Victim, nav)
                 } else {
-                    (Who::Attacker, "none")
+                    (Who::Attacker, Nav::Direct)
                 };
-                self.navigate_authorize(st, who, &query, site)
+                self.navigate_authorize(st, who, &query, nav)
             }
             Op::Answer {
                 who,
@@ -140,34 +148,29 @@ impl World {
                     return Ok(());
                 };
                 let p = st.pages[i].clone();
-                let cookies = st.jars[jar_index(who)].header();
-                let ctx = BrowserContext {
-                    cookies: &cookies,
-                    origin: Some(ISSUER),
-                    sec_fetch_site: Some("same-origin"),
-                };
-                self.submit(st, who, &p, approve, ctx, true, follow)
+                let headers = st.jars[jar_index(who)].request(Nav::SameOrigin, st.now);
+                self.submit(st, who, &p, approve, headers.context(), true, follow)
             }
             Op::ForgedAnswer { page, legacy } => {
                 let Some(i) = pick(&st.pages, page, |p| p.owner == Who::Attacker) else {
                     return Ok(());
                 };
                 let p = st.pages[i].clone();
-                let cookies = if legacy {
-                    st.jars[jar_index(Who::Victim)].header()
+                let jar = &st.jars[jar_index(Who::Victim)];
+                let headers = if legacy {
+                    jar.legacy_request(Nav::CrossSitePost("null"), st.now)
                 } else {
-                    String::new()
+                    jar.request(Nav::CrossSitePost("https://evil.example"), st.now)
                 };
-                let ctx = if legacy {
-                    BrowserContext::with_cookies(&cookies)
-                } else {
-                    BrowserContext {
-                        cookies: &cookies,
-                        origin: Some("https://evil.example"),
-                        sec_fetch_site: Some("cross-site"),
-                    }
-                };
-                self.submit(st, Who::Victim, &p, true, ctx, false, Follow::All)
+                self.submit(
+                    st,
+                    Who::Victim,
+                    &p,
+                    true,
+                    headers.context(),
+                    false,
+                    Follow::All,
+                )
             }
             Op::Upstream {
                 who,
@@ -200,12 +203,17 @@ impl World {
                 ) else {
                     return Ok(());
                 };
-                let code = form_param(st.callbacks[a].url.as_bytes(), "code");
-                let state = form_param(st.callbacks[b].url.as_bytes(), "state");
+                let code = query_param(&st.callbacks[a].url, "code");
+                let state = query_param(&st.callbacks[b].url, "state");
                 let (Some(code), Some(state)) = (code, state) else {
                     return Ok(());
                 };
-                let query = format!("code={code}&state={}", enc(&state));
+                let query = format!(
+                    "{}?code={}&state={}",
+                    self.gate.config().callback_uri(),
+                    enc(&code),
+                    enc(&state)
+                );
                 st.callbacks.push(Link {
                     owner: Who::Attacker,
                     url: query.clone(),
@@ -276,12 +284,9 @@ impl World {
                 }
                 Ok(())
             }
+            // The jars send no cookie past its `Max-Age`.
             Op::Tick { step } => {
                 st.now = st.now.plus(TICKS[usize::from(step) % TICKS.len()]);
-                let now = st.now.0;
-                for jar in &mut st.jars {
-                    jar.0.retain(|_, (_, exp)| *exp > now);
-                }
                 Ok(())
             }
         }
@@ -292,7 +297,7 @@ impl World {
         st: &mut St,
         who: Who,
         query: &str,
-        site: &str,
+        nav: Nav,
     ) -> Result<(), Violation> {
         let Ok(req) = AuthorizeRequest::parse(query.as_bytes()) else {
             return fail(
@@ -301,19 +306,16 @@ impl World {
             );
         };
         let presented = form_param(query.as_bytes(), "redirect_uri");
-        let client = st.clients.get(&req.client_key()).cloned();
-        let cookies = st.jars[jar_index(who)].header();
-        let ctx = BrowserContext {
-            cookies: &cookies,
-            origin: None,
-            sec_fetch_site: Some(site),
-        };
+        let client = st.store.get::<ClientRecord>(&req.client_key());
+        let headers = st.jars[jar_index(who)].request(nav, st.now);
         let mut rng = SplitMix64(st.rng);
-        let out = self
-            .gate
-            .authorize(req, client.as_ref(), ctx, st.now, &mut |b: &mut [u8]| {
-                rng.fill(b)
-            });
+        let out = self.gate.authorize(
+            req,
+            client.as_ref(),
+            headers.context(),
+            st.now,
+            &mut |b: &mut [u8]| rng.fill(b),
+        );
         st.rng = rng.0;
         let details = match &out {
             Err(e) => {
@@ -352,12 +354,10 @@ impl World {
                     tx: v.form_tx.clone(),
                     csrf: v.form_csrf.clone(),
                 };
-                // The page itself is the surface targets' business: not rendering it here
-                // keeps a step cheap.
-                let pending = prompt.pending_record().clone();
-                st.jars[jar_index(who)].set(prompt.set_cookie(), st.now);
-                st.pending_owner.insert(*pending.key(), who);
-                st.pending.insert(*pending.key(), pending);
+                // Ghost bookkeeping: whose page it is.
+                st.pending_owner.insert(*prompt.pending_record().key(), who);
+                let reply = st.store.apply(prompt);
+                st.jars[jar_index(who)].apply(&reply, st.now);
                 st.pages.push(page);
                 Ok(())
             }
@@ -407,7 +407,7 @@ impl World {
             return fail("Glue setup", "a rendered form does not parse");
         };
         let key = form.pending_key();
-        let pending = st.pending.remove(&key);
+        let pending = st.store.take::<PendingConsent>(&key);
         let details = pending.as_ref().map(|p| p.details().clone());
         let out = self.gate.decide(form, pending, ctx, st.now);
         let outcome = match out {
@@ -436,14 +436,10 @@ impl World {
         }
         let details = details.expect("accepted without a pending record");
         match outcome {
-            Decision::Denied(to_client) => self.deliver(
-                st,
-                who,
-                &to_client.response(),
-                details.client_id(),
-                None,
-                false,
-            ),
+            Decision::Denied(to_client) => {
+                let reply = st.store.apply(to_client);
+                self.deliver(st, who, &reply, details.client_id(), None, false)
+            }
             Decision::Approved(consent) => {
                 st.approvals.push(Approval {
                     who,
@@ -469,15 +465,27 @@ impl World {
             .gate
             .upstream_redirect(consent, st.now, &mut |b: &mut [u8]| rng.fill(b));
         st.rng = rng.0;
-        let (txn, reply) = up.into_parts();
+        let step = Step::from(up);
+        // Ghost bookkeeping: the transaction the host is about to store is `who`'s.
+        let txn = step
+            .ops
+            .iter()
+            .find(|op| op.kind() == Kind::Transaction)
+            .map(|op| *op.key());
+        let reply = st.store.apply(step);
         let url = reply.header("location").unwrap_or_default().to_owned();
         let endpoint = format!("{}?", self.gate.config().upstream().authorize_endpoint);
         if reply.status != 303 || !url.starts_with(&endpoint) {
             return fail("P5 upstream redirect", format!("{} to {url}", reply.status));
         }
         st.jars[jar_index(who)].apply(&reply, st.now);
-        st.txn_owner.insert(*txn.key(), who);
-        st.txns.insert(*txn.key(), txn);
+        let Some(txn) = txn else {
+            return fail(
+                "Glue upstream",
+                "an upstream redirect stores no transaction",
+            );
+        };
+        st.txn_owner.insert(txn, who);
         st.up_links.push(Link {
             owner: who,
             url: url.clone(),

@@ -1,6 +1,6 @@
-//! The world the attacks of `attacks.rs` run in, and the attack scenarios that a fault
-//! switch re-opens, written once and run both ways: without faults (the attack must fail)
-//! and, in `with_faults`, with the switch on (the attack must succeed).
+//! The scene the attacks of `attacks.rs` play in (the kit's host, two browsers, two clients),
+//! and the attack scenarios that a fault switch re-opens, written once and run both ways:
+//! without faults (the attack must fail) and, in `with_faults`, with the switch on (it must succeed).
 
 use consent_gate::*;
 
@@ -51,7 +51,7 @@ pub fn assert_principal(who: &Principal, user: GithubUser, client: &Client) {
 
 /// A server; a victim V who used the legitimate client C before (so GitHub auto-approves,
 /// A1 step 1); an attacker X with its own browser, GitHub account and client.
-pub struct World {
+pub struct Scene {
     pub host: Host,
     pub victim: Browser,
     pub attacker: Browser,
@@ -61,8 +61,8 @@ pub struct World {
     pub evil: Client,
 }
 
-impl World {
-    pub fn new(setup: Setup) -> Self {
+impl Scene {
+    pub fn new(setup: GateSetup) -> Self {
         let mut host = Host::with(setup);
         let legit = host.register_public("Claude Desktop", "http://127.0.0.1:33418/cb");
         let evil = host.register_public("Claude Desktop", EVIL_CB);
@@ -78,11 +78,11 @@ impl World {
         }
     }
 
-    /// The default world with fault switches.
+    /// The default scene with fault switches.
     pub fn faulty(faults: Faults) -> Self {
-        Self::new(Setup {
+        Self::new(GateSetup {
             faults,
-            ..Setup::default()
+            ..GateSetup::default()
         })
     }
 
@@ -115,8 +115,8 @@ impl World {
 
 /// A2: X approves its own client in its own browser, copies our 303's GitHub URL (with our
 /// `state`) and gets V to open it; GitHub sends V's browser to our callback.
-pub fn forwarded_upstream_url(faults: Faults) -> (World, Outcome) {
-    let mut w = World::faulty(faults);
+pub fn forwarded_upstream_url(faults: Faults) -> (Scene, Outcome) {
+    let mut w = Scene::faulty(faults);
     let x = App::new(&w.evil, "x");
     let to_github = w.host.approved(&mut w.attacker, &x);
     // The link X sends V is `location(&to_github)`; V's browser follows it.
@@ -126,8 +126,8 @@ pub fn forwarded_upstream_url(faults: Faults) -> (World, Outcome) {
 
 /// A3: X loads its own consent page, then makes V's browser POST X's `tx` and `csrf` with
 /// an auto-submitting form on X's site, which sends `origin`.
-pub fn csrf_on_consent(faults: Faults, legacy: bool, origin: &'static str) -> (World, Outcome) {
-    let mut w = World::faulty(faults);
+pub fn csrf_on_consent(faults: Faults, legacy: bool, origin: &'static str) -> (Scene, Outcome) {
+    let mut w = Scene::faulty(faults);
     w.victim.legacy = legacy;
     let x = App::new(&w.evil, "x");
     let page = w.host.page(&mut w.attacker, &x, Nav::Direct);
@@ -142,11 +142,11 @@ pub fn csrf_on_consent(faults: Faults, legacy: bool, origin: &'static str) -> (W
 
 /// A4: with remembered consent, V (who approved C) opens X's link from a mail app
 /// (`Sec-Fetch-Site: none`, the one case in which a remembered consent may apply).
-pub fn remembered_consent_elsewhere(faults: Faults) -> (World, Outcome) {
-    let mut w = World::new(Setup {
+pub fn remembered_consent_elsewhere(faults: Faults) -> (Scene, Outcome) {
+    let mut w = Scene::new(GateSetup {
         policy: ConsentPolicy::Remember,
         faults,
-        ..Setup::default()
+        ..GateSetup::default()
     });
     let x = App::new(&w.evil, "x");
     let outcome = match w.host.get_authorize(&mut w.victim, &x.query(), Nav::Direct) {
@@ -162,8 +162,8 @@ pub fn remembered_consent_elsewhere(faults: Faults) -> (World, Outcome) {
 /// GitHub URL and the callback URL, same `state`), signs in at that GitHub URL as itself
 /// and makes V's browser load the resulting callback: a replayed `state` with X's code.
 /// On success C ends up signed in to X's account (login CSRF).
-pub fn state_replay(faults: Faults) -> (World, Outcome) {
-    let mut w = World::faulty(faults);
+pub fn state_replay(faults: Faults) -> (Scene, Outcome) {
+    let mut w = Scene::faulty(faults);
     let c = App::new(&w.legit, "v");
     let up = w.host.approved(&mut w.victim, &c);
     let back = w.host.through_github(&w.victim, &up);
@@ -182,8 +182,8 @@ pub fn state_replay(faults: Faults) -> (World, Outcome) {
 
 /// A8: C redeems its code; X captured that token request (a logging proxy, a leaked
 /// loopback exchange) and replays it. Also returns the tokens C got.
-pub fn code_replay(faults: Faults) -> (World, Outcome, Tokens) {
-    let mut w = World::faulty(faults);
+pub fn code_replay(faults: Faults) -> (Scene, Outcome, Tokens) {
+    let mut w = Scene::faulty(faults);
     let c = App::new(&w.legit, "v");
     let code = w.host.code_for(&mut w.victim, &c);
     let pairs = [
@@ -202,8 +202,8 @@ pub fn code_replay(faults: Faults) -> (World, Outcome, Tokens) {
 
 /// A10: a web client registered `https://app.example` (no path). X crafts a link for it
 /// with a look-alike redirect URI it controls; V, seeing the client's name, approves.
-pub fn redirect_trick(faults: Faults) -> (World, Outcome) {
-    let mut w = World::faulty(faults);
+pub fn redirect_trick(faults: Faults) -> (Scene, Outcome) {
+    let mut w = Scene::faulty(faults);
     let web = w.host.register_public("Acme Web", "https://app.example");
     let mut x = App::new(&web, "x");
     x.redirect_uri = "https://app.example.evil.example/cb".into();

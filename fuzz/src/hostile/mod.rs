@@ -1,23 +1,25 @@
-//! A hostile world around the real core, for the `hostile` target
+//! A hostile harness around the real core, for the `hostile` target
 //! (docs/conventions.md#handles-by-index, docs/conventions.md#one-world-three-drivers). The
 //! `flow` target steps the spec crate's World; this one keeps the attacker powers that World
-//! does not model yet: leaked callback URLs and codes ([`Leak`]), spliced callbacks (R37),
+//! does not model yet, and is built from the same kit (`consent_gate_spec::kit`: the gate
+//! builder, the store and its one `Step` executor, the cookie jar, the GitHub double): leaked callback URLs and codes ([`Leak`]), spliced callbacks (R37),
 //! lost replies ([`Follow::LoseCallbackReply`]), links and registrations with arbitrary
 //! redirect URIs ([`REDIRECTS`]), a loopback client, a denial at the upstream.
 //!
 //! Parties: the victim's browser, the attacker's browser, the honest MCP client on the
 //! victim's machine (client "App", registered `http://127.0.0.1/callback` and
 //! `https://app.example`), the attacker's client ("Totally Legit",
-//! `https://evil.example/cb`), and an upstream that approves a returning user at once,
-//! like GitHub. The server is the real [`Gate`] plus a store with atomic *take*.
+//! `https://evil.example/cb`), and the kit's GitHub, which approves a returning user at
+//! once and binds its single-use codes to PKCE. The server is the real [`Gate`] plus the
+//! kit's store with atomic *take*.
 //!
 //! Every action names what it uses **by index into what its party has seen** (pages,
 //! upstream links, callback URLs, codes): never a raw nonce, so libFuzzer reaches deep
-//! interleavings. Browsers keep cookies per `Set-Cookie` (`Max-Age`, deletion) and send
-//! them as browsers do: always on top-level GETs, never on a cross-site POST (SameSite=Lax)
+//! interleavings. Browsers are the kit's cookie jars: cookies kept per `Set-Cookie`
+//! (`Max-Age`, deletion), sent on top-level GETs, never on a cross-site POST (SameSite=Lax)
 //! unless the browser is a legacy one.
 //!
-//! Shape: [`World::init_state`], [`World::step`] and [`World::invariants`] over a
+//! Shape: [`Hostile::init_state`], [`Hostile::step`] and [`Hostile::invariants`] over a
 //! plain-data state [`St`] (docs/design.md#fuzzing; docs/conventions.md#one-world-three-drivers).
 //! Properties, numbered as the spec crate's (docs/design.md#properties), each with the fault
 //! switch that must break it:
@@ -46,12 +48,8 @@ pub use codec::encode;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use base64::Engine as _;
-use consent_gate::{
-    ClientRecord, CodeRecord, ConsentPolicy, Gate, GrantRecord, PendingConsent, RefreshRecord,
-    Reply, StoreKey, TransactionRecord, UnixTime, UpstreamResponse,
-};
-use sha2::Digest as _;
+use consent_gate::{ConsentPolicy, Gate, StoreKey, UnixTime};
+use consent_gate_spec::kit::{self, FakeGithub, GithubUser, Store};
 
 /// A party: its browser, and the programs on its machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -207,56 +205,28 @@ fn fail<T>(property: &'static str, detail: impl Into<String>) -> Result<T, Viola
 }
 
 fn s256(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+    kit::s256(verifier)
 }
 
-fn subject(user: Who) -> &'static str {
-    match user {
-        Who::Victim => "github:1",
-        Who::Attacker => "github:2",
-    }
-}
-
-/// A browser's cookie jar for our origin: name → (value, expiry).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Jar(BTreeMap<String, (String, u64)>);
-
-impl Jar {
-    fn header(&self) -> String {
-        let pairs: Vec<String> = self
-            .0
-            .iter()
-            .map(|(n, (v, _))| format!("{n}={v}"))
-            .collect();
-        pairs.join("; ")
-    }
-
-    fn apply(&mut self, reply: &Reply, now: UnixTime) {
-        for c in reply.set_cookies() {
-            self.set(c, now);
+impl Who {
+    /// Its account at the kit's GitHub.
+    fn github(self) -> GithubUser {
+        match self {
+            Who::Victim => kit::VICTIM,
+            Who::Attacker => kit::ATTACKER,
         }
     }
 
-    /// One `Set-Cookie`: stored until `Max-Age`, deleted by `Max-Age=0`.
-    fn set(&mut self, set_cookie: &str, now: UnixTime) {
-        let mut parts = set_cookie.split(';');
-        let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-            return;
-        };
-        let max_age = parts
-            .filter_map(|a| a.trim().strip_prefix("Max-Age="))
-            .find_map(|v| v.parse::<u64>().ok())
-            .unwrap_or(u64::MAX / 2);
-        if max_age == 0 {
-            self.0.remove(name);
-        } else {
-            self.0.insert(
-                name.to_owned(),
-                (value.to_owned(), now.0.saturating_add(max_age)),
-            );
-        }
+    /// Who is signed in at the upstream as `user`.
+    fn of_github(user: GithubUser) -> Option<Who> {
+        [Who::Victim, Who::Attacker]
+            .into_iter()
+            .find(|w| w.github() == user)
     }
+}
+
+fn subject(user: Who) -> String {
+    user.github().subject()
 }
 
 /// A consent page a browser was shown.
@@ -309,31 +279,18 @@ pub struct Approval {
     at: UnixTime,
 }
 
-/// An upstream authorization code.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct UpCode {
-    user: Who,
-    challenge: String,
-    used: bool,
-}
-
 /// The whole world's state: plain data (Clone + Eq + Hash, BTreeMaps), as a model
 /// checker needs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct St {
     now: UnixTime,
     rng: u64,
-    // The server's store.
-    clients: BTreeMap<StoreKey, ClientRecord>,
-    pending: BTreeMap<StoreKey, PendingConsent>,
-    txns: BTreeMap<StoreKey, TransactionRecord>,
-    codes: BTreeMap<StoreKey, CodeRecord>,
-    grants: BTreeMap<StoreKey, GrantRecord>,
-    refresh: BTreeMap<StoreKey, RefreshRecord>,
+    // The server's store (the kit's: every write is an operation of a core `Step`).
+    store: Store,
     // Who registered which client, in order.
     client_list: Vec<(String, Who)>,
     // The browsers and what the parties have seen.
-    jars: [Jar; 2],
+    jars: [kit::Browser; 2],
     pages: Vec<Page>,
     up_links: Vec<Link>,
     callbacks: Vec<Link>,
@@ -341,10 +298,8 @@ pub struct St {
     held_refresh: Vec<HeldRefresh>,
     /// The honest client's flows: (its state, its verifier).
     honest_flows: Vec<(String, String)>,
-    // The upstream.
-    up_codes: BTreeMap<String, UpCode>,
-    up_tokens: BTreeMap<String, Who>,
-    up_n: u32,
+    // The upstream: the kit's GitHub, with its single-use, PKCE-bound codes.
+    github: FakeGithub,
     // Ghost state.
     approvals: Vec<Approval>,
     pending_owner: BTreeMap<StoreKey, Who>,
@@ -352,9 +307,9 @@ pub struct St {
     accepted: BTreeSet<(u8, StoreKey)>,
 }
 
-/// The world: the gate under test and the initial state.
+/// The hostile harness: the gate under test and the initial state.
 #[derive(Debug)]
-pub struct World {
+pub struct Hostile {
     gate: Gate,
     init: St,
 }
@@ -370,14 +325,6 @@ fn jar_index(who: Who) -> usize {
 fn pick<T>(v: &[T], i: u8, keep: impl Fn(&T) -> bool) -> Option<usize> {
     let idx: Vec<usize> = (0..v.len()).filter(|&j| keep(&v[j])).collect();
     (!idx.is_empty()).then(|| idx[usize::from(i) % idx.len()])
-}
-
-fn json(body: &[u8]) -> UpstreamResponse<'_> {
-    UpstreamResponse {
-        status: 200,
-        content_type: Some("application/json; charset=utf-8"),
-        body,
-    }
 }
 
 fn visible(l: &Link, who: Who) -> bool {
@@ -415,15 +362,15 @@ pub struct FlowInput {
 }
 
 struct Worlds {
-    always: World,
-    remember: World,
+    always: Hostile,
+    remember: Hostile,
 }
 
 static WORLDS: std::sync::LazyLock<Worlds> = std::sync::LazyLock::new(|| {
     let faults = crate::fixture::faults_from_env();
     Worlds {
-        always: World::new(ConsentPolicy::Always, faults),
-        remember: World::new(ConsentPolicy::Remember, faults),
+        always: Hostile::new(ConsentPolicy::Always, faults),
+        remember: Hostile::new(ConsentPolicy::Remember, faults),
     }
 });
 

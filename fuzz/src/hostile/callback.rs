@@ -1,14 +1,18 @@
-//! The callback side of the world: the upstream (approving at once, issuing
+//! The callback side of the harness: the kit's GitHub (approving at once, single-use
 //! PKCE-bound codes, a token endpoint and a user endpoint), the callback, the delivery of
 //! client redirects to whoever owns the host, and the token endpoint's clients.
 
-use consent_gate::{BrowserContext, Callback, Reply, TokenRequest};
+use consent_gate::{
+    Callback, ClientRecord, CodeRecord, GrantRecord, RefreshRecord, Reply, TokenRequest,
+    TransactionRecord,
+};
+use consent_gate_spec::kit::Nav;
 
 use super::*;
-use crate::fixture::{SplitMix64, form_param, query_param};
+use crate::fixture::{SplitMix64, query_param};
 use crate::oracle::location_targets_client;
 
-impl World {
+impl Hostile {
     /// The upstream: a returning user is approved at once (GitHub skips its consent
     /// screen, docs/upstreams.md#github-returning-user); the code is bound to the PKCE challenge.
     pub(super) fn visit_upstream(
@@ -19,27 +23,13 @@ impl World {
         deny: bool,
         follow: Follow,
     ) -> Result<(), Violation> {
-        let Some(state) = query_param(url, "state") else {
+        if query_param(url, "state").is_none() {
             return Ok(());
-        };
+        }
         let query = if deny {
-            format!("error=access_denied&state={}", enc(&state))
+            st.github.refuse(url, "access_denied")
         } else {
-            st.up_n += 1;
-            let code = format!("ghc{:04}", st.up_n);
-            let challenge = query_param(url, "code_challenge").unwrap_or_default();
-            st.up_codes.insert(
-                code.clone(),
-                UpCode {
-                    user: who,
-                    challenge,
-                    used: false,
-                },
-            );
-            format!(
-                "code={code}&state={}&iss=https%3A%2F%2Fgithub.com%2Flogin%2Foauth",
-                enc(&state)
-            )
+            st.github.authorize(who.github(), url)
         };
         st.callbacks.push(Link {
             owner: who,
@@ -64,16 +54,17 @@ impl World {
         for l in st.callbacks.iter_mut().filter(|l| l.url == query) {
             l.used = true;
         }
-        let Ok(cb) = Callback::parse(query.as_bytes()) else {
+        let raw = query.split_once('?').map_or(query, |(_, q)| q);
+        let Ok(cb) = Callback::parse(raw.as_bytes()) else {
             return Ok(());
         };
         let key = cb.transaction_key();
-        let txn = st.txns.remove(&key);
+        let txn = st.store.take::<TransactionRecord>(&key);
         let client_id = txn.as_ref().map(|t| t.details().client_id().to_owned());
-        let cookies = st.jars[jar_index(who)].header();
-        let out =
-            self.gate
-                .verify_callback(cb, txn, BrowserContext::with_cookies(&cookies), st.now);
+        let headers = st.jars[jar_index(who)].request(Nav::CrossSite, st.now);
+        let out = self
+            .gate
+            .verify_callback(cb, txn, headers.context(), st.now);
         let verified = match out {
             Err(e) => {
                 let r = e.response();
@@ -104,53 +95,28 @@ impl World {
         }
         #[cfg(consent_gate_faults)]
         if let Some(r) = verified.reinsert() {
-            st.txns.insert(*r.key(), r.clone());
+            st.store.put(r);
         }
-        // The upstream's token endpoint.
-        let body = verified.token_request().body.clone();
-        let code = form_param(&body, "code").unwrap_or_default();
-        let verifier = form_param(&body, "code_verifier").unwrap_or_default();
-        let user = match st.up_codes.get_mut(&code) {
-            Some(c) if !c.used && c.challenge == s256(&verifier) => {
-                c.used = true;
-                Some(c.user)
-            }
-            _ => None,
-        };
-        let token_body = match user {
-            Some(u) => {
-                st.up_n += 1;
-                let t = format!("gho_{:?}{}", u, st.up_n);
-                st.up_tokens.insert(t.clone(), u);
-                format!(r#"{{"access_token":"{t}","token_type":"bearer","scope":"read:user"}}"#)
-            }
-            None => r#"{"error":"bad_verification_code","error_description":"The code passed is incorrect or expired."}"#.to_owned(),
-        };
-        let auth = match verified.accept_token_response(json(token_body.as_bytes())) {
+        // GitHub's token endpoint: its codes are single-use and PKCE-bound.
+        let answer = st.github.token(verified.token_request());
+        let auth = match verified.accept_token_response(answer.as_response()) {
             Ok(a) => a,
             Err(e) => return self.deliver(st, who, &e.response(), &client_id, None, lost),
         };
-        let bearer = auth
-            .user_request()
+        let user_request = auth.user_request();
+        let user = user_request
             .headers
             .iter()
             .find(|(n, _)| *n == "authorization")
-            .map(|(_, v)| v.clone());
-        let token = bearer
-            .as_deref()
-            .and_then(|b| b.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        let user = st.up_tokens.get(token).copied();
-        let doc = match user {
-            Some(Who::Victim) => r#"{"login":"victim","id":1}"#,
-            Some(Who::Attacker) => r#"{"login":"mallory","id":2}"#,
-            None => r#"{"message":"Bad credentials"}"#,
-        };
+            .and_then(|(_, v)| v.strip_prefix("Bearer "))
+            .and_then(|t| st.github.token_user(t))
+            .and_then(Who::of_github);
+        let doc = st.github.user(&user_request);
         let client = self.client(st, &client_id);
         let mut rng = SplitMix64(st.rng);
         let issued = self.gate.issue_code(
             auth,
-            json(doc.as_bytes()),
+            doc.as_response(),
             client.as_ref(),
             st.now,
             &mut |b: &mut [u8]| rng.fill(b),
@@ -159,8 +125,7 @@ impl World {
         match issued {
             Err(e) => self.deliver(st, who, &e.response(), &client_id, None, lost),
             Ok(issued) => {
-                let (record, reply) = issued.into_parts();
-                st.codes.insert(*record.key(), record);
+                let reply = st.store.apply(issued);
                 self.deliver(st, who, &reply, &client_id, user, lost)
             }
         }
@@ -259,8 +224,8 @@ impl World {
             return Ok(());
         };
         let key = req.record_key();
-        let record = st.codes.remove(&key);
-        let client = st.clients.get(&req.client_key()).cloned();
+        let record = st.store.take::<CodeRecord>(&key);
+        let client = st.store.get::<ClientRecord>(&req.client_key());
         let mut rng = SplitMix64(st.rng);
         let out = self.gate.redeem_code(
             &req,
@@ -271,10 +236,9 @@ impl World {
         );
         st.rng = rng.0;
         let t = match out {
+            // A replayed code revokes its grant (R43): the error's own operations.
             Err(e) => {
-                if let Some(g) = e.revoke_grant() {
-                    st.grants.remove(g);
-                }
+                let _sent = st.store.apply(e);
                 return Ok(());
             }
             Ok(t) => t,
@@ -282,16 +246,8 @@ impl World {
         if !st.accepted.insert((2, key)) {
             return fail("P4 single use (A8)", "an MCP code was redeemed twice");
         }
-        if let Some(c) = t.code {
-            st.codes.insert(*c.key(), c);
-        }
-        if let Some(g) = t.grant {
-            st.grants.insert(g.key(), g);
-        }
-        for r in t.refresh {
-            st.refresh.insert(*r.key(), r);
-        }
-        self.take_tokens(st, who, &t.reply.body)
+        let reply = st.store.apply(t);
+        self.take_tokens(st, who, &reply.body)
     }
 
     pub(super) fn refresh(&self, st: &mut St, who: Who, h: &HeldRefresh) -> Result<(), Violation> {
@@ -303,31 +259,24 @@ impl World {
         let Ok(req) = TokenRequest::parse(body.as_bytes(), None) else {
             return Ok(());
         };
-        let record = st.refresh.get(&req.record_key()).cloned();
+        let record = st.store.get::<RefreshRecord>(&req.record_key());
         let grant = record
             .as_ref()
-            .and_then(|r| st.grants.get(&r.grant_key()))
-            .cloned();
-        let client = st.clients.get(&req.client_key()).cloned();
+            .and_then(|r| st.store.get::<GrantRecord>(&r.grant_key()));
+        let client = st.store.get::<ClientRecord>(&req.client_key());
         match self
             .gate
             .redeem_refresh(&req, record, grant.as_ref(), client.as_ref(), st.now)
         {
+            // A reused refresh token revokes its grant (R53).
             Err(e) => {
-                if let Some(g) = e.revoke_grant() {
-                    st.grants.remove(g);
-                }
+                let _sent = st.store.apply(e);
                 Ok(())
             }
+            // The successor is put-if-absent: never over one rotated since (R63, A22).
             Ok(t) => {
-                for r in t.refresh {
-                    st.refresh.insert(*r.key(), r);
-                }
-                // Put-if-absent: never over a successor rotated since (R63, A22).
-                if let Some(r) = t.successor {
-                    st.refresh.entry(*r.key()).or_insert(r);
-                }
-                self.take_tokens(st, who, &t.reply.body)
+                let reply = st.store.apply(t);
+                self.take_tokens(st, who, &reply.body)
             }
         }
     }
@@ -349,7 +298,7 @@ impl World {
                 );
             }
         };
-        let grant = st.grants.get(&claims.grant_key()).cloned();
+        let grant = st.store.get::<GrantRecord>(&claims.grant_key());
         let Ok(p) = claims.confirm(grant.as_ref(), st.now) else {
             return fail("Glue tokens", "a token just issued names no live grant");
         };

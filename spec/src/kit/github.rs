@@ -1,10 +1,18 @@
-//! The GitHub double: a returning user's browser is sent straight back
-//! (docs/upstreams.md#github-returning-user), and the back channel answers with GitHub's wire
-//! shapes (docs/upstreams.md#fixtures).
+//! The upstream double, the kit's only one: GitHub. A returning user's browser is sent
+//! straight back (docs/upstreams.md#github-returning-user), and the back channel answers with
+//! GitHub's wire shapes (docs/upstreams.md#fixtures).
+//!
+//! Two ways to drive it. The strict methods ([`FakeGithub::authorize`],
+//! [`FakeGithub::token`]) keep state as GitHub does: codes are single-use and PKCE-bound,
+//! tokens are minted fresh; the integration tests use them. The lenient ones
+//! ([`FakeGithub::wave_through`], [`FakeGithub::lenient_token`]) keep no state and enforce
+//! neither PKCE nor single use: codes and tokens name the account. That is the World's
+//! upstream (`spec/README.md`, "The actors"): every protection checked is the server's own,
+//! and a model checker has no upstream state to explore.
 
 use std::collections::BTreeMap;
 
-use consent_gate::*;
+use consent_gate::{HttpRequest, UpstreamResponse};
 
 use super::{encode, query_params, s256};
 
@@ -14,7 +22,7 @@ pub const UPSTREAM_CLIENT_ID: &str = "Ov23liEXAMPLE";
 pub const UPSTREAM_SECRET: &str = "upstream-secret";
 
 /// A GitHub account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct GithubUser {
     /// The numeric id (the subject).
     pub id: u64,
@@ -32,6 +40,9 @@ pub const ATTACKER: GithubUser = GithubUser {
     id: 666,
     login: "mallory",
 };
+
+/// Every account the double knows.
+pub const USERS: [GithubUser; 2] = [VICTIM, ATTACKER];
 
 impl GithubUser {
     /// The MCP subject the gate derives from it (`subject_prefix` + id).
@@ -70,7 +81,7 @@ impl HttpAnswer {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct GithubCode {
     user: GithubUser,
     challenge: String,
@@ -79,7 +90,8 @@ struct GithubCode {
 }
 
 /// GitHub, as seen by our server and by a browser whose user authorized our app before.
-#[derive(Clone, Debug)]
+/// Plain data, so that a harness state holding it can be compared and hashed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FakeGithub {
     /// The browser-facing authorization endpoint.
     pub authorize_endpoint: String,
@@ -105,7 +117,8 @@ pub struct FakeGithub {
 }
 
 impl FakeGithub {
-    pub(super) fn new(base: &str, api: &str, callback: String) -> Self {
+    /// GitHub at `base` (its API at `api`), with our app's callback registered there.
+    pub fn new(base: &str, api: &str, callback: String) -> Self {
         let issuer = format!("{base}/login/oauth");
         Self {
             authorize_endpoint: format!("{issuer}/authorize"),
@@ -237,7 +250,8 @@ impl FakeGithub {
             "F16: GitHub wants a User-Agent"
         );
         let token = header("authorization").and_then(|(_, v)| v.strip_prefix("Bearer "));
-        match token.and_then(|t| self.tokens.get(t)) {
+        let lenient = |t: &str| USERS.into_iter().find(|u| lenient_token(*u) == t);
+        match token.and_then(|t| self.tokens.get(t).copied().or_else(|| lenient(t))) {
             Some(u) => HttpAnswer::json(
                 200,
                 serde_json::json!({"login": u.login, "id": u.id, "node_id": "MDQ6VXNlcjE=",
@@ -250,13 +264,65 @@ impl FakeGithub {
         }
     }
 
+    /// The lenient authorization endpoint: any request for our client id and exact
+    /// callback is waved through at once with a code naming `user`'s account; `None` for
+    /// any other request. Keeps no state.
+    pub fn wave_through(&self, user: GithubUser, url: &str) -> Option<String> {
+        let (base, _) = url.split_once('?')?;
+        let q = url::form_urlencoded::parse(url.split_once('?')?.1.as_bytes())
+            .into_owned()
+            .collect::<BTreeMap<String, String>>();
+        if base != self.authorize_endpoint
+            || q.get("client_id").map(String::as_str) != Some(UPSTREAM_CLIENT_ID)
+            || q.get("redirect_uri") != Some(&self.callback)
+        {
+            return None;
+        }
+        Some(self.back(&[("code", &lenient_code(user)), ("state", q.get("state")?)]))
+    }
+
+    /// The account a lenient code names.
+    pub fn lenient_code_user(code: &str) -> Option<GithubUser> {
+        USERS.into_iter().find(|u| lenient_code(*u) == code)
+    }
+
+    /// The lenient token endpoint: a token for the account the code names, however often
+    /// and with whatever verifier it is presented. Keeps no state.
+    pub fn lenient_token(&self, req: &HttpRequest) -> HttpAnswer {
+        let code = url::form_urlencoded::parse(&req.body)
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        match Self::lenient_code_user(&code) {
+            Some(user) => HttpAnswer::json(
+                200,
+                serde_json::json!({"access_token": lenient_token(user), "token_type": "bearer", "scope": "read:user"}),
+            ),
+            None => HttpAnswer::json(200, serde_json::json!({"error": "bad_verification_code"})),
+        }
+    }
+
     /// The callback URI registered for our app at GitHub.
     pub fn callback(&self) -> &str {
         &self.callback
+    }
+
+    /// The account an access token it issued (strictly or leniently) speaks for.
+    pub fn token_user(&self, token: &str) -> Option<GithubUser> {
+        let lenient = || USERS.into_iter().find(|u| lenient_token(*u) == token);
+        self.tokens.get(token).copied().or_else(lenient)
     }
 
     /// Every access token it issued (to check none ever reaches an MCP client, R41).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.tokens.keys().cloned().collect()
     }
+}
+
+fn lenient_code(user: GithubUser) -> String {
+    format!("gh-code-{}", user.id)
+}
+
+fn lenient_token(user: GithubUser) -> String {
+    format!("gho_lenient_{}", user.id)
 }
