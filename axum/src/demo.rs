@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::executor::secs;
-use crate::io::{Req, entropy, method_not_allowed, now, respond, text, with};
+use crate::io::{Req, entropy, method_not_allowed, now, respond, text};
 
 /// GitHub's documented code lifetime.
 const CODE_LIFETIME: u64 = 600;
@@ -281,5 +281,5 @@ async fn user(State(demo): Demo, request: Request<Body>) -> Response {
         let body = r#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest","status":"401"}"#;
         return respond(401, "application/json; charset=utf-8", body);
     }
-    with(respond(200, "application/json; charset=utf-8", USER), &[])
+    respond(200, "application/json; charset=utf-8", USER)
 }

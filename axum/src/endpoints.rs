@@ -33,12 +33,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(gate: Gate, exec: Executor, upstream: UpstreamClient) -> Self {
-        let resource = gate.config().resource();
-        let after_scheme = resource.find("://").map_or(0, |i| i + 3);
-        let end = resource[after_scheme..]
-            .find('/')
-            .map_or(resource.len(), |i| after_scheme + i);
-        let origin = resource[..end].to_owned();
+        let origin = split_url(gate.config().resource()).0.to_owned();
         Shared {
             gate,
             exec,
@@ -53,7 +48,7 @@ type Host = State<Arc<Shared>>;
 /// Every OAuth endpoint of the HTTP contract, on the paths the configuration names.
 pub fn router(shared: Arc<Shared>) -> Router {
     let config = shared.gate.config();
-    let callback_path = path_of(config.callback_uri()).to_owned();
+    let callback_path = split_url(config.callback_uri()).1.to_owned();
     let mut router = Router::new()
         .route(paths::REGISTER, any(register))
         .route(paths::TOKEN, any(token))
@@ -70,12 +65,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
     router.with_state(shared)
 }
 
-/// The path of an absolute URL the configuration validated.
-fn path_of(url: &str) -> &str {
+/// `(origin, path)` of an absolute URL the configuration validated; `/` for no path.
+fn split_url(url: &str) -> (&str, &str) {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    url[after_scheme..]
-        .find('/')
-        .map_or("/", |i| &url[after_scheme + i..])
+    match url[after_scheme..].find('/') {
+        Some(i) => url.split_at(after_scheme + i),
+        None => (url, "/"),
+    }
 }
 
 fn answer(result: Result<Response, Stop>) -> Response {

@@ -83,9 +83,11 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     let base = public_url.unwrap_or(&bound);
     // Development mode (loopback `http://`) unless an https origin is given.
     let dev = !base.starts_with("https://");
-    let key = match std::env::var("CONSENT_GATE_KEY") {
-        Ok(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
-        Err(_) => {
+    let env_key = std::env::var("CONSENT_GATE_KEY").ok();
+    let durable = env_key.is_some();
+    let key = match env_key {
+        Some(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
+        None => {
             warn!(
                 event = "random_server_key",
                 note = "CONSENT_GATE_KEY is not set: records end with this process"
@@ -95,7 +97,6 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
             key
         }
     };
-    let durable = std::env::var_os("CONSENT_GATE_KEY").is_some();
     let default_store = format!(
         "sqlite:{}/consent-gate.sqlite3",
         flag("--state-dir", ".consent-gate")

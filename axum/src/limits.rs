@@ -19,7 +19,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt as _;
 
-use crate::io::{text, with};
+use crate::io::text;
 
 /// Requests per minute and address for each limited endpoint, with a burst of a fifth
 /// of that. Generous for people and clients (a sign-in is one page, one decision and one
@@ -121,10 +121,7 @@ pub async fn limit(State(limiter): State<Arc<Limiter>>, request: Request, next: 
         // and the client never reads its 429.
         let body = http_body_util::Limited::new(request.into_body(), crate::io::MAX_BODY);
         let _ = tokio::time::timeout(crate::io::TIMEOUT, body.collect()).await;
-        let mut resp = with(
-            text(429, "too many requests from this address, slow down"),
-            &[],
-        );
+        let mut resp = text(429, "too many requests from this address, slow down");
         if let Ok(v) = HeaderValue::try_from(wait.to_string()) {
             resp.headers_mut().insert("retry-after", v);
         }
