@@ -107,11 +107,11 @@ async fn run() -> Result<(), String> {
     );
     let default = if durable { sqlite.as_str() } else { "memory" };
     let store = flags.get("--store").map_or(default, |v| v.as_str());
-    let store = open_store(store).await?;
+    // Anyone already stored keeps working when a kind is full; the newcomer is told 429
+    // (R64).
+    let store = store::open(store, &store::Quotas::for_one_server()).await?;
     // Reads ignore expired entries anyway; the sweep gives their space back.
-    store::spawn_sweeper(store.clone(), Duration::from_secs(60), || {
-        routes::secs(now())
-    });
+    store::spawn_sweeper(store.clone(), Duration::from_secs(60), || now().into());
     let resource = gate.config().resource().to_owned();
     info!(event = "listening", addr = %bound, resource, store = store.backend());
     println!("MCP server: {resource}");
@@ -179,36 +179,6 @@ fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured,
     let hint = dev.then_some(" (listening beyond loopback needs --public-url https://…)");
     let refused = |e| format!("configuration refused: {e}{}", hint.unwrap_or(""));
     Ok((Gate::new(config.build().map_err(refused)?), demo))
-}
-
-/// The store `--store` names. In memory, 10 000 entries of each kind (a flood costs the
-/// flooder its own oldest entries, then others' oldest pending pages, never the server's
-/// memory), ten times that many grants and sessions, twenty times the refresh tokens.
-async fn open_store(spec: &str) -> Result<Arc<dyn store::Store>, String> {
-    let failed = |e: &dyn std::fmt::Display| format!("--store {spec}: {e}");
-    let size = |n| store::MemoryLimits {
-        max_entries: n,
-        max_bytes: 256 << 20,
-        ..Default::default()
-    };
-    if spec == "memory" {
-        let memory = store::MemoryStore::new().limit(mcp::SESSIONS, size(100_000));
-        let memory = memory.limit(store::Kind::Grant, size(100_000));
-        return Ok(Arc::new(memory.limit(store::Kind::Refresh, size(200_000))));
-    } else if let Some(path) = spec.strip_prefix("sqlite:") {
-        let dir = std::path::Path::new(path).parent();
-        let dir = dir.filter(|d| !d.as_os_str().is_empty());
-        dir.map_or(Ok(()), std::fs::create_dir_all)
-            .map_err(|e| failed(&e))?;
-        let sqlite = store::SqliteStore::open(path, Default::default()).await;
-        return Ok(Arc::new(sqlite.map_err(|e| failed(&e))?));
-    } else if spec.starts_with("redis://") {
-        let redis = store::RedisStore::connect(spec, Default::default()).await;
-        return Ok(Arc::new(redis.map_err(|e| failed(&e))?));
-    }
-    Err(failed(
-        &"unknown store (memory, sqlite:PATH or redis://HOST:PORT)",
-    ))
 }
 
 /// Accepts connections until Ctrl-C or SIGTERM, then lets every connection finish its

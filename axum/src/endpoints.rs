@@ -147,12 +147,12 @@ async fn authorize(State(host): Host, request: Request<Body>) -> Response {
 async fn show_consent(host: &Shared, req: &Req) -> Result<Response, Stop> {
     let now = now();
     let request = AuthorizeRequest::parse(req.query())?;
-    let client: Option<ClientRecord> = host.exec.get(&request.client_key(), now).await?;
+    let client = host.exec.client(&request.client_key(), now).await?;
     let mut cookies = String::new();
     let browser = req.browser(&mut cookies);
     match host
         .gate
-        .authorize(request, client.as_ref(), browser, now, &mut entropy)?
+        .authorize(request, client.as_deref(), browser, now, &mut entropy)?
     {
         Authorization::NeedsConsent(prompt) => {
             let (client_id, redirect_host) = who(prompt.pending_record());
@@ -281,12 +281,12 @@ async fn token(State(host): Host, request: Request<Body>) -> Response {
     back_channel(request, async |req| {
         let now = now();
         let request = TokenRequest::parse(&req.body, req.header("authorization"))?;
-        let client: Option<ClientRecord> = host.exec.get(&request.client_key(), now).await?;
+        let client = host.exec.client(&request.client_key(), now).await?;
         let result = if request.is_code_grant() {
             // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
             let code = host.exec.take(&request.record_key(), now).await?;
             host.gate
-                .redeem_code(&request, code, client.as_ref(), now, &mut entropy)
+                .redeem_code(&request, code, client.as_deref(), now, &mut entropy)
         } else {
             // Got, not taken: the core decides about rotation and says what to write.
             let refresh: Option<RefreshRecord> = host.exec.get(&request.record_key(), now).await?;
@@ -295,7 +295,7 @@ async fn token(State(host): Host, request: Request<Body>) -> Response {
                 None => None,
             };
             host.gate
-                .redeem_refresh(&request, refresh, grant.as_ref(), client.as_ref(), now)
+                .redeem_refresh(&request, refresh, grant.as_ref(), client.as_deref(), now)
         };
         match result {
             // The grant, the refresh records, the redeemed code; the successor of a
@@ -324,12 +324,12 @@ async fn revoke(State(host): Host, request: Request<Body>) -> Response {
     back_channel(request, async |req| {
         let now = now();
         let request = RevocationRequest::parse(&req.body, req.header("authorization"))?;
-        let client: Option<ClientRecord> = host.exec.get(&request.client_key(), now).await?;
+        let client = host.exec.client(&request.client_key(), now).await?;
         // Got, not taken: an unknown or foreign token must change nothing (RFC 7009 §2.2).
         let refresh: Option<RefreshRecord> = host.exec.get(&request.refresh_key(), now).await?;
         let revocation = host
             .gate
-            .revoke(&request, client.as_ref(), refresh.as_ref(), now)?;
+            .revoke(&request, client.as_deref(), refresh.as_ref(), now)?;
         if revocation.revoke_grant.is_some() {
             let client_id = client.as_ref().map(|c| short(c.client_id()).into_owned());
             info!(security = true, event = "grant_revoked", client_id);

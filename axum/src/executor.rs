@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use consent_gate::{
-    AuthorizeError, CallbackError, ConsentError, Op, Record, RegistrationError, Step, StoreKey,
-    TokenError, UnixTime,
+    AuthorizeError, CallbackError, ClientRecord, ConsentError, Record, RegistrationError, Step,
+    StoreKey, TokenError, UnixTime,
 };
-use consent_gate_store::{self as store, Kind, Store, StoreError};
+use consent_gate_store::{self as store, Store, StoreError};
 use tracing::warn;
 
 use crate::io::{reply, text, variant};
@@ -75,98 +75,48 @@ impl Stop {
     }
 }
 
-/// The core's namespaces in the store crate's terms.
-pub fn kind(kind: consent_gate::Kind) -> Kind {
-    match kind {
-        consent_gate::Kind::Client => Kind::Client,
-        consent_gate::Kind::Pending => Kind::Consent,
-        consent_gate::Kind::Transaction => Kind::Transaction,
-        consent_gate::Kind::Code => Kind::Code,
-        consent_gate::Kind::Grant => Kind::Grant,
-        consent_gate::Kind::Refresh => Kind::Refresh,
-        other => Kind::Other(other.name()),
-    }
-}
-
 /// The store's time: the same seconds the core was given.
 pub fn secs(t: UnixTime) -> store::UnixTime {
-    store::UnixTime::from_secs(t.0)
+    t.into()
 }
 
-/// The core gives registrations no expiry; a store must. A client whose registration is
-/// gone registers again.
-pub const CLIENT_LIFETIME: u64 = 90 * 24 * 3600;
-
-/// The store side of a host: executes steps, reads and takes records.
+/// The store side of a host: the store crate's [`store::Executor`], its replies as axum
+/// responses and its failures as [`Stop`]s.
 #[derive(Clone)]
-pub struct Executor {
-    store: Arc<dyn Store>,
-}
+pub struct Executor(store::Executor);
 
 impl Executor {
     /// An executor over `store`.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Executor { store }
+        Executor(store::Executor::new(store))
     }
 
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+        self.0.store()
     }
 
-    /// A step's store operations in one atomic batch, then its reply. A record already
-    /// expired needs no storing (the store refuses one).
+    /// A step's store operations in one atomic batch, then its reply.
     pub async fn apply(&self, step: impl Into<Step>, now: UnixTime) -> Result<Response, Stop> {
-        let step = step.into();
-        let until = |at: Option<UnixTime>| secs(at.unwrap_or(now.plus(CLIENT_LIFETIME)));
-        let ops: Vec<store::Op> = step
-            .ops
-            .into_iter()
-            .filter_map(|op| {
-                let (k, key) = (kind(op.kind()), *op.key().as_bytes());
-                match op {
-                    Op::Put {
-                        value, expires_at, ..
-                    } if until(expires_at) > secs(now) => Some(store::Op::Put {
-                        kind: k,
-                        key,
-                        value,
-                        expires_at: until(expires_at),
-                    }),
-                    Op::PutIfAbsent {
-                        value, expires_at, ..
-                    } if until(expires_at) > secs(now) => Some(store::Op::PutIfAbsent {
-                        kind: k,
-                        key,
-                        value,
-                        expires_at: until(expires_at),
-                    }),
-                    Op::Delete { .. } => Some(store::Op::Delete { kind: k, key }),
-                    _ => None,
-                }
-            })
-            .collect();
-        if !ops.is_empty() {
-            self.store.apply(ops, secs(now)).await?;
-        }
-        Ok(reply(step.reply))
+        Ok(reply(self.0.apply(step.into(), now).await?))
     }
 
     /// The live record under `key`; one that does not decode counts as absent.
     pub async fn get<R: Record>(&self, key: &StoreKey, now: UnixTime) -> Result<Option<R>, Stop> {
-        let found = self
-            .store
-            .get(kind(R::KIND), *key.as_bytes(), secs(now))
-            .await?;
-        Ok(found.and_then(|bytes| R::decode(&bytes)))
+        Ok(self.0.get(key, now).await?)
     }
 
     /// The live record under `key`, removed in the same atomic step: single use.
     pub async fn take<R: Record>(&self, key: &StoreKey, now: UnixTime) -> Result<Option<R>, Stop> {
-        let found = self
-            .store
-            .take(kind(R::KIND), *key.as_bytes(), secs(now))
-            .await?;
-        Ok(found.and_then(|bytes| R::decode(&bytes)))
+        Ok(self.0.take(key, now).await?)
+    }
+
+    /// A registration, decoded at most once a minute ([`store::Executor::client`]).
+    pub async fn client(
+        &self,
+        key: &StoreKey,
+        now: UnixTime,
+    ) -> Result<Option<Arc<ClientRecord>>, Stop> {
+        Ok(self.0.client(key, now).await?)
     }
 }

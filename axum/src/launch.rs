@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
-use consent_gate_store::{self as store, Store};
+use consent_gate_store as store;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -106,7 +106,9 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     } else {
         "memory".into()
     });
-    let store = open_store(&spec).await?;
+    // Anyone already stored keeps working when a kind is full; the newcomer is told 429
+    // (R64).
+    let store = store::open(&spec, &store::Quotas::for_one_server()).await?;
     store::spawn_sweeper(store.clone(), Duration::from_secs(60), || secs(now()));
     let callback = format!("{base}/callback");
     let (upstream, demo) = match flag("--upstream", "demo") {
@@ -138,65 +140,6 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
         auth: ConsentGate::new(Gate::new(config), store),
         demo,
     })
-}
-
-/// Entries each kind may hold: anyone already stored keeps working when a kind is full,
-/// and the newcomer is told `429` (R64). Pending consents and transactions live ten
-/// minutes, so a rate-limited address fills at most its share; grants and refresh tokens
-/// live long and get more room.
-const QUOTAS: [(store::Kind, u64); 6] = [
-    (store::Kind::Client, 100_000),
-    (store::Kind::Consent, 50_000),
-    (store::Kind::Transaction, 50_000),
-    (store::Kind::Code, 50_000),
-    (store::Kind::Grant, 200_000),
-    (store::Kind::Refresh, 400_000),
-];
-
-/// The store `spec` names: `memory`, `sqlite:PATH` (its directory created),
-/// `redis://HOST:PORT`, each with [`QUOTAS`].
-pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, String> {
-    let failed = |e| format!("--store {spec}: {e}");
-    let quotas = QUOTAS
-        .iter()
-        .fold(store::Quotas::none(), |q, (kind, n)| q.limit(*kind, *n));
-    if spec == "memory" {
-        let memory = QUOTAS
-            .iter()
-            .fold(store::MemoryStore::new(), |m, (kind, n)| {
-                let limits = store::MemoryLimits {
-                    max_entries: *n as usize,
-                    max_bytes: 512 << 20,
-                    on_full: store::OnFull::Refuse,
-                };
-                m.limit(*kind, limits)
-            });
-        Ok(Arc::new(memory))
-    } else if let Some(path) = spec.strip_prefix("sqlite:") {
-        if let Some(dir) = std::path::Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| format!("--store {spec}: {e}"))?;
-        }
-        let options = store::SqliteOptions {
-            quotas,
-            ..Default::default()
-        };
-        let sqlite = store::SqliteStore::open(path, options).await;
-        Ok(Arc::new(sqlite.map_err(failed)?))
-    } else if spec.starts_with("redis://") {
-        let options = store::RedisOptions {
-            quotas,
-            ..Default::default()
-        };
-        let redis = store::RedisStore::connect(spec, options).await;
-        Ok(Arc::new(redis.map_err(failed)?))
-    } else {
-        Err(format!(
-            "unknown store {spec} (memory, sqlite:PATH or redis://HOST:PORT)"
-        ))
-    }
 }
 
 /// Serves `app` with the default [`RateLimits`] until the future `shutdown` ends, then

@@ -51,8 +51,9 @@ use consent_gate::{Gate, ScopeSet};
 use consent_gate_store::Store;
 
 pub use consent_gate::Principal;
+pub use consent_gate_store::CLIENT_LIFETIME;
 pub use demo::DemoUpstream;
-pub use executor::{CLIENT_LIFETIME, Stop};
+pub use executor::Stop;
 pub use guard::{BearerLayer, RequireBearer};
 pub use limits::{Limiter, RateLimits, limit};
 pub use upstream::UpstreamClient;

@@ -1,32 +1,30 @@
-//! `/mcp`: a compact MCP server on the streamable HTTP transport, behind the bearer check.
-//! One JSON-RPC message per POST, one `application/json` answer (the transport allows it
-//! instead of an SSE stream); no server-initiated stream, so `GET` is 405, which the
-//! official SDKs accept. `initialize` opens a session bound to the caller's grant, so
-//! another user's token cannot ride on it. The one tool, `whoami`, calls the upstream's
-//! user API with the upstream token that stays in the grant on the server (R41).
+//! `/mcp`: a compact MCP server on the streamable HTTP transport, behind the bearer check,
+//! stateless as the 2026-07-28 revision has it: no session, every POST answered on its own
+//! (`server/discover` for that revision's clients, `initialize` for earlier ones, with no
+//! `Mcp-Session-Id`, which the transport makes optional). One JSON-RPC message per POST,
+//! one `application/json` answer; no server-initiated stream, so `GET` is 405. The one
+//! tool, `whoami`, calls the upstream's user API with the upstream token that stays in the
+//! grant on the server (R41).
 
 use std::sync::LazyLock;
 
 use consent_gate::{HttpRequest, Principal, Reply, ScopeSet, UnixTime};
-use consent_gate_store::Kind;
 use hyper::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tracing::warn;
 
-use crate::routes::{App, Stop, secs, variant};
-use crate::{
-    Fetched, Req, declared_as, header, json, method_not_allowed, random, respond, short, text,
-};
+use crate::routes::{App, Stop, variant};
+use crate::{Fetched, Req, declared_as, header, json, method_not_allowed, respond, short, text};
 
-/// The revisions with the `initialize` handshake and sessions, newest first. The first is
-/// offered to a client asking for one we do not know (a client of the stateless
-/// 2026-07-28 revision then decides whether to continue; the official SDKs do).
-const VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-/// Sessions are the example's own records: the grant that opened each, for a day at most,
-/// under a hash of the session id (a dumped store yields no usable id).
-pub const SESSIONS: Kind = Kind::Other("mcp_session");
-const SESSION_LIFETIME: u64 = 24 * 3600;
+/// The revisions we speak, newest first; the first is offered to an `initialize` asking
+/// for one we do not know.
+const VERSIONS: [&str; 5] = [
+    "2026-07-28",
+    "2025-11-25",
+    "2025-06-18",
+    "2025-03-26",
+    "2024-11-05",
+];
 /// The id of a JSON-RPC error about no request in particular.
 const NO_ID: &Value = &Value::Null;
 
@@ -55,7 +53,7 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> 
     // token deleted the grant, and with it every token it issued (R43, R53).
     let claims = app.gate.verify_bearer(header(req, "authorization"), now);
     let grant = match &claims {
-        Ok(claims) => app.get(&claims.grant_key(), now, false).await?,
+        Ok(claims) => app.exec.get(&claims.grant_key(), now).await?,
         Err(_) => None,
     };
     let principal = match claims.and_then(|c| c.confirm(grant.as_ref(), now)) {
@@ -69,54 +67,19 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> 
     };
     if !SCOPE.is_subset_of(principal.scope()) {
         return Ok(app.gate.insufficient_scope(&SCOPE));
-    }
-    match *req.method() {
-        Method::POST => post(app, req, &principal, now).await,
-        Method::DELETE => {
-            let id = session(app, req, &principal, now).await?;
-            app.store.delete(SESSIONS, key(id), secs(now)).await?;
-            Ok(respond(200, "text/plain", ""))
-        }
-        _ => Ok(method_not_allowed("POST, DELETE")),
-    }
-}
-
-fn key(session_id: &str) -> [u8; 32] {
-    Sha256::new()
-        .chain_update("mcp session\0")
-        .chain_update(session_id)
-        .finalize()
-        .into()
-}
-
-/// The caller's session id if it names a live session of the caller's grant; otherwise
-/// the answer: 400 without `Mcp-Session-Id` or with an `MCP-Protocol-Version` we do not
-/// speak, 404 for an unknown, expired, ended or foreign session (the client starts anew).
-async fn session<'r>(
-    app: &App,
-    req: &'r Req,
-    who: &Principal,
-    now: UnixTime,
-) -> Result<&'r str, Stop> {
-    let refuse = |status, code, message| Err(Stop(error(status, NO_ID, code, message).into()));
-    let Some(id) = header(req, "mcp-session-id") else {
-        return refuse(400, -32600, "missing Mcp-Session-Id");
-    };
-    let grant = app.store.get(SESSIONS, key(id), secs(now)).await?;
-    if grant.as_deref() != Some(who.grant_key().as_bytes()) {
-        return refuse(404, -32001, "session not found");
-    }
-    match header(req, "mcp-protocol-version") {
-        Some(v) if !VERSIONS.contains(&v) => {
-            refuse(400, -32600, "unsupported MCP-Protocol-Version")
-        }
-        _ => Ok(id),
-    }
-}
-
-async fn post(app: &App, req: &Req, who: &Principal, now: UnixTime) -> Result<Reply, Stop> {
-    if !declared_as(req, "application/json") {
+    } else if *req.method() != Method::POST {
+        return Ok(method_not_allowed("POST"));
+    } else if !declared_as(req, "application/json") {
         return Ok(text(415, "expected application/json"));
+    }
+    let version = header(req, "mcp-protocol-version");
+    if version.is_some_and(|v| !VERSIONS.contains(&v)) {
+        return Ok(error(
+            400,
+            NO_ID,
+            -32600,
+            "unsupported MCP-Protocol-Version",
+        ));
     }
     let msg = match serde_json::from_slice(req.body()) {
         Ok(Value::Object(msg)) => msg,
@@ -126,37 +89,31 @@ async fn post(app: &App, req: &Req, who: &Principal, now: UnixTime) -> Result<Re
     };
     let (id, method) = (msg.get("id"), msg.get("method").and_then(Value::as_str));
     let params = msg.get("params").unwrap_or(&Value::Null);
-    if method == Some("initialize") {
-        let Some(id) = id else {
-            return Ok(error(400, NO_ID, -32600, "initialize must be a request"));
-        };
-        let asked = params.get("protocolVersion").and_then(Value::as_str);
-        let version = VERSIONS.into_iter().find(|v| Some(*v) == asked);
-        let (session_id, grant) = (hex::encode(random(16)), who.grant_key().as_bytes());
-        let until = secs(now.plus(SESSION_LIFETIME));
-        app.store
-            .put(SESSIONS, key(&session_id), grant.to_vec(), until, secs(now))
-            .await?;
-        let result = json!({
-            "protocolVersion": version.unwrap_or(VERSIONS[0]),
-            "capabilities": { "tools": { "listChanged": false } },
-            "serverInfo": { "name": "consent-gate-hyper-example", "version": env!("CARGO_PKG_VERSION") },
-            "instructions": "Call `whoami` to see which upstream account this connection acts for.",
-        });
-        let mut reply = result_of(id, &result.to_string());
-        reply.headers.push(("mcp-session-id", session_id.into()));
-        return Ok(reply);
-    }
-    session(app, req, who, now).await?;
     let tool = params.get("name").and_then(Value::as_str);
+    let server =
+        json!({ "name": "consent-gate-hyper-example", "version": env!("CARGO_PKG_VERSION") });
+    let capabilities = json!({ "tools": { "listChanged": false } });
+    let instructions = "Call `whoami` to see which upstream account this connection acts for.";
     Ok(match (id, method) {
         // A notification (`notifications/initialized`, …) or a response: accepted.
         (None, Some(_)) | (Some(_), None) => respond(202, "text/plain", ""),
         (None, None) => error(400, NO_ID, -32600, "not a JSON-RPC message"),
+        (Some(id), Some("server/discover")) => {
+            let result = json!({ "resultType": "complete", "supportedVersions": VERSIONS,
+                "capabilities": capabilities, "serverInfo": server, "instructions": instructions });
+            result_of(id, &result.to_string())
+        }
+        (Some(id), Some("initialize")) => {
+            let asked = params.get("protocolVersion").and_then(Value::as_str);
+            let version = VERSIONS[1..].iter().find(|v| Some(**v) == asked);
+            let result = json!({ "protocolVersion": version.unwrap_or(&VERSIONS[1]),
+                "capabilities": capabilities, "serverInfo": server, "instructions": instructions });
+            result_of(id, &result.to_string())
+        }
         (Some(id), Some("ping")) => result_of(id, "{}"),
         (Some(id), Some("tools/list")) => result_of(id, &TOOLS),
         (Some(id), Some("tools/call")) if tool == Some("whoami") => {
-            result_of(id, &whoami(app, who).await.to_string())
+            result_of(id, &whoami(app, &principal).await.to_string())
         }
         (Some(id), Some("tools/call")) => error(200, id, -32602, "unknown tool"),
         (Some(id), Some(_)) => error(200, id, -32601, "method not found"),

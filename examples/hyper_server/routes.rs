@@ -3,26 +3,19 @@
 //! inside each handler is the security: single-use records are *taken* before anything
 //! else happens with them, and before any call to the upstream (docs/design.md#steps).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use consent_gate::{Authorization, AuthorizationDetails as Details, Callback, ClientRecord};
 use consent_gate::{
-    ConsentForm, Decision, Gate, HttpRequest, Op, PendingConsent, Record, RefreshRecord, Reply,
+    ConsentForm, Decision, Gate, HttpRequest, PendingConsent, RefreshRecord, Reply,
 };
-use consent_gate::{RevocationRequest, Step, StoreKey, TokenError, TokenRequest, UnixTime, paths};
-use consent_gate_store::{self as store, Kind, Store, StoreError};
+use consent_gate::{RevocationRequest, Step, TokenError, TokenRequest, UnixTime, paths};
+use consent_gate_store::{Executor, Store, StoreError};
 use hyper::Method;
 use tracing::{info, warn};
 
 use crate::{Fetched, Req, Resp, Upstream, browser, declared_as, demo_upstream::DemoUpstream};
 use crate::{entropy, header, method_not_allowed, now, respond, response, short, text, with};
-
-/// The core gives registrations no expiry; a store must. A client whose registration is
-/// gone registers again.
-const CLIENT_LIFETIME: u64 = 90 * 24 * 3600;
-/// Decoded registrations kept in memory (see [`App::client`]): how many, for how long.
-const CLIENT_CACHE: (usize, u64) = (4096, 60);
 
 /// The answer to send instead of going on: a refusal of the core as its `Step` (with its
 /// store operations: a replayed code's grant is deleted before the error is sent, R43), or
@@ -30,9 +23,15 @@ const CLIENT_CACHE: (usize, u64) = (4096, 60);
 pub struct Stop(pub Step);
 
 impl From<StoreError> for Stop {
+    /// A full store is the newcomer's problem, said plainly: 429, never a reason to push
+    /// out someone already stored (R64). Any other failure is a 503.
     fn from(error: StoreError) -> Self {
         warn!(event = "store_failed", %error);
-        Stop(text(503, "storage unavailable, try again").into())
+        let (status, message, retry) = match error {
+            StoreError::QuotaExceeded(_) => (429, "too many sign-ins right now, try later", "60"),
+            _ => (503, "storage unavailable, try again", "5"),
+        };
+        Stop(with(text(status, message), &[("retry-after", retry)]).into())
     }
 }
 
@@ -64,36 +63,16 @@ pub fn variant(e: &impl std::fmt::Debug) -> String {
     event
 }
 
-/// The store's time: the same seconds the core was given.
-pub fn secs(t: UnixTime) -> store::UnixTime {
-    store::UnixTime::from_secs(t.0)
-}
-
-/// The core's namespaces in the store crate's terms.
-fn kind(kind: consent_gate::Kind) -> Kind {
-    use consent_gate::Kind as Core;
-    match kind {
-        Core::Client => Kind::Client,
-        Core::Pending => Kind::Consent,
-        Core::Transaction => Kind::Transaction,
-        Core::Code => Kind::Code,
-        Core::Grant => Kind::Grant,
-        Core::Refresh => Kind::Refresh,
-        other => Kind::Other(other.name()),
-    }
-}
-
 /// Everything a request handler needs; shared by all connections.
 pub struct App {
     pub gate: Gate,
-    pub store: Arc<dyn Store>,
+    pub exec: Executor,
     pub upstream: Upstream,
     demo: Option<DemoUpstream>,
     /// Our origin (`scheme://host:port`); the callback and MCP paths; the metadata paths.
     pub origin: String,
     paths: [String; 2],
     metadata: [Vec<String>; 2],
-    clients: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl App {
@@ -104,93 +83,16 @@ impl App {
         let as_paths = gate.authorization_server_metadata_paths();
         let metadata = [as_paths, gate.protected_resource_metadata_paths()];
         let (origin, upstream) = (resource.origin().ascii_serialization(), Upstream::new());
-        let clients = Mutex::default();
+        let exec = Executor::new(store);
         App {
             gate,
-            store,
+            exec,
             upstream,
             demo,
             origin,
             paths,
             metadata,
-            clients,
         }
-    }
-
-    /// The one executor: a step's store operations in one atomic batch, then its reply.
-    /// A record already expired needs no storing (the store would refuse it).
-    pub async fn apply(&self, step: Step, now: UnixTime) -> Result<Reply, StoreError> {
-        let until = |at: Option<UnixTime>| secs(at.unwrap_or(now.plus(CLIENT_LIFETIME)));
-        let mut ops = Vec::with_capacity(step.ops.len());
-        for op in step.ops {
-            let (kind, key) = (kind(op.kind()), *op.key().as_bytes());
-            ops.push(match op {
-                Op::Delete { .. } => store::Op::Delete { kind, key },
-                Op::Put { expires_at, .. } | Op::PutIfAbsent { expires_at, .. }
-                    if until(expires_at) <= secs(now) =>
-                {
-                    continue;
-                }
-                Op::Put {
-                    value,
-                    expires_at: at,
-                    ..
-                } => store::Op::Put {
-                    kind,
-                    key,
-                    value,
-                    expires_at: until(at),
-                },
-                Op::PutIfAbsent {
-                    value,
-                    expires_at: at,
-                    ..
-                } => store::Op::PutIfAbsent {
-                    kind,
-                    key,
-                    value,
-                    expires_at: until(at),
-                },
-            });
-        }
-        if !ops.is_empty() {
-            self.store.apply(ops, secs(now)).await?;
-        }
-        Ok(step.reply)
-    }
-
-    /// The live record under `key` (removed in the same atomic step if `take`: single
-    /// use); one that does not parse counts as absent.
-    pub async fn get<R: Record>(&self, key: &StoreKey, now: UnixTime, take: bool) -> Found<R> {
-        let (kind, key, now) = (kind(R::KIND), *key.as_bytes(), secs(now));
-        let found = match take {
-            true => self.store.take(kind, key, now).await?,
-            false => self.store.get(kind, key, now).await?,
-        };
-        Ok(found.and_then(|bytes| R::decode(&bytes)))
-    }
-
-    /// A registration, decoded at most once a minute: `/authorize` and `/token` read one
-    /// on every request, and decoding it (its redirect URIs parsed again) cost a tenth of
-    /// the server's time under load (benches/RESULTS.md). Registrations never change once
-    /// written (each has a fresh id), so a cached one is the stored one; the core still
-    /// checks its MAC on every use (A16). Full, the cache starts over.
-    async fn client(&self, key: &StoreKey, now: UnixTime) -> Found<Arc<ClientRecord>> {
-        let ((max, secs), id) = (CLIENT_CACHE, *key.as_bytes());
-        let cache = || self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        let cached = cache().get(&id).cloned();
-        if let Some((client, _)) = cached.filter(|(_, read)| now.0 < read + secs) {
-            return Ok(Some(client));
-        }
-        let Some(client) = self.get::<ClientRecord>(key, now, false).await? else {
-            return Ok(None);
-        };
-        let (client, mut cache) = (Arc::new(client), cache());
-        if cache.len() >= max {
-            cache.clear();
-        }
-        cache.insert(id, (client.clone(), now.0));
-        Ok(Some(client))
     }
 }
 
@@ -198,12 +100,6 @@ impl App {
 fn ok(reply: Reply) -> Result<Step, Stop> {
     Ok(reply.into())
 }
-
-/// A decoded registration and when it was read from the store (seconds).
-type Cached = (Arc<ClientRecord>, u64);
-
-/// A record if there is one, or the answer when the store failed.
-pub type Found<R> = Result<Option<R>, Stop>;
 
 /// The route table. Unknown paths are 404, known ones with another method 405.
 pub async fn route(app: &App, req: &Req) -> Resp {
@@ -237,7 +133,7 @@ pub async fn route(app: &App, req: &Req) -> Resp {
         },
     };
     let step = step.unwrap_or_else(|Stop(refusal)| refusal);
-    let reply = app.apply(step, now).await;
+    let reply = app.exec.apply(step, now).await;
     let reply = reply.unwrap_or_else(|error| Stop::from(error).0.reply);
     response(if back_channel { cors(reply) } else { reply })
 }
@@ -275,7 +171,7 @@ async fn register(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
 async fn authorize(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let (gate, mut cookies) = (&app.gate, String::new());
     let request = consent_gate::AuthorizeRequest::parse(query(req))?;
-    let client = app.client(&request.client_key(), now).await?;
+    let client = app.exec.client(&request.client_key(), now).await?;
     let (client, browser) = (client.as_deref(), browser(req, &mut cookies));
     match gate.authorize(request, client, browser, now, &mut entropy)? {
         Authorization::NeedsConsent(prompt) => {
@@ -317,7 +213,7 @@ async fn decide(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let (gate, mut cookies) = (&app.gate, String::new());
     let form = ConsentForm::parse(req.body())?;
     // Taken, not read: a second submission of the same page finds nothing (R36).
-    let pending: Option<PendingConsent> = app.get(&form.pending_key(), now, true).await?;
+    let pending: Option<PendingConsent> = app.exec.take(&form.pending_key(), now).await?;
     let about = pending.as_ref().map(|p| who(p.details()));
     match gate.decide(form, pending, browser(req, &mut cookies), now)? {
         Decision::Approved(yes) => {
@@ -336,7 +232,7 @@ async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let (gate, mut cookies) = (&app.gate, String::new());
     let callback = Callback::parse(query(req))?;
     // Taken BEFORE the upstream call, so a replayed `state` finds nothing (A7).
-    let txn = app.get(&callback.transaction_key(), now, true).await?;
+    let txn = app.exec.take(&callback.transaction_key(), now).await?;
     let verified = gate.verify_callback(callback, txn, browser(req, &mut cookies), now)?;
     // Only with the A7 fault on (`--fault state_reusable`, builds with
     // `--cfg consent_gate_faults`): the transaction goes back into the store.
@@ -346,7 +242,7 @@ async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
             ops: vec![Op::put(txn)],
             reply: text(200, ""),
         };
-        let _placeholder_reply = app.apply(again, now).await?;
+        let _placeholder_reply = app.exec.apply(again, now).await?;
     }
     let Some(tokens) = send(app, verified.token_request()).await else {
         return Err(verified.upstream_unreachable().into());
@@ -357,7 +253,7 @@ async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     };
     // From the store, not the cache: the redirect URI is checked against the live
     // registration (R38).
-    let client: Option<ClientRecord> = app.get(&authenticated.client_key(), now, false).await?;
+    let client: Option<ClientRecord> = app.exec.get(&authenticated.client_key(), now).await?;
     let (about, user) = (who(authenticated.details()), user.as_upstream());
     let issued = gate.issue_code(authenticated, user, client.as_ref(), now, &mut entropy)?;
     log("code_issued", true, Some(about));
@@ -376,17 +272,17 @@ async fn send(app: &App, r: &HttpRequest) -> Option<Fetched> {
 async fn token(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let request = TokenRequest::parse(req.body(), header(req, "authorization"))?;
     let (gate, key) = (&app.gate, request.record_key());
-    let client = app.client(&request.client_key(), now).await?;
+    let client = app.exec.client(&request.client_key(), now).await?;
     let client = client.as_deref();
     let issued = if request.is_code_grant() {
         // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
-        let code = app.get(&key, now, true).await?;
+        let code = app.exec.take(&key, now).await?;
         gate.redeem_code(&request, code, client, now, &mut entropy)
     } else {
         // Got, not taken: the core decides about rotation and says what to write.
-        let refresh: Option<RefreshRecord> = app.get(&key, now, false).await?;
+        let refresh: Option<RefreshRecord> = app.exec.get(&key, now).await?;
         let grant = match &refresh {
-            Some(refresh) => app.get(&refresh.grant_key(), now, false).await?,
+            Some(refresh) => app.exec.get(&refresh.grant_key(), now).await?,
             None => None,
         };
         gate.redeem_refresh(&request, refresh, grant.as_ref(), client, now)
@@ -409,9 +305,9 @@ async fn token(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
 /// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the grant.
 async fn revoke(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let request = RevocationRequest::parse(req.body(), header(req, "authorization"))?;
-    let client = app.client(&request.client_key(), now).await?;
+    let client = app.exec.client(&request.client_key(), now).await?;
     // Got, not taken: an unknown or foreign token must change nothing (RFC 7009 §2.2).
-    let refresh: Option<RefreshRecord> = app.get(&request.refresh_key(), now, false).await?;
+    let refresh: Option<RefreshRecord> = app.exec.get(&request.refresh_key(), now).await?;
     let (client, refresh) = (client.as_deref(), refresh.as_ref());
     let revocation = app.gate.revoke(&request, client, refresh, now)?;
     if revocation.revoke_grant.is_some() {

@@ -207,9 +207,10 @@ s=$(mcp '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersio
 check "initialize is 200" eq "$s" 200
 check "protocol version negotiated" eq "$(body | jq -r .result.protocolVersion)" 2025-06-18
 check "tools capability" eq "$(body | jq -c .result.capabilities.tools)" '{"listChanged":false}'
-SID=$(header mcp-session-id)
-check "session id issued" test -n "$SID"
-S=(-H "mcp-session-id: $SID" -H 'mcp-protocol-version: 2025-06-18')
+check "stateless: no session id (2026-07-28)" test -z "$(header mcp-session-id)"
+s=$(mcp '{"jsonrpc":"2.0","id":0,"method":"server/discover"}' -H 'mcp-protocol-version: 2026-07-28')
+check "server/discover lists 2026-07-28" eq "$s $(body | jq -r '.result.supportedVersions[0]')" "200 2026-07-28"
+S=(-H 'mcp-protocol-version: 2025-06-18')
 check "notifications/initialized is 202" eq "$(mcp '{"jsonrpc":"2.0","method":"notifications/initialized"}' "${S[@]}")" 202
 s=$(mcp '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' "${S[@]}")
 check "tools/list lists whoami" eq "$s $(body | jq -r '.result.tools[0].name')" "200 whoami"
@@ -217,8 +218,8 @@ s=$(mcp '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"whoami"
 check "whoami answers with the upstream identity" has "$(body | jq -r '.result.content[0].text')" "octocat"
 check "whoami is not an error" eq "$(body | jq -r .result.isError)" false
 check "ping" eq "$(mcp '{"jsonrpc":"2.0","id":4,"method":"ping"}' "${S[@]}")" 200
-check "request without session is 400" eq "$(mcp '{"jsonrpc":"2.0","id":5,"method":"ping"}')" 400
-check "unknown session is 404" eq "$(mcp '{"jsonrpc":"2.0","id":6,"method":"ping"}' -H 'mcp-session-id: nope')" 404
+check "unknown MCP-Protocol-Version is 400" eq "$(mcp '{"jsonrpc":"2.0","id":5,"method":"ping"}' -H 'mcp-protocol-version: 1999-01-01')" 400
+check "DELETE /mcp is 405 (no sessions)" eq "$(mcp '{"jsonrpc":"2.0","id":6,"method":"ping"}' -X DELETE)" 405
 check "GET /mcp is 405 (no server stream)" eq "$(req "$MCP" -H "authorization: Bearer $AT")" 405
 check "malformed JSON-RPC is 400" eq "$(mcp '{nope' "${S[@]}")" 400
 check "foreign Origin on /mcp is 403" eq "$(mcp '{"jsonrpc":"2.0","id":7,"method":"ping"}' "${S[@]}" -H 'origin: http://evil.example')" 403
@@ -231,10 +232,7 @@ AT2=$(body | jq -r .access_token)
 check "rotated refresh token differs" test "$RT2" != "$RT"
 AT=$AT2
 check "new access token works" eq "$(mcp '{"jsonrpc":"2.0","id":8,"method":"ping"}' "${S[@]}")" 200
-check "session survives the refresh (same grant)" eq "$(body | jq -c .result)" '{}'
-s=$(mcp '{"jsonrpc":"2.0","id":9,"method":"ping"}' "${S[@]}" -X DELETE)
-check "DELETE ends the session" eq "$s" 200
-check "ended session is 404" eq "$(mcp '{"jsonrpc":"2.0","id":10,"method":"ping"}' "${S[@]}")" 404
+check "the new token answers for the same grant" eq "$(body | jq -c .result)" '{}'
 
 # A replayed code revokes the grant it created, and with it every token (R43, A8).
 s=$(token_code "$CODE" "$VERIFIER")
@@ -323,7 +321,7 @@ check "request lines carry no query string" eq "$(jq -r 'select(.event=="request
 check "consent approvals are logged" has "$LOG" '"event":"consent_approved"'
 check "binding mismatches are logged" has "$LOG" '"event":"binding_mismatch"'
 check "code replay is logged" has "$LOG" '"event":"code_replay_grant_revoked"'
-for secret in "$AT" "$RT" "$RT2" "$CODE" "$VERIFIER" "$TX" "$CSRF" "$SID" "$(qparam state "$UP")" gho_; do
+for secret in "$AT" "$RT" "$RT2" "$CODE" "$VERIFIER" "$TX" "$CSRF" "$(qparam state "$UP")" gho_; do
   check "log holds no secret (${secret:0:6}…)" hasnt "$LOG" "$secret"
 done
 

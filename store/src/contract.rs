@@ -125,7 +125,7 @@ impl fmt::Display for Kind {
 /// deleting existing entries always works. Expired entries do not count. The memory
 /// backend has its own [`MemoryLimits`](crate::MemoryLimits).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Quotas(Vec<(Kind, u64)>);
+pub struct Quotas(pub(crate) Vec<(Kind, u64)>);
 
 impl Quotas {
     /// No quota on any kind.

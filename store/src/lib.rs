@@ -77,6 +77,7 @@
 #![warn(missing_docs)]
 
 mod contract;
+mod host;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "redis")]
@@ -90,6 +91,7 @@ use std::time::Duration;
 pub use contract::{
     Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime,
 };
+pub use host::{CLIENT_LIFETIME, Executor, open};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryLimits, MemoryStore, OnFull};
 #[cfg(feature = "redis")]

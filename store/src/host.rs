@@ -1,0 +1,339 @@
+//! The host's side of the core's steps: one executor of a [`Step`]'s operations against
+//! any [`Store`], typed reads and takes of the core's records, and a store opened from a
+//! command-line value. Every host (the hyper example, `consent-gate-axum`) uses these, so
+//! the store rules (docs/design.md#store-contract) are written once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use consent_gate::{ClientRecord, Record, Reply, Step, StoreKey};
+
+use crate::contract::{Kind, Op, Quotas, Store, StoreError, UnixTime};
+
+/// The core gives registrations no expiry; a store must. A client whose registration is
+/// gone registers again.
+pub const CLIENT_LIFETIME: u64 = 90 * 24 * 3600;
+
+/// Decoded registrations kept in memory by [`Executor::client`]: how many, and for how
+/// many seconds each.
+const CLIENT_CACHE: (usize, u64) = (4096, 60);
+
+impl From<consent_gate::Kind> for Kind {
+    /// The core's namespaces in this crate's terms.
+    fn from(kind: consent_gate::Kind) -> Kind {
+        use consent_gate::Kind as Core;
+        match kind {
+            Core::Client => Kind::Client,
+            Core::Pending => Kind::Consent,
+            Core::Transaction => Kind::Transaction,
+            Core::Code => Kind::Code,
+            Core::Grant => Kind::Grant,
+            Core::Refresh => Kind::Refresh,
+            other => Kind::Other(other.name()),
+        }
+    }
+}
+
+impl From<consent_gate::UnixTime> for UnixTime {
+    /// The same second the core was given.
+    fn from(t: consent_gate::UnixTime) -> UnixTime {
+        UnixTime::from_secs(t.0)
+    }
+}
+
+/// Decoded registrations by key, each with the second it was read from the store.
+type ClientCache = HashMap<[u8; 32], (Arc<ClientRecord>, u64)>;
+
+/// Executes the core's [`Step`]s against a store and reads the records the next step
+/// needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    store: Arc<dyn Store>,
+    clients: Arc<Mutex<ClientCache>>,
+}
+
+impl Executor {
+    /// An executor over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let clients = Arc::default();
+        Executor { store, clients }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// A step's store operations in one atomic batch, then its reply. A record with no
+    /// expiry (a registration) is kept for [`CLIENT_LIFETIME`]; one already expired needs
+    /// no storing (the store would refuse it).
+    pub async fn apply(
+        &self,
+        step: Step,
+        now: consent_gate::UnixTime,
+    ) -> Result<Reply, StoreError> {
+        let until = |at: Option<consent_gate::UnixTime>| -> UnixTime {
+            at.unwrap_or(now.plus(CLIENT_LIFETIME)).into()
+        };
+        let live = |at| until(at) > now.into();
+        let mut ops = Vec::with_capacity(step.ops.len());
+        for op in step.ops {
+            let (kind, key) = (op.kind().into(), *op.key().as_bytes());
+            ops.push(match op {
+                consent_gate::Op::Delete { .. } => Op::Delete { kind, key },
+                consent_gate::Op::Put {
+                    value, expires_at, ..
+                } if live(expires_at) => Op::Put {
+                    kind,
+                    key,
+                    value,
+                    expires_at: until(expires_at),
+                },
+                consent_gate::Op::PutIfAbsent {
+                    value, expires_at, ..
+                } if live(expires_at) => Op::PutIfAbsent {
+                    kind,
+                    key,
+                    value,
+                    expires_at: until(expires_at),
+                },
+                _ => continue,
+            });
+        }
+        if !ops.is_empty() {
+            self.store.apply(ops, now.into()).await?;
+        }
+        Ok(step.reply)
+    }
+
+    /// The live record under `key`; one that does not decode counts as absent (the step
+    /// that uses it checks its MAC anyway, A16).
+    pub async fn get<R: Record>(
+        &self,
+        key: &StoreKey,
+        now: consent_gate::UnixTime,
+    ) -> Result<Option<R>, StoreError> {
+        let found = self.store.get(R::KIND.into(), *key.as_bytes(), now.into());
+        Ok(found.await?.and_then(|bytes| R::decode(&bytes)))
+    }
+
+    /// The live record under `key`, removed in the same atomic step: single use.
+    pub async fn take<R: Record>(
+        &self,
+        key: &StoreKey,
+        now: consent_gate::UnixTime,
+    ) -> Result<Option<R>, StoreError> {
+        let found = self.store.take(R::KIND.into(), *key.as_bytes(), now.into());
+        Ok(found.await?.and_then(|bytes| R::decode(&bytes)))
+    }
+
+    /// A registration, decoded at most once a minute: `/authorize`, `/token` and `/revoke`
+    /// read one on every request, and decoding it (its redirect URIs parsed again) cost a
+    /// tenth of a server's time under load (benches/RESULTS.md). Registrations never
+    /// change once written (each has a fresh id), so a cached one is the stored one, and
+    /// the core checks its MAC on every use (A16); a deleted one may be served for up to a
+    /// minute. Steps that must see the live registration (the callback, R38) use
+    /// [`get`](Self::get). Full, the cache starts over.
+    pub async fn client(
+        &self,
+        key: &StoreKey,
+        now: consent_gate::UnixTime,
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        let ((max, lifetime), id) = (CLIENT_CACHE, *key.as_bytes());
+        let cache = || self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let cached = cache().get(&id).cloned();
+        if let Some((client, _)) = cached.filter(|(_, read)| now.0 < read + lifetime) {
+            return Ok(Some(client));
+        }
+        let Some(client) = self.get::<ClientRecord>(key, now).await? else {
+            return Ok(None);
+        };
+        let (client, mut cache) = (Arc::new(client), cache());
+        if cache.len() >= max {
+            cache.clear();
+        }
+        cache.insert(id, (client.clone(), now.0));
+        Ok(Some(client))
+    }
+}
+
+impl Quotas {
+    /// Room for one server's users (R64): 100,000 registrations; 50,000 each of consent
+    /// pages, upstream transactions and codes in flight (they live minutes, so a
+    /// rate-limited address fills only its share); 200,000 grants and 400,000 refresh
+    /// tokens. Anyone already stored keeps working when a kind is full.
+    pub fn for_one_server() -> Self {
+        let room = [
+            (Kind::Client, 100_000),
+            (Kind::Consent, 50_000),
+            (Kind::Transaction, 50_000),
+            (Kind::Code, 50_000),
+            (Kind::Grant, 200_000),
+            (Kind::Refresh, 400_000),
+        ];
+        room.into_iter()
+            .fold(Quotas::none(), |q, (kind, n)| q.limit(kind, n))
+    }
+}
+
+/// The store a command line names (`--store`): `memory`, `sqlite:PATH` (its directory
+/// created if missing) or `redis://HOST:PORT`, each with `quotas` (in memory: each kind
+/// with a quota refuses newcomers at it, within 512 MiB). A backend this build has no
+/// feature for is an error, as is anything else.
+pub async fn open(spec: &str, quotas: &Quotas) -> Result<Arc<dyn Store>, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("--store {spec}: {e}");
+    if spec == "memory" {
+        #[cfg(feature = "memory")]
+        return Ok(Arc::new(quotas.0.iter().fold(
+            crate::MemoryStore::new(),
+            |memory, &(kind, n)| {
+                let max_entries = usize::try_from(n).unwrap_or(usize::MAX);
+                let on_full = crate::OnFull::Refuse;
+                let limits = crate::MemoryLimits {
+                    max_entries,
+                    max_bytes: 512 << 20,
+                    on_full,
+                };
+                memory.limit(kind, limits)
+            },
+        )));
+    } else if let Some(path) = spec.strip_prefix("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let dir = std::path::Path::new(path).parent();
+            let dir = dir.filter(|d| !d.as_os_str().is_empty());
+            dir.map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(|e| failed(&e))?;
+            let quotas = quotas.clone();
+            let options = crate::SqliteOptions {
+                quotas,
+                ..Default::default()
+            };
+            let sqlite = crate::SqliteStore::open(path, options).await;
+            return Ok(Arc::new(sqlite.map_err(|e| failed(&e))?));
+        }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = path;
+    } else if spec.starts_with("redis://") {
+        #[cfg(feature = "redis")]
+        {
+            let quotas = quotas.clone();
+            let options = crate::RedisOptions {
+                quotas,
+                ..Default::default()
+            };
+            let redis = crate::RedisStore::connect(spec, options).await;
+            return Ok(Arc::new(redis.map_err(|e| failed(&e))?));
+        }
+    } else {
+        return Err(failed(
+            &"unknown store (memory, sqlite:PATH or redis://HOST:PORT)",
+        ));
+    }
+    #[allow(unreachable_code)]
+    Err(failed(&"this build has no such backend (a crate feature)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use consent_gate::{Op as CoreOp, StoreKey, UnixTime as CoreTime};
+
+    use super::*;
+
+    fn key(n: u8) -> StoreKey {
+        StoreKey::client(&n.to_string())
+    }
+
+    fn nothing() -> Reply {
+        let (headers, body) = (Vec::new(), Vec::new());
+        Reply {
+            status: 204,
+            headers,
+            body,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_step_runs_as_one_batch_and_skips_what_is_already_expired() {
+        let exec = Executor::new(Arc::new(crate::MemoryStore::new()));
+        let now = CoreTime(1_000);
+        let put = |n, at: Option<u64>| CoreOp::Put {
+            kind: consent_gate::Kind::Grant,
+            key: key(n),
+            value: vec![n],
+            expires_at: at.map(CoreTime),
+        };
+        let ops = vec![put(1, Some(1_100)), put(2, Some(1_000)), put(3, None)];
+        let reply = exec
+            .apply(
+                Step {
+                    ops,
+                    reply: nothing(),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 204);
+        let store = exec.store();
+        let at = |n, t: CoreTime| store.get(Kind::Grant, *key(n).as_bytes(), t.into());
+        assert_eq!(at(1, now).await.unwrap(), Some(vec![1]));
+        assert_eq!(
+            at(2, now).await.unwrap(),
+            None,
+            "already expired: not stored"
+        );
+        // A registration has no expiry of its own: kept for CLIENT_LIFETIME, no longer.
+        assert_eq!(at(3, now).await.unwrap(), Some(vec![3]));
+        let later = CoreTime(1_000 + CLIENT_LIFETIME);
+        assert_eq!(at(3, later).await.unwrap(), None);
+        let ops = vec![CoreOp::delete(consent_gate::Kind::Grant, key(1))];
+        let _deleted = exec
+            .apply(
+                Step {
+                    ops,
+                    reply: nothing(),
+                },
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(at(1, now).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn open_names_each_backend_and_refuses_the_rest() {
+        let quotas = Quotas::for_one_server();
+        assert_eq!(open("memory", &quotas).await.unwrap().backend(), "memory");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/state.sqlite3");
+        let spec = format!("sqlite:{}", path.display());
+        #[cfg(feature = "sqlite")]
+        assert_eq!(open(&spec, &quotas).await.unwrap().backend(), "sqlite");
+        #[cfg(not(feature = "sqlite"))]
+        assert!(open(&spec, &quotas).await.is_err());
+        for bad in ["", "sqlite", "postgres://x", "Memory", "file:/tmp/x"] {
+            assert!(open(bad, &quotas).await.is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_memory_store_from_open_refuses_newcomers_at_the_quota() {
+        let quotas = Quotas::none().limit(Kind::Client, 2);
+        let store = open("memory", &quotas).await.unwrap();
+        let now = UnixTime::from_secs(10);
+        let until = UnixTime::from_secs(100);
+        for n in 0..2 {
+            store
+                .put(Kind::Client, [n; 32], vec![n], until, now)
+                .await
+                .unwrap();
+        }
+        let third = store.put(Kind::Client, [9; 32], vec![9], until, now).await;
+        assert!(matches!(third, Err(StoreError::QuotaExceeded(_))));
+        assert_eq!(
+            store.get(Kind::Client, [0; 32], now).await.unwrap(),
+            Some(vec![0])
+        );
+    }
+}
