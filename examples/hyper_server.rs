@@ -52,23 +52,12 @@ default store is DIR/consent-gate.sqlite3 (DIR: .consent-gate), without it memor
 type Req = Request<Bytes>;
 type Resp = Response<Full<Bytes>>;
 
-fn main() {
+#[tokio::main]
+async fn main() {
     // One JSON line per event on stderr, its fields at the top level.
-    let logs = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_target(false);
-    logs.with_writer(std::io::stderr).init();
-    // On one CPU (a container limit, `taskset`) the single-threaded scheduler: the same
-    // work without cross-thread wake-ups and queues.
-    let runtime = match std::thread::available_parallelism().map_or(1, |n| n.get()) {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        _ => tokio::runtime::Runtime::new(),
-    };
-    let runtime = runtime.map_err(|e| format!("cannot start the runtime: {e}"));
-    if let Err(e) = runtime.and_then(|runtime| runtime.block_on(run())) {
+    let logs = tracing_subscriber::fmt().json().flatten_event(true);
+    logs.with_target(false).with_writer(std::io::stderr).init();
+    if let Err(e) = run().await {
         eprintln!("{e}");
         std::process::exit(2);
     }
@@ -278,15 +267,15 @@ async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, 
     let length = headers.get("content-length");
     let length = length.and_then(|v| v.to_str().ok()?.parse().ok());
     if length.is_some_and(|n: usize| n > max) {
-        return Err(text(413, "request body too large"));
+        return Err(Reply::text(413, "request body too large"));
     } else if body.is_end_stream() {
         return Ok(Bytes::new()); // GET and friends: no timer to set
     }
     match timeout(time, Limited::new(body, max).collect()).await {
         Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(text(413, "request body too large")),
-        Ok(Err(_)) => Err(text(400, "malformed request body")),
-        Err(_) => Err(text(408, "request body timed out")),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => Err(Reply::text(413, "request body too large")),
+        Ok(Err(_)) => Err(Reply::text(400, "malformed request body")),
+        Err(_) => Err(Reply::text(408, "request body timed out")),
     }
 }
 
@@ -326,51 +315,11 @@ fn response(reply: Reply) -> Resp {
     for (name, value) in reply.headers {
         // The core writes only valid values; refuse rather than send half a reply.
         let Ok(value) = HeaderValue::try_from(value.into_owned()) else {
-            return response(text(500, "internal error"));
+            return response(Reply::text(500, "internal error"));
         };
         headers.append(HeaderName::from_static(name), value);
     }
     resp
-}
-
-/// An answer of the example's own: never cached, never sniffed.
-fn respond(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
-    let (headers, body) = (Vec::with_capacity(4), body.into());
-    let fixed = [
-        ("cache-control", "no-store"),
-        ("x-content-type-options", "nosniff"),
-    ];
-    with(
-        with(
-            Reply {
-                status,
-                headers,
-                body,
-            },
-            &[("content-type", content_type)],
-        ),
-        &fixed,
-    )
-}
-
-/// Adds fixed headers.
-fn with(mut reply: Reply, headers: &[(&'static str, &'static str)]) -> Reply {
-    reply
-        .headers
-        .extend(headers.iter().map(|&(name, value)| (name, value.into())));
-    reply
-}
-
-fn text(status: u16, message: &str) -> Reply {
-    respond(status, "text/plain; charset=utf-8", format!("{message}\n"))
-}
-
-fn json(status: u16, value: &serde_json::Value) -> Reply {
-    respond(status, "application/json", value.to_string())
-}
-
-fn method_not_allowed(allow: &'static str) -> Reply {
-    with(text(405, "method not allowed"), &[("allow", allow)])
 }
 
 /// The wall clock, as the core wants it (docs/conventions.md#time-is-an-argument).

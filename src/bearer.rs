@@ -14,7 +14,7 @@ use crate::at_rest::GrantSecret;
 use crate::crypto::{Keys, Sealed, StoreKey, UpstreamToken, unb64};
 use crate::error::BearerError;
 use crate::grant::GrantRecord;
-use crate::reply::Reply;
+use crate::reply::{HttpRequest, Reply};
 use crate::scope::ScopeSet;
 use crate::{Gate, UnixTime};
 
@@ -202,6 +202,17 @@ impl Principal {
     /// carries; never send it to an MCP client (R41, R50).
     pub fn upstream_token(&self) -> Option<&UpstreamToken> {
         self.upstream_token.as_ref()
+    }
+}
+
+impl Gate {
+    /// The request for the upstream's user API on `principal`'s behalf, with the upstream
+    /// token its grant carries (for a tool that asks the upstream who the user is, or
+    /// as the model of any upstream API call); `None` when the grant carries none.
+    pub fn upstream_user_request(&self, principal: &Principal) -> Option<HttpRequest> {
+        let token = principal.upstream_token.as_ref()?;
+        let user_endpoint = &self.config.upstream().user_endpoint;
+        Some(HttpRequest::upstream_user(user_endpoint, token))
     }
 }
 

@@ -276,19 +276,7 @@ impl UpstreamAuthenticated {
     /// The user-document request the host must send (GitHub `GET /user` wants a
     /// `User-Agent`, F16).
     pub fn user_request(&self) -> HttpRequest {
-        HttpRequest {
-            method: "GET",
-            url: self.callback.user_endpoint.clone(),
-            headers: vec![
-                (
-                    "authorization",
-                    Cow::Owned(format!("Bearer {}", self.upstream_token.secret())),
-                ),
-                ("accept", Cow::Borrowed("application/json")),
-                ("user-agent", Cow::Borrowed("consent-gate")),
-            ],
-            body: Vec::new(),
-        }
+        HttpRequest::upstream_user(&self.callback.user_endpoint, &self.upstream_token)
     }
 
     /// The host could not reach the upstream's user endpoint: the client is told

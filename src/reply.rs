@@ -4,6 +4,7 @@
 use core::fmt;
 use std::borrow::Cow;
 
+use crate::crypto::UpstreamToken;
 use crate::params::{append_pair, start_query};
 use crate::redirect::RedirectUri;
 
@@ -72,13 +73,13 @@ impl Reply {
     }
 
     /// A JSON document that must not be cached (R46).
-    pub(crate) fn json(status: u16, value: &serde_json::Value) -> Self {
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
         Self::json_bytes(status, serde_json::to_vec(value).unwrap_or_default())
     }
 
     /// A JSON document written by the caller (fixed shapes, such as the token reply, skip
     /// the `serde_json::Value` tree).
-    pub(crate) fn json_bytes(status: u16, body: Vec<u8>) -> Self {
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Self {
         Self {
             status,
             headers: JSON_HEADERS
@@ -103,6 +104,32 @@ impl Reply {
             },
             body: Vec::new(),
         }
+    }
+
+    /// A plain-text answer of the host's own (404, 405, 413, 429, 503, …), never cached,
+    /// never sniffed; a non-empty message gets a final newline.
+    pub fn text(status: u16, message: &str) -> Self {
+        let mut body = message.as_bytes().to_vec();
+        if !body.is_empty() {
+            body.push(b'\n');
+        }
+        let headers = vec![
+            ("content-type", Cow::Borrowed("text/plain; charset=utf-8")),
+            ("cache-control", Cow::Borrowed("no-store")),
+            ("x-content-type-options", Cow::Borrowed("nosniff")),
+        ];
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Adds a header. `name` is lowercase and `value` a valid header value (visible ASCII):
+    /// a host copying the reply refuses one that is not.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// Adds a `Set-Cookie` header.
@@ -225,6 +252,26 @@ pub struct HttpRequest {
     pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// The body.
     pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    /// `GET` the upstream's user API with the user's upstream token (R41: it goes to the
+    /// upstream only).
+    pub(crate) fn upstream_user(user_endpoint: &str, token: &UpstreamToken) -> Self {
+        HttpRequest {
+            method: "GET",
+            url: user_endpoint.to_owned(),
+            headers: vec![
+                (
+                    "authorization",
+                    Cow::Owned(format!("Bearer {}", token.secret())),
+                ),
+                ("accept", Cow::Borrowed("application/json")),
+                ("user-agent", Cow::Borrowed("consent-gate")),
+            ],
+            body: Vec::new(),
+        }
+    }
 }
 
 impl fmt::Debug for HttpRequest {

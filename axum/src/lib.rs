@@ -116,19 +116,8 @@ impl ConsentGate {
     /// with the caller's upstream token: what a tool does on the user's behalf. `Err`
     /// says why not, fit for a tool's error text (never the token).
     pub async fn upstream_user(&self, principal: &Principal) -> Result<String, &'static str> {
-        let token = principal
-            .upstream_token()
-            .ok_or("this grant carries no upstream token")?;
-        let request = consent_gate::HttpRequest {
-            method: "GET",
-            url: self.shared.gate.config().upstream().user_endpoint.clone(),
-            headers: vec![
-                ("authorization", format!("Bearer {}", token.secret()).into()),
-                ("accept", "application/json".into()),
-                ("user-agent", "consent-gate".into()),
-            ],
-            body: Vec::new(),
-        };
+        let request = self.shared.gate.upstream_user_request(principal);
+        let request = request.ok_or("this grant carries no upstream token")?;
         let fetched = self.shared.upstream.send(&request).await?;
         let answer = fetched.as_upstream();
         if answer.status != 200 {

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 
 use consent_gate::{ClientSecret, Reply, UpstreamConfig};
 
-use crate::{Req, header, json, method_not_allowed, now, random, respond, text};
+use crate::{Req, header, now, random};
 
 /// GitHub's documented code lifetime (docs/upstreams.md#github-lifetimes).
 const CODE_LIFETIME: u64 = 600;
@@ -116,12 +116,18 @@ impl DemoUpstream {
             req.method(),
         ) {
             (Some("/authorize"), &Method::GET) => self.authorize(req),
-            (Some("/authorize"), _) => method_not_allowed("GET"),
+            (Some("/authorize"), _) => {
+                Reply::text(405, "method not allowed").with_header("allow", "GET")
+            }
             (Some("/token"), &Method::POST) => self.token(req),
-            (Some("/token"), _) => method_not_allowed("POST"),
+            (Some("/token"), _) => {
+                Reply::text(405, "method not allowed").with_header("allow", "POST")
+            }
             (Some("/user"), &Method::GET) => self.user(req),
-            (Some("/user"), _) => method_not_allowed("GET"),
-            _ => text(404, "not found"),
+            (Some("/user"), _) => {
+                Reply::text(405, "method not allowed").with_header("allow", "GET")
+            }
+            _ => Reply::text(404, "not found"),
         }
     }
 
@@ -183,7 +189,7 @@ impl DemoUpstream {
                     .iter()
                     .map(|(k, v)| ((*k).into(), (*v).into()))
                     .collect();
-                json(200, &object.into())
+                Reply::json(200, &object.into())
             } else {
                 let mut s = url::form_urlencoded::Serializer::new(String::new());
                 for (k, v) in fields {
@@ -286,7 +292,7 @@ impl DemoUpstream {
             bool::from(mac.as_bytes().ct_eq(self.token_mac(nonce).as_bytes()))
         });
         if !known {
-            return json(
+            return Reply::json(
                 401,
                 &json!({ "message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401" }),
             );
@@ -311,6 +317,14 @@ fn last<'a>(params: &'a [(Cow<'_, str>, Cow<'_, str>)], name: &str) -> Option<&'
 
 fn page(status: u16, message: &'static str) -> Reply {
     respond(status, "text/plain; charset=utf-8", message)
+}
+
+/// An answer of the demo's own: never cached, never sniffed.
+fn respond(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    let mut reply = Reply::text(status, "");
+    reply.headers[0].1 = content_type.into();
+    reply.body = body.into();
+    reply
 }
 
 #[cfg(test)]

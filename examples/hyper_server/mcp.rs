@@ -8,13 +8,13 @@
 
 use std::sync::LazyLock;
 
-use consent_gate::{HttpRequest, Principal, Reply, ScopeSet, UnixTime};
+use consent_gate::{Principal, Reply, ScopeSet, UnixTime};
 use hyper::Method;
 use serde_json::{Value, json};
 use tracing::warn;
 
 use crate::routes::{App, Stop, variant};
-use crate::{Fetched, Req, declared_as, header, json, method_not_allowed, respond, short, text};
+use crate::{Fetched, Req, declared_as, header, short};
 
 /// The revisions we speak, newest first; the first is offered to an `initialize` asking
 /// for one we do not know.
@@ -47,7 +47,7 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> 
     // other than browsers send no `Origin`).
     if let Some(origin) = header(req, "origin").filter(|o| *o != app.origin) {
         warn!(security = true, event = "mcp_origin_refused", origin = %short(origin));
-        return Ok(text(403, "cross-origin request refused"));
+        return Ok(Reply::text(403, "cross-origin request refused"));
     }
     // The token, its grant, and the two together: a replayed code or a reused refresh
     // token deleted the grant, and with it every token it issued (R43, R53).
@@ -68,9 +68,9 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> 
     if !SCOPE.is_subset_of(principal.scope()) {
         return Ok(app.gate.insufficient_scope(&SCOPE));
     } else if *req.method() != Method::POST {
-        return Ok(method_not_allowed("POST"));
+        return Ok(Reply::text(405, "method not allowed").with_header("allow", "POST"));
     } else if !declared_as(req, "application/json") {
-        return Ok(text(415, "expected application/json"));
+        return Ok(Reply::text(415, "expected application/json"));
     }
     let version = header(req, "mcp-protocol-version");
     if version.is_some_and(|v| !VERSIONS.contains(&v)) {
@@ -96,7 +96,7 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> 
     let instructions = "Call `whoami` to see which upstream account this connection acts for.";
     Ok(match (id, method) {
         // A notification (`notifications/initialized`, …) or a response: accepted.
-        (None, Some(_)) | (Some(_), None) => respond(202, "text/plain", ""),
+        (None, Some(_)) | (Some(_), None) => Reply::text(202, ""),
         (None, None) => error(400, NO_ID, -32600, "not a JSON-RPC message"),
         (Some(id), Some("server/discover")) => {
             let result = json!({ "resultType": "complete", "supportedVersions": VERSIONS,
@@ -123,12 +123,12 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> 
 /// A JSON-RPC result, its `result` a JSON text: the tool list is serialized only once.
 fn result_of(id: &Value, result: &str) -> Reply {
     let body = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#);
-    respond(200, "application/json", body)
+    Reply::json_bytes(200, body.into_bytes())
 }
 
 fn error(status: u16, id: &Value, code: i64, message: &str) -> Reply {
     let error = json!({ "code": code, "message": message });
-    json(
+    Reply::json(
         status,
         &json!({ "jsonrpc": "2.0", "id": id, "error": error }),
     )
@@ -138,40 +138,26 @@ fn error(status: u16, id: &Value, code: i64, message: &str) -> Reply {
 /// it with the secret the caller's token carries): sent to the upstream only, never to the
 /// MCP client.
 async fn whoami(app: &App, who: &Principal) -> Value {
-    let upstream = app.gate.config().upstream();
-    let Some(token) = who.upstream_token() else {
-        return tool_text("No upstream token is kept for this sign-in.".into(), true);
+    let provider = &app.gate.config().upstream().display_name;
+    let user = match app.gate.upstream_user_request(who) {
+        None => Value::from("keeps no token for this sign-in"),
+        Some(request) => match app.upstream.send(&request).await {
+            Ok(Fetched(200, _, body)) => serde_json::from_slice(&body).unwrap_or_default(),
+            Ok(Fetched(401, ..)) => Value::from("no longer accepts this sign-in: sign in again"),
+            Ok(Fetched(status, ..)) => Value::from(format!("answered HTTP {status}")),
+            Err(why) => Value::from(format!("could not be reached: {why}")),
+        },
     };
-    let headers = vec![
-        ("authorization", format!("Bearer {}", token.secret()).into()),
-        ("accept", "application/json".into()),
-        ("user-agent", "consent-gate-hyper-example".into()),
-    ];
-    let (url, body) = (upstream.user_endpoint.clone(), Vec::new());
-    let request = HttpRequest {
-        method: "GET",
-        url,
-        headers,
-        body,
-    };
-    let user = match app.upstream.send(&request).await {
-        Ok(Fetched(200, _, body)) => serde_json::from_slice::<Value>(&body).unwrap_or_default(),
-        Ok(Fetched(401, ..)) => Value::from("no longer accepts this sign-in: sign in again"),
-        Ok(Fetched(status, ..)) => Value::from(format!("answered HTTP {status}")),
-        Err(why) => Value::from(format!("could not be reached: {why}")),
-    };
-    let provider = &upstream.display_name;
-    let Some(login) = user.get("login").and_then(Value::as_str) else {
-        return tool_text(
+    let (text, is_error) = match user.get("login").and_then(Value::as_str) {
+        Some(login) => {
+            let (subject, client) = (who.subject(), who.client_id());
+            let you = format!("You are {login} on {provider}, signed in as {subject}");
+            (format!("{you} through MCP client {client}."), false)
+        }
+        None => (
             format!("{provider} {}", user.as_str().unwrap_or("sent no login")),
             true,
-        );
+        ),
     };
-    let (subject, client) = (who.subject(), who.client_id());
-    let you = format!("You are {login} on {provider}, signed in as {subject}");
-    tool_text(format!("{you} through MCP client {client}."), false)
-}
-
-fn tool_text(text: String, is_error: bool) -> Value {
     json!({ "content": [{ "type": "text", "text": text }], "isError": is_error })
 }

@@ -15,7 +15,7 @@ use hyper::Method;
 use tracing::{info, warn};
 
 use crate::{Fetched, Req, Resp, Upstream, browser, declared_as, demo_upstream::DemoUpstream};
-use crate::{entropy, header, method_not_allowed, now, respond, response, short, text, with};
+use crate::{entropy, header, now, response, short};
 
 /// The answer to send instead of going on: a refusal of the core as its `Step` (with its
 /// store operations: a replayed code's grant is deleted before the error is sent, R43), or
@@ -31,7 +31,8 @@ impl From<StoreError> for Stop {
             StoreError::QuotaExceeded(_) => (429, "too many sign-ins right now, try later", "60"),
             _ => (503, "storage unavailable, try again", "5"),
         };
-        Stop(with(text(status, message), &[("retry-after", retry)]).into())
+        let reply = Reply::text(status, message).with_header("retry-after", retry);
+        Stop(reply.into())
     }
 }
 
@@ -101,6 +102,10 @@ fn ok(reply: Reply) -> Result<Step, Stop> {
     Ok(reply.into())
 }
 
+fn not_allowed(allow: &'static str) -> Result<Step, Stop> {
+    ok(Reply::text(405, "method not allowed").with_header("allow", allow))
+}
+
 /// The route table. Unknown paths are 404, known ones with another method 405.
 pub async fn route(app: &App, req: &Req) -> Resp {
     let (method, path, now) = (req.method(), req.uri().path(), now());
@@ -115,21 +120,21 @@ pub async fn route(app: &App, req: &Req) -> Resp {
         (&Method::GET | &Method::HEAD, _) if as_doc => ok(gate.authorization_server_metadata()),
         (&Method::GET | &Method::HEAD, _) if metadata => ok(gate.protected_resource_metadata()),
         (&Method::OPTIONS, _) if metadata => ok(preflight("GET, OPTIONS")),
-        _ if metadata => ok(method_not_allowed("GET, HEAD, OPTIONS")),
+        _ if metadata => not_allowed("GET, HEAD, OPTIONS"),
         (&Method::POST, paths::REGISTER) => register(app, req, now).await,
         (&Method::POST, paths::TOKEN) => token(app, req, now).await,
         (&Method::POST, paths::REVOKE) => revoke(app, req, now).await,
         (&Method::OPTIONS, _) if back_channel => ok(preflight("POST, OPTIONS")),
-        _ if back_channel => ok(method_not_allowed("POST, OPTIONS")),
+        _ if back_channel => not_allowed("POST, OPTIONS"),
         (&Method::GET, paths::AUTHORIZE) => authorize(app, req, now).await,
         (&Method::POST, paths::AUTHORIZE) => decide(app, req, now).await,
-        (_, paths::AUTHORIZE) => ok(method_not_allowed("GET, POST")),
+        (_, paths::AUTHORIZE) => not_allowed("GET, POST"),
         (&Method::GET, p) if p == callback_path => callback(app, req, now).await,
-        (_, p) if p == callback_path => ok(method_not_allowed("GET")),
+        (_, p) if p == callback_path => not_allowed("GET"),
         (_, p) if p == mcp_path => crate::mcp::handle(app, req, now).await.map(Step::from),
         (_, p) => match &app.demo {
             Some(demo) if p.starts_with("/demo-upstream/") => ok(demo.handle(req)),
-            _ => ok(text(404, "not found")),
+            _ => ok(Reply::text(404, "not found")),
         },
     };
     let step = step.unwrap_or_else(|Stop(refusal)| refusal);
@@ -142,19 +147,16 @@ pub async fn route(app: &App, req: &Req) -> Resp {
 /// lets a browser attach credentials, so a foreign page gains nothing it could not get
 /// with curl.
 fn cors(reply: Reply) -> Reply {
-    let expose = ("access-control-expose-headers", "www-authenticate");
-    with(reply, &[("access-control-allow-origin", "*"), expose])
+    let reply = reply.with_header("access-control-allow-origin", "*");
+    reply.with_header("access-control-expose-headers", "www-authenticate")
 }
 
 /// The answer to a CORS preflight on those endpoints.
 fn preflight(methods: &'static str) -> Reply {
     let allow_headers = "authorization, content-type, mcp-protocol-version";
-    let headers = [
-        ("access-control-allow-methods", methods),
-        ("access-control-allow-headers", allow_headers),
-        ("access-control-max-age", "600"),
-    ];
-    with(respond(204, "text/plain", ""), &headers)
+    let reply = Reply::text(204, "").with_header("access-control-allow-methods", methods);
+    let reply = reply.with_header("access-control-allow-headers", allow_headers);
+    reply.with_header("access-control-max-age", "600")
 }
 
 /// `POST /register` (RFC 7591).
@@ -177,7 +179,6 @@ async fn authorize(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
         Authorization::NeedsConsent(prompt) => {
             log(
                 "consent_shown",
-                false,
                 Some(who(prompt.pending_record().details())),
             );
             Ok(prompt.into())
@@ -189,26 +190,26 @@ async fn authorize(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
 }
 
 /// Who an authorization is about, for the log: its client id and redirect host.
-fn who(d: &Details) -> (String, String) {
-    (
+fn who(d: &Details) -> [String; 2] {
+    [
         short(d.client_id()).into(),
         short(d.redirect_uri().host()).into(),
-    )
+    ]
 }
 
-/// An event about one authorization.
-fn log(event: &'static str, security: bool, who: Option<(String, String)>) {
-    let (client_id, redirect_host) = who.unzip();
-    match security {
-        true => info!(security, event, client_id, redirect_host),
-        false => info!(event, client_id, redirect_host),
-    }
+/// An event about one authorization; every one but the page shown is a security event.
+fn log(event: &'static str, who: Option<[String; 2]>) {
+    let [client_id, redirect_host] = who.unwrap_or_default();
+    info!(
+        security = event != "consent_shown",
+        event, client_id, redirect_host
+    );
 }
 
 /// `POST /authorize`: the consent decision.
 async fn decide(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     if !declared_as(req, "application/x-www-form-urlencoded") {
-        return ok(text(415, "expected an HTML form submission"));
+        return ok(Reply::text(415, "expected an HTML form submission"));
     }
     let (gate, mut cookies) = (&app.gate, String::new());
     let form = ConsentForm::parse(req.body())?;
@@ -217,11 +218,11 @@ async fn decide(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let about = pending.as_ref().map(|p| who(p.details()));
     match gate.decide(form, pending, browser(req, &mut cookies), now)? {
         Decision::Approved(yes) => {
-            log("consent_approved", true, about);
+            log("consent_approved", about);
             Ok(gate.upstream_redirect(yes, now, &mut entropy).into())
         }
         Decision::Denied(to_client) => {
-            log("consent_denied", true, about);
+            log("consent_denied", about);
             Ok(to_client.into())
         }
     }
@@ -239,8 +240,8 @@ async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     #[cfg(consent_gate_faults)]
     if let Some(txn) = verified.reinsert() {
         let again = Step {
-            ops: vec![Op::put(txn)],
-            reply: text(200, ""),
+            ops: vec![consent_gate::Op::put(txn)],
+            reply: Reply::text(200, ""),
         };
         let _placeholder_reply = app.exec.apply(again, now).await?;
     }
@@ -256,7 +257,7 @@ async fn callback(app: &App, req: &Req, now: UnixTime) -> Result<Step, Stop> {
     let client: Option<ClientRecord> = app.exec.get(&authenticated.client_key(), now).await?;
     let (about, user) = (who(authenticated.details()), user.as_upstream());
     let issued = gate.issue_code(authenticated, user, client.as_ref(), now, &mut entropy)?;
-    log("code_issued", true, Some(about));
+    log("code_issued", Some(about));
     Ok(issued.into())
 }
 
