@@ -36,6 +36,7 @@
 
 mod io;
 mod upstream;
+mod fetch;
 mod executor;
 mod endpoints;
 mod demo;
@@ -54,6 +55,9 @@ pub use consent_gate::Principal;
 pub use consent_gate_store::CLIENT_LIFETIME;
 pub use demo::DemoUpstream;
 pub use executor::Stop;
+pub use fetch::{
+    Document, DocumentFetcher, FetchError, FetchPolicy, InternalRange, internal_range,
+};
 pub use guard::{BearerLayer, RequireBearer};
 pub use limits::{Limiter, RateLimits, limit};
 pub use upstream::UpstreamClient;
