@@ -14,13 +14,12 @@ mod mcp;
 #[path = "hyper_server/routes.rs"]
 mod routes;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use consent_gate::{BrowserContext, ClientSecret, Config, ConsentPolicy, Gate, HttpRequest, Keys};
-use consent_gate::{Reply, ServerKey, UnixTime, UpstreamConfig, UpstreamResponse};
+use consent_gate::{Reply, ServerKey, UnixTime, UpstreamConfig};
 use consent_gate_store as store;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Body as _, Bytes, Incoming};
@@ -254,7 +253,7 @@ async fn request(app: &routes::App, req: Request<Incoming>) -> Resp {
         Ok(_) => routes::route(app, &req).await,
         Err(refusal) => response(refusal),
     };
-    let (path, status) = (short(req.uri().path()), resp.status().as_u16());
+    let (path, status) = (store::short(req.uri().path()), resp.status().as_u16());
     let ms = started.elapsed().as_secs_f64() * 1e3;
     info!(event = "request", method = %req.method(), %path, status, ms);
     resp
@@ -340,20 +339,9 @@ fn random(n: usize) -> Vec<u8> {
     bytes
 }
 
-/// Attacker-controlled text cut to at most 96 printable characters, for the logs.
-fn short(s: &str) -> Cow<'_, str> {
-    match s.len() <= 96 && !s.chars().any(char::is_control) {
-        true => Cow::Borrowed(s),
-        false => Cow::Owned(s.chars().filter(|c| !c.is_control()).take(96).collect()),
-    }
-}
-
 /// The back channel: HTTPS with rustls and the webpki roots (github.com); plain HTTP only
 /// where the core's configuration allowed it (loopback in development).
 struct Upstream(Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>);
-
-/// What came back from the upstream: status, content type, body.
-struct Fetched(u16, Option<String>, Bytes);
 
 impl Upstream {
     fn new() -> Self {
@@ -363,7 +351,7 @@ impl Upstream {
     }
 
     /// Sends a request the core built, reading at most the core's limit of body.
-    async fn send(&self, r: &HttpRequest) -> Result<Fetched, &'static str> {
+    async fn send(&self, r: &HttpRequest) -> Result<store::Answer, &'static str> {
         let mut request = Request::builder().method(r.method).uri(r.url.as_str());
         for (name, value) in &r.headers {
             request = request.header(*name, &**value);
@@ -377,20 +365,14 @@ impl Upstream {
             let status = resp.status().as_u16();
             let body = Limited::new(resp.into_body(), consent_gate::MAX_UPSTREAM_BODY);
             let body = body.collect().await.map_err(|_| "too large or broken")?;
-            Ok(Fetched(status, content_type, body.to_bytes()))
+            let body = body.to_bytes().to_vec();
+            Ok(store::Answer {
+                status,
+                content_type,
+                body,
+            })
         };
         let answered = timeout(UPSTREAM_TIMEOUT, exchange).await;
         answered.map_err(|_| "timed out")?
-    }
-}
-
-impl Fetched {
-    fn as_upstream(&self) -> UpstreamResponse<'_> {
-        let (status, content_type, body) = (self.0, self.1.as_deref(), &self.2[..]);
-        UpstreamResponse {
-            status,
-            content_type,
-            body,
-        }
     }
 }

@@ -13,8 +13,10 @@ use hyper::Method;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use crate::routes::{App, Stop, variant};
-use crate::{Fetched, Req, declared_as, header, short};
+use consent_gate_store::{Answer, StoreError, short};
+
+use crate::routes::App;
+use crate::{Req, declared_as, header};
 
 /// The revisions we speak, newest first; the first is offered to an `initialize` asking
 /// for one we do not know.
@@ -42,7 +44,7 @@ static TOOLS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Every request to `/mcp`: the origin, the bearer token, the scope, then the transport.
-pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> {
+pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, StoreError> {
     // The transport's DNS-rebinding rule: a page of another origin gets 403 (clients
     // other than browsers send no `Origin`).
     if let Some(origin) = header(req, "origin").filter(|o| *o != app.origin) {
@@ -51,22 +53,16 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, Stop> 
     }
     // The token, its grant, and the two together: a replayed code or a reused refresh
     // token deleted the grant, and with it every token it issued (R43, R53).
-    let claims = app.gate.verify_bearer(header(req, "authorization"), now);
-    let grant = match &claims {
-        Ok(claims) => app.exec.get(&claims.grant_key(), now).await?,
-        Err(_) => None,
-    };
-    let principal = match claims.and_then(|c| c.confirm(grant.as_ref(), now)) {
+    let principal = match app
+        .endpoints
+        .bearer(header(req, "authorization"), now)
+        .await?
+    {
         Ok(principal) => principal,
-        Err(e) => {
-            if e.oauth_error().is_some() {
-                warn!(security = true, event = %variant(&e), reason = %e);
-            }
-            return Ok(app.gate.unauthorized(e));
-        }
+        Err(e) => return Ok(app.gate().unauthorized(e)),
     };
     if !SCOPE.is_subset_of(principal.scope()) {
-        return Ok(app.gate.insufficient_scope(&SCOPE));
+        return Ok(app.gate().insufficient_scope(&SCOPE));
     } else if *req.method() != Method::POST {
         return Ok(Reply::text(405, "method not allowed").with_header("allow", "POST"));
     } else if !declared_as(req, "application/json") {
@@ -138,13 +134,17 @@ fn error(status: u16, id: &Value, code: i64, message: &str) -> Reply {
 /// it with the secret the caller's token carries): sent to the upstream only, never to the
 /// MCP client.
 async fn whoami(app: &App, who: &Principal) -> Value {
-    let provider = &app.gate.config().upstream().display_name;
-    let user = match app.gate.upstream_user_request(who) {
+    let provider = &app.gate().config().upstream().display_name;
+    let user = match app.gate().upstream_user_request(who) {
         None => Value::from("keeps no token for this sign-in"),
         Some(request) => match app.upstream.send(&request).await {
-            Ok(Fetched(200, _, body)) => serde_json::from_slice(&body).unwrap_or_default(),
-            Ok(Fetched(401, ..)) => Value::from("no longer accepts this sign-in: sign in again"),
-            Ok(Fetched(status, ..)) => Value::from(format!("answered HTTP {status}")),
+            Ok(Answer {
+                status: 200, body, ..
+            }) => serde_json::from_slice(&body).unwrap_or_default(),
+            Ok(Answer { status: 401, .. }) => {
+                Value::from("no longer accepts this sign-in: sign in again")
+            }
+            Ok(Answer { status, .. }) => Value::from(format!("answered HTTP {status}")),
             Err(why) => Value::from(format!("could not be reached: {why}")),
         },
     };

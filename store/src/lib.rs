@@ -78,6 +78,7 @@
 
 mod contract;
 mod host;
+mod endpoints;
 #[cfg(feature = "memory")]
 mod memory;
 #[cfg(feature = "redis")]
@@ -91,6 +92,7 @@ use std::time::Duration;
 pub use contract::{
     Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime,
 };
+pub use endpoints::{Answer, Endpoints, Stepped, short, variant};
 pub use host::{CLIENT_LIFETIME, Executor, open};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryLimits, MemoryStore, OnFull};

@@ -1,0 +1,352 @@
+//! The store side of every OAuth endpoint, written once for every host: each method reads
+//! and takes what its step needs in the order that is the security, calls the gate, logs
+//! the security events, and returns the [`Step`] to apply. A host parses HTTP, calls one
+//! method, applies the step and sends its reply (docs/design.md#hosts).
+//!
+//! The order inside each method is the security (docs/design.md#store-contract):
+//! single-use records are *taken* before anything else happens with them and before any
+//! call to the upstream; a replayed code or a reused refresh token gets a refusal whose
+//! step deletes the grant, so that the grant is gone before the error is sent.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use consent_gate::{Authorization, AuthorizationDetails, AuthorizeRequest, BearerError};
+use consent_gate::{BrowserContext, Callback, ClientRecord, ConsentForm, Decision, Gate};
+use consent_gate::{GrantRecord, HttpRequest, PendingConsent, Principal, RefreshRecord};
+use consent_gate::{RevocationRequest, Step, TokenError, TokenRequest, TransactionRecord};
+use consent_gate::{UnixTime, UpstreamResponse};
+use tracing::{info, warn};
+
+use crate::contract::{Store, StoreError};
+use crate::host::Executor;
+
+/// What came back from the upstream for a request of the core, owned.
+#[derive(Clone, Debug, Default)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type` header, if it was visible ASCII.
+    pub content_type: Option<String>,
+    /// The body, at most the core's `MAX_UPSTREAM_BODY`.
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The answer as the core reads it.
+    pub fn as_upstream(&self) -> UpstreamResponse<'_> {
+        UpstreamResponse {
+            status: self.status,
+            content_type: self.content_type.as_deref(),
+            body: &self.body,
+        }
+    }
+}
+
+/// A step, or the store failure that stopped it (the host answers `503`, or `429` for a
+/// full store, R64).
+pub type Stepped = Result<Step, StoreError>;
+
+/// The gate, the store and the randomness every endpoint needs. Cheap to share behind an
+/// `Arc`.
+pub struct Endpoints {
+    gate: Gate,
+    exec: Executor,
+    entropy: fn(&mut [u8]),
+}
+
+impl Endpoints {
+    /// Endpoints for `gate` over `store`, with `entropy` as the source of every handle
+    /// (the OS generator in a server).
+    pub fn new(gate: Gate, store: Arc<dyn Store>, entropy: fn(&mut [u8])) -> Self {
+        let exec = Executor::new(store);
+        Endpoints {
+            gate,
+            exec,
+            entropy,
+        }
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The executor (and through it the store).
+    pub fn executor(&self) -> &Executor {
+        &self.exec
+    }
+
+    /// Applies a step's operations, then hands back its reply.
+    pub async fn apply(
+        &self,
+        step: Step,
+        now: UnixTime,
+    ) -> Result<consent_gate::Reply, StoreError> {
+        self.exec.apply(step, now).await
+    }
+
+    /// `POST /register` (RFC 7591).
+    pub async fn register(&self, body: &[u8], now: UnixTime) -> Stepped {
+        let registered = match self.gate.register(body, now, &mut self.entropy.clone()) {
+            Ok(registered) => registered,
+            Err(e) => return Ok(refused(e)),
+        };
+        let client = &registered.record;
+        let hosts: Vec<_> = client.redirect_uris().iter().map(|u| u.host()).collect();
+        let redirect_hosts = short(&hosts.join(" ")).into_owned();
+        info!(event = "client_registered", client_id = %short(client.client_id()), %redirect_hosts);
+        Ok(registered.into())
+    }
+
+    /// `GET /authorize`: the consent page, or an error page (never a redirect, R16).
+    pub async fn authorize(
+        &self,
+        query: &[u8],
+        browser: BrowserContext<'_>,
+        now: UnixTime,
+    ) -> Stepped {
+        let request = match AuthorizeRequest::parse(query) {
+            Ok(request) => request,
+            Err(e) => return Ok(refused(e)),
+        };
+        let client = self.exec.client(&request.client_key(), now).await?;
+        let entropy = &mut self.entropy.clone();
+        match self
+            .gate
+            .authorize(request, client.as_deref(), browser, now, entropy)
+        {
+            Ok(Authorization::NeedsConsent(prompt)) => {
+                log("consent_shown", Some(prompt.pending_record().details()));
+                Ok(prompt.into())
+            }
+            // Only with a remembering consent policy: an approval for exactly this
+            // client, redirect URI, scope and resource (R31), spent on the 303 upstream.
+            Ok(Authorization::Remembered(yes)) => {
+                Ok(self.gate.upstream_redirect(yes, now, entropy).into())
+            }
+            Err(e) => Ok(refused(e)),
+        }
+    }
+
+    /// `POST /authorize`: the consent decision (the host checks the form's content type).
+    pub async fn decide(&self, form: &[u8], browser: BrowserContext<'_>, now: UnixTime) -> Stepped {
+        let form = match ConsentForm::parse(form) {
+            Ok(form) => form,
+            Err(e) => return Ok(refused(e)),
+        };
+        // Taken, not read: a second submission of the same page finds nothing (R36).
+        let pending: Option<PendingConsent> = self.exec.take(&form.pending_key(), now).await?;
+        let about = pending.as_ref().map(|p| who(p.details()));
+        match self.gate.decide(form, pending, browser, now) {
+            Ok(Decision::Approved(yes)) => {
+                log_about("consent_approved", about);
+                let entropy = &mut self.entropy.clone();
+                Ok(self.gate.upstream_redirect(yes, now, entropy).into())
+            }
+            Ok(Decision::Denied(to_client)) => {
+                log_about("consent_denied", about);
+                Ok(to_client.into())
+            }
+            Err(e) => Ok(refused(e)),
+        }
+    }
+
+    /// `GET` on the callback: the upstream sends the browser back; `send` carries the
+    /// core's two back-channel requests (`None`: the upstream could not be reached).
+    pub async fn callback<F, Sent>(
+        &self,
+        query: &[u8],
+        browser: BrowserContext<'_>,
+        now: UnixTime,
+        send: F,
+    ) -> Stepped
+    where
+        F: Fn(HttpRequest) -> Sent,
+        Sent: Future<Output = Option<Answer>>,
+    {
+        let callback = match Callback::parse(query) {
+            Ok(callback) => callback,
+            Err(e) => return Ok(refused(e)),
+        };
+        // Taken BEFORE the upstream call, so a replayed `state` finds nothing (A7).
+        let txn: Option<TransactionRecord> =
+            self.exec.take(&callback.transaction_key(), now).await?;
+        let verified = match self.gate.verify_callback(callback, txn, browser, now) {
+            Ok(verified) => verified,
+            Err(e) => return Ok(refused(e)),
+        };
+        // Only with the A7 fault on (builds with `--cfg consent_gate_faults`): the
+        // transaction goes back into the store, so that the checkers see the replay work.
+        #[cfg(consent_gate_faults)]
+        if let Some(txn) = verified.reinsert() {
+            let ops = vec![consent_gate::Op::put(txn)];
+            let reply = consent_gate::Reply::text(204, "");
+            let _nothing_to_send = self.exec.apply(Step { ops, reply }, now).await?;
+        }
+        let Some(tokens) = send(verified.token_request().clone()).await else {
+            return Ok(verified.upstream_unreachable().into());
+        };
+        let authenticated = match verified.accept_token_response(tokens.as_upstream()) {
+            Ok(authenticated) => authenticated,
+            Err(e) => return Ok(refused(e)),
+        };
+        let Some(user) = send(authenticated.user_request()).await else {
+            return Ok(authenticated.upstream_unreachable().into());
+        };
+        // From the store, not the registration cache: the redirect URI is checked against
+        // the live registration (R38).
+        let client: Option<ClientRecord> = self.exec.get(&authenticated.client_key(), now).await?;
+        let about = who(authenticated.details());
+        let entropy = &mut self.entropy.clone();
+        let user = user.as_upstream();
+        match self
+            .gate
+            .issue_code(authenticated, user, client.as_ref(), now, entropy)
+        {
+            Ok(issued) => {
+                log_about("code_issued", Some(about));
+                Ok(issued.into())
+            }
+            Err(e) => Ok(refused(e)),
+        }
+    }
+
+    /// `POST /token`: the code and refresh grants. A replayed code or a reused refresh
+    /// token: the refusal's step deletes the grant before the error is sent, so every
+    /// token of it is dead by then (R43, R53).
+    pub async fn token(&self, body: &[u8], authorization: Option<&str>, now: UnixTime) -> Stepped {
+        let request = match TokenRequest::parse(body, authorization) {
+            Ok(request) => request,
+            Err(e) => return Ok(refused(e)),
+        };
+        let client = self.exec.client(&request.client_key(), now).await?;
+        let client = client.as_deref();
+        let issued = if request.is_code_grant() {
+            // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
+            let code = self.exec.take(&request.record_key(), now).await?;
+            let entropy = &mut self.entropy.clone();
+            self.gate.redeem_code(&request, code, client, now, entropy)
+        } else {
+            // Got, not taken: the core decides about rotation and says what to write.
+            let refresh: Option<RefreshRecord> = self.exec.get(&request.record_key(), now).await?;
+            let grant: Option<GrantRecord> = match &refresh {
+                Some(refresh) => self.exec.get(&refresh.grant_key(), now).await?,
+                None => None,
+            };
+            self.gate
+                .redeem_refresh(&request, refresh, grant.as_ref(), client, now)
+        };
+        let event = match &issued {
+            Err(TokenError::CodeReused { .. }) => Some("code_replay_grant_revoked"),
+            Err(TokenError::RefreshReused { .. }) => Some("refresh_reuse_grant_revoked"),
+            _ => None,
+        };
+        if let Some(event) = event {
+            warn!(security = true, event, client_id = %short(request.client_id()));
+        }
+        // The grant, the refresh records, the redeemed code; the successor of a rotated
+        // refresh token only where none is (R63, A22).
+        Ok(issued.map_or_else(refused, Step::from))
+    }
+
+    /// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the
+    /// grant, deleted before the reply (the client may rely on "200 means gone").
+    pub async fn revoke(&self, body: &[u8], authorization: Option<&str>, now: UnixTime) -> Stepped {
+        let request = match RevocationRequest::parse(body, authorization) {
+            Ok(request) => request,
+            Err(e) => return Ok(refused(e)),
+        };
+        let client = self.exec.client(&request.client_key(), now).await?;
+        // Got, not taken: an unknown or foreign token must change nothing (RFC 7009 §2.2).
+        let refresh: Option<RefreshRecord> = self.exec.get(&request.refresh_key(), now).await?;
+        let (client, refresh) = (client.as_deref(), refresh.as_ref());
+        match self.gate.revoke(&request, client, refresh, now) {
+            Ok(revocation) => {
+                if revocation.revoke_grant.is_some() {
+                    let client_id = client.map(|c| short(c.client_id()).into_owned());
+                    info!(security = true, event = "grant_revoked", client_id);
+                }
+                Ok(revocation.into())
+            }
+            Err(e) => Ok(refused(e)),
+        }
+    }
+
+    /// The bearer check of a protected request: the token, its grant, and the two
+    /// together (a replayed code or a reused refresh token deleted the grant, and with it
+    /// every token it issued, R43, R53). A refusal with an OAuth error is logged as a
+    /// security event; answer it with [`Gate::unauthorized`].
+    pub async fn bearer(
+        &self,
+        authorization: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Result<Principal, BearerError>, StoreError> {
+        let claims = self.gate.verify_bearer(authorization, now);
+        let grant: Option<GrantRecord> = match &claims {
+            Ok(claims) => self.exec.get(&claims.grant_key(), now).await?,
+            Err(_) => None,
+        };
+        let principal = claims.and_then(|c| c.confirm(grant.as_ref(), now));
+        if let Err(e) = &principal {
+            if e.oauth_error().is_some() {
+                warn!(security = true, event = %variant(e), reason = %e);
+            }
+        }
+        Ok(principal)
+    }
+}
+
+/// A refusal of the core as its step (its reply, and for a replay the grant's deletion),
+/// logged as a security event named after its variant.
+fn refused<E>(e: E) -> Step
+where
+    E: std::fmt::Debug + std::fmt::Display + Into<Step>,
+{
+    warn!(security = true, event = %variant(&e), reason = %e);
+    e.into()
+}
+
+/// An error's variant in snake case (`BindingMismatch`: `binding_mismatch`). Only the
+/// name: a variant's fields may carry attacker text.
+pub fn variant(e: &impl std::fmt::Debug) -> String {
+    let (debug, mut event) = (format!("{e:?}"), String::new());
+    for (i, c) in debug
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .enumerate()
+    {
+        event.extend((i > 0 && c.is_uppercase()).then_some('_'));
+        event.push(c.to_ascii_lowercase());
+    }
+    event
+}
+
+/// Attacker-controlled text cut to at most 96 printable characters, for the logs.
+pub fn short(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.len() <= 96 && !s.chars().any(char::is_control) {
+        true => std::borrow::Cow::Borrowed(s),
+        false => s.chars().filter(|c| !c.is_control()).take(96).collect(),
+    }
+}
+
+/// Who an authorization is about, for the log: its client id and redirect host.
+fn who(d: &AuthorizationDetails) -> [String; 2] {
+    [
+        short(d.client_id()).into(),
+        short(d.redirect_uri().host()).into(),
+    ]
+}
+
+fn log(event: &'static str, details: Option<&AuthorizationDetails>) {
+    log_about(event, details.map(who));
+}
+
+/// An event about one authorization; every one but the page shown is a security event.
+fn log_about(event: &'static str, who: Option<[String; 2]>) {
+    let [client_id, redirect_host] = who.unwrap_or_default();
+    info!(
+        security = event != "consent_shown",
+        event, client_id, redirect_host
+    );
+}
