@@ -15,12 +15,14 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
-use consent_gate::{GrantRecord, Principal, ScopeSet};
+use consent_gate::{Principal, ScopeSet};
 use tower::{Layer, Service};
 use tracing::warn;
 
 use crate::endpoints::Shared;
-use crate::io::{header, now, reply, short, text, variant};
+use crate::executor::store_failed;
+use crate::io::{header, now, reply, text};
+use consent_gate_store::short;
 
 /// The [`Layer`] of [`RequireBearer`]; made by `ConsentGate::guard`.
 #[derive(Clone)]
@@ -105,31 +107,16 @@ async fn admit(
         warn!(security = true, event = "mcp_origin_refused", origin = %short(origin));
         return Err(text(403, "cross-origin request refused"));
     }
-    let now = now();
     // The token, its grant, and the two together: a replayed code or a reused refresh
     // token deleted the grant, and with it every token it issued (R43, R53).
-    let claims = shared
-        .gate
-        .verify_bearer(header(headers, "authorization"), now);
-    let grant: Option<GrantRecord> = match &claims {
-        Ok(claims) => shared
-            .exec
-            .get(&claims.grant_key(), now)
-            .await
-            .map_err(|stop| stop.into_response())?,
-        Err(_) => None,
-    };
-    let principal = match claims.and_then(|c| c.confirm(grant.as_ref(), now)) {
-        Ok(principal) => principal,
-        Err(e) => {
-            if e.oauth_error().is_some() {
-                warn!(security = true, event = %variant(&e), reason = %e);
-            }
-            return Err(reply(shared.gate.unauthorized(e)));
-        }
+    let authorization = header(headers, "authorization");
+    let principal = match shared.endpoints.bearer(authorization, now()).await {
+        Ok(Ok(principal)) => principal,
+        Ok(Err(e)) => return Err(reply(shared.gate().unauthorized(e))),
+        Err(failed) => return Err(store_failed(failed)),
     };
     if !required.is_subset_of(principal.scope()) {
-        return Err(reply(shared.gate.insufficient_scope(required)));
+        return Err(reply(shared.gate().insufficient_scope(required)));
     }
     Ok(principal)
 }

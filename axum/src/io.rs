@@ -2,7 +2,6 @@
 //! axum responses, the clock and the OS entropy. Nothing here decides anything about
 //! OAuth: the core chose every status, header and cookie of its replies.
 
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -179,53 +178,9 @@ pub fn entropy(buf: &mut [u8]) {
     getrandom::getrandom(buf).expect("the OS random number generator failed");
 }
 
-/// Attacker-controlled text cut to at most 96 printable characters, for the logs.
-pub fn short(s: &str) -> Cow<'_, str> {
-    if s.len() <= 96 && !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(s.chars().filter(|c| !c.is_control()).take(96).collect())
-}
-
-/// An error's variant in snake case, as a log event (`BindingMismatch`:
-/// `binding_mismatch`). Only the name: a variant's fields may carry attacker text.
-pub fn variant(e: &impl std::fmt::Debug) -> String {
-    let debug = format!("{e:?}");
-    let name = debug
-        .split(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or("");
-    let mut event = String::new();
-    for c in name.chars() {
-        if c.is_uppercase() && !event.is_empty() {
-            event.push('_');
-        }
-        event.push(c.to_ascii_lowercase());
-    }
-    event
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn log_fields_are_short_and_printable() {
-        assert_eq!(short("app.example"), "app.example");
-        let long = "a\u{7}b".repeat(100);
-        let cut = short(&long);
-        assert_eq!(cut.chars().count(), 96);
-        assert!(!cut.chars().any(char::is_control));
-        #[derive(Debug)]
-        #[allow(dead_code)]
-        enum E {
-            BindingMismatch { attacker: String },
-        }
-        let e = E::BindingMismatch {
-            attacker: "<script>".into(),
-        };
-        assert_eq!(variant(&e), "binding_mismatch");
-    }
 
     #[test]
     fn repeated_or_binary_headers_are_absent() {

@@ -54,7 +54,6 @@ use consent_gate_store::Store;
 pub use consent_gate::Principal;
 pub use consent_gate_store::CLIENT_LIFETIME;
 pub use demo::DemoUpstream;
-pub use executor::Stop;
 pub use fetch::{
     Document, DocumentFetcher, FetchError, FetchPolicy, InternalRange, internal_range,
 };
@@ -72,8 +71,8 @@ pub struct ConsentGate {
 impl std::fmt::Debug for ConsentGate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsentGate")
-            .field("issuer", &self.shared.gate.config().issuer())
-            .field("store", &self.shared.exec.store().backend())
+            .field("issuer", &self.shared.gate().config().issuer())
+            .field("store", &self.shared.endpoints.executor().store().backend())
             .finish_non_exhaustive()
     }
 }
@@ -90,9 +89,8 @@ impl ConsentGate {
         store: Arc<dyn Store>,
         upstream: UpstreamClient,
     ) -> Self {
-        let exec = executor::Executor::new(store);
         ConsentGate {
-            shared: Arc::new(endpoints::Shared::new(gate, exec, upstream)),
+            shared: Arc::new(endpoints::Shared::new(gate, store, upstream)),
         }
     }
 
@@ -120,7 +118,7 @@ impl ConsentGate {
     /// with the caller's upstream token: what a tool does on the user's behalf. `Err`
     /// says why not, fit for a tool's error text (never the token).
     pub async fn upstream_user(&self, principal: &Principal) -> Result<String, &'static str> {
-        let request = self.shared.gate.upstream_user_request(principal);
+        let request = self.shared.gate().upstream_user_request(principal);
         let request = request.ok_or("this grant carries no upstream token")?;
         let fetched = self.shared.upstream.send(&request).await?;
         let answer = fetched.as_upstream();
@@ -132,6 +130,6 @@ impl ConsentGate {
 
     /// The gate.
     pub fn gate(&self) -> &Gate {
-        &self.shared.gate
+        self.shared.gate()
     }
 }

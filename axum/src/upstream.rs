@@ -4,7 +4,8 @@
 //! (the core's [`MAX_UPSTREAM_BODY`](consent_gate::MAX_UPSTREAM_BODY)).
 
 use axum::body::Bytes;
-use consent_gate::{HttpRequest, UpstreamResponse};
+use consent_gate::HttpRequest;
+use consent_gate_store::Answer;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::Request;
 use hyper_rustls::HttpsConnector;
@@ -19,24 +20,6 @@ pub struct UpstreamClient(Client<HttpsConnector<HttpConnector>, Full<Bytes>>);
 impl std::fmt::Debug for UpstreamClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("UpstreamClient")
-    }
-}
-
-/// What came back from the upstream: status, content type, body.
-pub struct Fetched {
-    status: u16,
-    content_type: Option<String>,
-    body: Bytes,
-}
-
-impl Fetched {
-    /// The answer as the core reads it.
-    pub fn as_upstream(&self) -> UpstreamResponse<'_> {
-        UpstreamResponse {
-            status: self.status,
-            content_type: self.content_type.as_deref(),
-            body: &self.body,
-        }
     }
 }
 
@@ -56,7 +39,7 @@ impl UpstreamClient {
 
     /// Sends a request the core built; `Err` says why nothing usable came back (for the
     /// log: never the URL's query or a header).
-    pub async fn send(&self, r: &HttpRequest) -> Result<Fetched, &'static str> {
+    pub async fn send(&self, r: &HttpRequest) -> Result<Answer, &'static str> {
         let mut request = Request::builder().method(r.method).uri(r.url.as_str());
         for (name, value) in &r.headers {
             request = request.header(*name, &**value);
@@ -76,8 +59,9 @@ impl UpstreamClient {
                 .collect()
                 .await
                 .map_err(|_| "body too large or broken")?
-                .to_bytes();
-            Ok(Fetched {
+                .to_bytes()
+                .to_vec();
+            Ok(Answer {
                 status,
                 content_type,
                 body,

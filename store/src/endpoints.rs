@@ -350,3 +350,26 @@ fn log_about(event: &'static str, who: Option<[String; 2]>) {
         event, client_id, redirect_host
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_fields_are_short_printable_and_never_a_variants_fields() {
+        assert_eq!(short("app.example"), "app.example");
+        let long = "a\u{7}b".repeat(100);
+        let cut = short(&long);
+        assert_eq!(cut.chars().count(), 96);
+        assert!(!cut.chars().any(char::is_control));
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        enum E {
+            BindingMismatch { attacker: String },
+        }
+        let e = E::BindingMismatch {
+            attacker: "<script>".into(),
+        };
+        assert_eq!(variant(&e), "binding_mismatch");
+    }
+}
