@@ -21,6 +21,7 @@ use crate::crypto::{
     MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32, unb64, unb64_32,
 };
 use crate::error::{AuthorizeError, ConsentError};
+use crate::messages::Language;
 use crate::page::{ConsentPageFields, UpstreamPiece};
 use crate::params::{ParamError, Params};
 use crate::register::ClientRecord;
@@ -88,6 +89,7 @@ pub struct ConsentPrompt {
     form_csrf: String,
     cookie: String,
     upstream: Arc<UpstreamPiece>,
+    language: Language,
 }
 
 impl fmt::Debug for ConsentPrompt {
@@ -136,7 +138,24 @@ impl ConsentPrompt {
             scope: d.scope(),
             resource: d.resource(),
         };
-        crate::page::consent_page(&fields, &self.form_tx, &self.form_csrf, &self.upstream)
+        let (tx, csrf, upstream) = (&self.form_tx, &self.form_csrf, &self.upstream);
+        crate::page::consent_page(&fields, tx, csrf, upstream, self.language)
+    }
+
+    /// The default page in `language` (English unless set; pick it with
+    /// [`Language::negotiate`] from the browser's `Accept-Language`).
+    pub fn in_language(mut self, language: Language) -> Self {
+        self.language = language;
+        self
+    }
+
+    /// The exact `Content-Security-Policy` the default page is sent with, for a host that
+    /// renders its own page from [`view`](Self::view): its `form-action` must allow our
+    /// origin, the upstream and the client's redirect origin, since browsers check it on
+    /// the redirects that follow the form (docs/http-contract.md#consent-form).
+    pub fn content_security_policy(&self) -> String {
+        let redirect_uri = self.pending.details.redirect_uri();
+        crate::page::consent_csp(&self.upstream.origin, redirect_uri)
     }
 
     /// The default page: escaped, no external resources, one form (`decision` =
@@ -365,6 +384,7 @@ impl Gate {
             form_csrf: csrf,
             cookie,
             upstream: Arc::clone(&self.config.upstream_piece),
+            language: Language::default(),
         }
     }
 

@@ -198,6 +198,7 @@ mod cookie;
 mod redirect;
 mod reply;
 mod step;
+mod messages;
 mod page;
 mod error;
 mod upstream_json;
@@ -239,6 +240,7 @@ pub use error::{
     TokenError, UpstreamError,
 };
 pub use grant::{GrantRecord, RefreshRecord};
+pub use messages::Language;
 pub use metadata::paths;
 pub use params::ParamError;
 pub use redirect::{RedirectUri, RedirectUriError};

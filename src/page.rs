@@ -1,6 +1,10 @@
 //! The default consent and error pages: every value escaped (R23), no external resources
-//! (R56), inline style only (the CSP allows nothing else), one form.
+//! (R56), inline style only (the CSP allows nothing else), one form. The consent page
+//! (R69) makes the host that receives access its headline, labels the client's own name
+//! as unverified, has landmarks and a labelled form, a dark mode by
+//! `prefers-color-scheme`, colours with AA contrast, and speaks the browser's language.
 
+use crate::messages::Language;
 use crate::redirect::RedirectUri;
 use crate::reply::Reply;
 use crate::scope::ScopeSet;
@@ -63,23 +67,43 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-/// Everything before the title.
-const HEAD: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>";
+/// Everything before the language tag, and from it to the title.
+const HEAD: [&str; 2] = [
+    "<!doctype html><html lang=\"",
+    "\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta name=\"color-scheme\" content=\"light dark\"><title>",
+];
 
-/// Between the title and the body's content.
+fn head(b: &mut String, language: Language) {
+    b.push_str(HEAD[0]);
+    b.push_str(language.tag());
+    b.push_str(HEAD[1]);
+}
+
+/// Between the title and the body's content. Text and background pairs meet WCAG AA
+/// (4.5:1) in both schemes; the focus ring is always visible.
 const AFTER_TITLE: &str = concat!(
     "</title><style>",
-    "body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b}",
-    "h1{font-size:1.4rem}code,.uri{font-family:ui-monospace,monospace;word-break:break-all}",
-    ".box{border:1px solid #ccc;border-radius:8px;padding:1rem;margin:1rem 0}",
-    ".warn{background:#fff4e5;border-color:#f0a020}",
-    "button{font-size:1rem;padding:.6rem 1.4rem;margin-right:.8rem;border-radius:6px;border:1px solid #888;cursor:pointer}",
-    "button[value=approve]{background:#1f6feb;color:#fff;border-color:#1f6feb}",
-    "</style></head><body>"
+    ":root{--fg:#1b1b1b;--bg:#fff;--muted:#4a4a4a;--line:#8a8a8a;--warn-bg:#fff4e5;",
+    "--warn-line:#b35c00;--accent:#0b57d0;--accent-fg:#fff}",
+    "@media (prefers-color-scheme:dark){:root{--fg:#ececec;--bg:#151515;--muted:#c4c4c4;",
+    "--line:#8c8c8c;--warn-bg:#3a2600;--warn-line:#f0a020;--accent:#8ab4f8;--accent-fg:#0b0b0b}}",
+    "body{font:16px/1.5 system-ui,sans-serif;max-width:38rem;margin:3rem auto;padding:0 1rem;",
+    "color:var(--fg);background:var(--bg)}",
+    "h1{font-size:1.5rem;line-height:1.3}h1 .uri{display:block;font-size:1.7rem}",
+    "code,.uri{font-family:ui-monospace,monospace;word-break:break-all}",
+    ".muted{color:var(--muted)}",
+    ".box{border:1px solid var(--line);border-radius:8px;padding:1rem;margin:1rem 0}",
+    ".warn{background:var(--warn-bg);border-color:var(--warn-line)}",
+    "button{font:inherit;padding:.6rem 1.4rem;margin-right:.8rem;border-radius:6px;",
+    "border:1px solid var(--line);background:var(--bg);color:var(--fg);cursor:pointer}",
+    "button[value=approve]{background:var(--accent);color:var(--accent-fg);border-color:var(--accent)}",
+    "button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}",
+    "</style></head><body><main>"
 );
 
-const TAIL: &str = "</body></html>";
+const TAIL: &str = "</main></body></html>";
 
 /// The CSP of every page; `form_action` is the list of `form-action` sources.
 fn csp(form_action: &[&str]) -> String {
@@ -106,20 +130,27 @@ pub(crate) struct UpstreamPiece {
     /// The upstream authorization endpoint's origin (the approve answer goes there).
     pub(crate) origin: String,
     name_html: String,
-    /// The "This server will ask … for:" list, or nothing when no scope is asked.
-    scopes_html: String,
+    /// The "This server will ask … for:" list in each language, or nothing when no scope
+    /// is asked.
+    scopes_html: [String; Language::ALL.len()],
 }
 
 impl UpstreamPiece {
     pub(crate) fn new(name: &str, scopes: &[String], origin: String) -> Self {
-        let mut scopes_html = String::new();
-        if !scopes.is_empty() {
-            scopes_html.push_str("<p>This server will ask ");
-            escape_into(&mut scopes_html, name);
-            scopes_html.push_str(" for:</p><ul>");
-            push_items(&mut scopes_html, scopes.iter().map(String::as_str));
-            scopes_html.push_str("</ul>");
-        }
+        let scopes_html = Language::ALL.map(|language| {
+            let mut html = String::new();
+            if !scopes.is_empty() {
+                let [before, after] = language.messages().upstream_scopes;
+                html.push_str("<p>");
+                html.push_str(before);
+                escape_into(&mut html, name);
+                html.push_str(after);
+                html.push_str("</p><ul>");
+                push_items(&mut html, scopes.iter().map(String::as_str));
+                html.push_str("</ul>");
+            }
+            html
+        });
         Self {
             name: name.to_owned(),
             scopes: scopes.to_vec(),
@@ -147,70 +178,112 @@ pub(crate) struct ConsentPageFields<'a> {
     pub(crate) resource: &'a str,
 }
 
-/// The consent page (R27): the client's name *and* the exact redirect URI and its host,
-/// the MCP scopes, the upstream and its scopes, the resource, and a loopback warning.
-/// Written in one pass into one buffer (it is on every `/authorize`).
+/// The consent page (R27, R69): the host that receives access as the headline, the exact
+/// redirect URI, the client's own name labelled as unverified, its id, the MCP scopes,
+/// the upstream and its scopes, the resource, and a loopback warning. Written in one pass
+/// into one buffer (it is on every `/authorize`).
 pub(crate) fn consent_page(
     d: &ConsentPageFields<'_>,
     form_tx: &str,
     form_csrf: &str,
     upstream: &UpstreamPiece,
+    language: Language,
 ) -> Reply {
-    let name = d.client_name.unwrap_or("An unnamed application");
-    let uri = d.redirect_uri.as_str();
+    let m = language.messages();
+    let host = d.redirect_uri.host();
     let mut b = String::with_capacity(4096);
-    b.push_str(HEAD);
-    b.push_str("Allow ");
-    escape_into(&mut b, name);
-    b.push('?');
+    head(&mut b, language);
+    b.push_str(m.title);
     b.push_str(AFTER_TITLE);
-    b.push_str("<h1>Allow <strong>");
-    escape_into(&mut b, name);
-    b.push_str("</strong> to use your account?</h1><div class=\"box\"><p>If you approve, you will sign in with ");
+    b.push_str("<h1>");
+    b.push_str(m.headline[0]);
+    b.push_str("<span class=\"uri\" id=\"redirect-host\">");
+    escape_into(&mut b, host);
+    b.push_str("</span>");
+    b.push_str(m.headline[1]);
+    b.push_str("</h1><div class=\"box\"><p>");
+    b.push_str(m.lead[0]);
     b.push_str(&upstream.name_html);
-    b.push_str(" and <strong>");
-    escape_into(&mut b, name);
-    b.push_str("</strong> will receive access to <span class=\"uri\">");
+    b.push_str(m.lead[1]);
+    b.push_str("<strong class=\"uri\">");
+    escape_into(&mut b, host);
+    b.push_str("</strong>");
+    b.push_str(m.lead[2]);
+    b.push_str("<span class=\"uri\">");
     escape_into(&mut b, d.resource);
-    b.push_str("</span>.</p><p>Access will be sent to <strong class=\"uri\" id=\"redirect-host\">");
-    escape_into(&mut b, d.redirect_uri.host());
-    b.push_str("</strong>:<br><span class=\"uri\" id=\"redirect-uri\">");
-    escape_into(&mut b, uri);
-    b.push_str("</span></p><p>Client id: <code>");
+    b.push_str("</span>");
+    b.push_str(m.lead[3]);
+    b.push_str("</p><p>");
+    b.push_str(m.full_address);
+    b.push_str("<br><span class=\"uri\" id=\"redirect-uri\">");
+    escape_into(&mut b, d.redirect_uri.as_str());
+    b.push_str("</span></p><p>");
+    match d.client_name {
+        Some(name) => {
+            b.push_str(m.name_label);
+            b.push_str(" <strong id=\"client-name\">");
+            escape_into(&mut b, name);
+            b.push_str("</strong> <span class=\"muted\">");
+            b.push_str(m.unverified);
+            b.push_str("</span>");
+        }
+        None => b.push_str(m.unnamed),
+    }
+    b.push_str("<br><span class=\"muted\">");
+    b.push_str(m.client_id);
+    b.push_str("</span> <code>");
     escape_into(&mut b, d.client_id);
     b.push_str("</code></p>");
     if !d.scope.is_empty() {
-        b.push_str("<p>Permissions on this server:</p><ul>");
+        b.push_str("<p>");
+        b.push_str(m.scopes);
+        b.push_str("</p><ul>");
         push_items(&mut b, d.scope.iter());
         b.push_str("</ul>");
     }
-    b.push_str(&upstream.scopes_html);
+    b.push_str(&upstream.scopes_html[language_index(language)]);
     b.push_str("</div>");
     if d.redirect_uri.is_loopback() {
-        b.push_str(
-            "<div class=\"box warn\"><p><strong>Local application.</strong> Access goes to a program \
-on this computer. Only approve if you just started connecting an application here yourself.</p></div>",
-        );
+        b.push_str("<div class=\"box warn\" role=\"note\"><p><strong>");
+        b.push_str(m.loopback[0]);
+        b.push_str("</strong> ");
+        b.push_str(m.loopback[1]);
+        b.push_str("</p></div>");
     }
-    b.push_str("<p>If you did not just ask to connect this application, choose Deny.</p>");
-    b.push_str("<form method=\"post\"><input type=\"hidden\" name=\"tx\" value=\"");
+    b.push_str("<p>");
+    b.push_str(m.deny_hint);
+    b.push_str("</p><form method=\"post\" aria-label=\"");
+    b.push_str(m.decision);
+    b.push_str("\"><input type=\"hidden\" name=\"tx\" value=\"");
     escape_into(&mut b, form_tx);
     b.push_str("\"><input type=\"hidden\" name=\"csrf\" value=\"");
     escape_into(&mut b, form_csrf);
-    b.push_str(
-        "\"><button type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
-<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form>",
-    );
+    b.push_str("\"><button type=\"submit\" name=\"decision\" value=\"approve\">");
+    b.push_str(m.approve);
+    b.push_str("</button><button type=\"submit\" name=\"decision\" value=\"deny\">");
+    b.push_str(m.deny);
+    b.push_str("</button></form>");
     b.push_str(TAIL);
-    // The approve answer redirects to the upstream, the deny answer to the client.
-    let csp = csp(&["'self'", &upstream.origin, d.redirect_uri.origin()]);
-    Reply::html(200, b, csp)
+    Reply::html(200, b, consent_csp(&upstream.origin, d.redirect_uri))
+}
+
+/// The consent page's CSP: the approve answer redirects to the upstream, the deny answer
+/// to the client, and browsers check `form-action` on those redirects too.
+pub(crate) fn consent_csp(upstream_origin: &str, redirect_uri: &RedirectUri) -> String {
+    csp(&["'self'", upstream_origin, redirect_uri.origin()])
+}
+
+fn language_index(language: Language) -> usize {
+    Language::ALL
+        .iter()
+        .position(|l| *l == language)
+        .unwrap_or(0)
 }
 
 /// A plain error page (R16: errors before validation are pages, never redirects).
 pub(crate) fn error_page(status: u16, title: &str, detail: &str) -> Reply {
     let mut b = String::with_capacity(2048);
-    b.push_str(HEAD);
+    head(&mut b, Language::English);
     escape_into(&mut b, title);
     b.push_str(AFTER_TITLE);
     b.push_str("<h1>");

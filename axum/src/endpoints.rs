@@ -132,7 +132,8 @@ async fn authorize(State(host): Host, request: Request<Body>) -> Response {
     let (now, e, mut cookies) = (now(), &host.endpoints, String::new());
     let stepped = match method {
         Method::GET => {
-            e.authorize(req.query(), req.browser(&mut cookies), now)
+            let language = req.header("accept-language");
+            e.authorize(req.query(), req.browser(&mut cookies), language, now)
                 .await
         }
         Method::POST if !req.is("application/x-www-form-urlencoded") => {

@@ -81,8 +81,8 @@ pub async fn route(app: &App, req: &Req) -> Resp {
         (&Method::OPTIONS, _) if back_channel => ok(preflight("POST, OPTIONS")),
         _ if back_channel => not_allowed("POST, OPTIONS"),
         (&Method::GET, paths::AUTHORIZE) => {
-            e.authorize(query(req), browser(req, &mut cookies), now)
-                .await
+            let (language, browser) = (header(req, "accept-language"), browser(req, &mut cookies));
+            e.authorize(query(req), browser, language, now).await
         }
         (&Method::POST, paths::AUTHORIZE) if !form => {
             ok(Reply::text(415, "expected an HTML form submission"))

@@ -11,9 +11,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use consent_gate::RefreshRecord;
 use consent_gate::{Authorization, AuthorizationDetails, AuthorizeRequest, BearerError};
 use consent_gate::{BrowserContext, Callback, ClientRecord, ConsentForm, Decision, Gate};
-use consent_gate::{GrantRecord, HttpRequest, PendingConsent, Principal, RefreshRecord};
+use consent_gate::{GrantRecord, HttpRequest, Language, PendingConsent, Principal};
 use consent_gate::{RevocationRequest, Step, TokenError, TokenRequest, TransactionRecord};
 use consent_gate::{UnixTime, UpstreamResponse};
 use tracing::{info, warn};
@@ -99,11 +100,13 @@ impl Endpoints {
         Ok(registered.into())
     }
 
-    /// `GET /authorize`: the consent page, or an error page (never a redirect, R16).
+    /// `GET /authorize`: the consent page in the language `Accept-Language` prefers
+    /// (R69), or an error page (never a redirect, R16).
     pub async fn authorize(
         &self,
         query: &[u8],
         browser: BrowserContext<'_>,
+        accept_language: Option<&str>,
         now: UnixTime,
     ) -> Stepped {
         let request = match AuthorizeRequest::parse(query) {
@@ -118,7 +121,9 @@ impl Endpoints {
         {
             Ok(Authorization::NeedsConsent(prompt)) => {
                 log("consent_shown", Some(prompt.pending_record().details()));
-                Ok(prompt.into())
+                Ok(prompt
+                    .in_language(Language::negotiate(accept_language))
+                    .into())
             }
             // Only with a remembering consent policy: an approval for exactly this
             // client, redirect URI, scope and resource (R31), spent on the 303 upstream.
