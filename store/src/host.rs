@@ -264,9 +264,8 @@ mod tests {
             value: vec![n],
             expires_at: at.map(CoreTime),
         };
-        let ops = vec![put(1, Some(1_100)), put(2, Some(1_000)), put(3, None)];
-        let reply = exec
-            .apply(
+        let run = async |ops| {
+            exec.apply(
                 Step {
                     ops,
                     reply: nothing(),
@@ -274,7 +273,9 @@ mod tests {
                 now,
             )
             .await
-            .unwrap();
+            .unwrap()
+        };
+        let reply = run(vec![put(1, Some(1_100)), put(2, Some(1_000)), put(3, None)]).await;
         assert_eq!(reply.status, 204);
         let store = exec.store();
         let at = |n, t: CoreTime| store.get(Kind::Grant, *key(n).as_bytes(), t.into());
@@ -288,17 +289,7 @@ mod tests {
         assert_eq!(at(3, now).await.unwrap(), Some(vec![3]));
         let later = CoreTime(1_000 + CLIENT_LIFETIME);
         assert_eq!(at(3, later).await.unwrap(), None);
-        let ops = vec![CoreOp::delete(consent_gate::Kind::Grant, key(1))];
-        let _deleted = exec
-            .apply(
-                Step {
-                    ops,
-                    reply: nothing(),
-                },
-                now,
-            )
-            .await
-            .unwrap();
+        let _deleted = run(vec![CoreOp::delete(consent_gate::Kind::Grant, key(1))]).await;
         assert_eq!(at(1, now).await.unwrap(), None);
     }
 
