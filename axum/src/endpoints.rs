@@ -63,7 +63,17 @@ pub fn router(shared: Arc<Shared>) -> Router {
     for path in shared.gate().protected_resource_metadata_paths() {
         router = router.route(&path, any(resource_metadata));
     }
-    router.with_state(shared)
+    let router = router.with_state(shared);
+    router.layer(axum::middleware::from_fn(span))
+}
+
+/// Every request in a `tracing` span with its method and path (never the query: it
+/// carries codes and `state`), so the security events inside name their request.
+async fn span(request: Request<Body>, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let path = short(request.uri().path()).into_owned();
+    let span = tracing::info_span!("request", method = %request.method(), path);
+    next.run(request).instrument(span).await
 }
 
 /// `(origin, path)` of an absolute URL the configuration validated; `/` for no path.
