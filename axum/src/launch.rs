@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::http::StatusCode;
 use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
 use consent_gate_store as store;
 use hyper::server::conn::http1;
@@ -16,6 +17,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tracing::{info, warn};
 
 use crate::ConsentGate;
@@ -36,6 +39,13 @@ records stay in memory)";
 const MAX_CONNECTIONS: usize = 4096;
 const MAX_PER_ADDRESS: usize = 64;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// A request head's size and header lines: a longer head is hyper's `431`.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+const MAX_HEAD_LINES: usize = 64;
+/// The whole of a request, body and answer: past it, `408`. Longer than every bound inside
+/// (a body's 10 s, an upstream call's 10 s), so it ends only what would otherwise hang,
+/// such as a body trickled into a guarded service that reads it without a clock.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long requests in flight get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -65,6 +75,9 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     while let Some(flag) = args.next() {
         let value = match flag.as_str() {
             "--listen" | "--upstream" | "--public-url" | "--store" | "--state-dir" => args.next(),
+            // One fault switch on, so that smoke.sh proves it catches it
+            // (docs/design.md#fault-switches); in other builds an unknown argument.
+            "--fault" if cfg!(consent_gate_faults) => args.next(),
             "--remember-consent" => Some(String::new()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
@@ -131,7 +144,23 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     let keys = Keys::new(ServerKey::new(&key).ok_or("CONSENT_GATE_KEY must be at least 32 bytes")?);
     let config = Config::builder(base, format!("{base}/mcp"), upstream, keys)
         .dev_loopback_http(dev)
-        .consent_policy(policy)
+        .consent_policy(policy);
+    #[cfg(consent_gate_faults)]
+    let config = match flags.get("--fault") {
+        None => config,
+        Some(name) => {
+            let all = consent_gate::Faults::ALL;
+            let Some((_, faults)) = all.iter().find(|(n, _)| n == name) else {
+                let known: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+                let known = known.join(" ");
+                return Err(format!("unknown fault {name} (one of: {known})"));
+            };
+            let note = "deliberately insecure";
+            warn!(event = "FAULT_INJECTED", fault = name, note);
+            config.faults(*faults)
+        }
+    };
+    let config = config
         .build()
         .map_err(|e| format!("configuration refused: {e}"))?;
     info!(event = "listening", addr = %bound, resource = config.resource(), store = store.backend());
@@ -145,14 +174,25 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
 /// Serves `app` with the default [`RateLimits`] until the future `shutdown` ends, then
 /// lets requests in flight finish (up to [`DRAIN_TIMEOUT`]): at most [`MAX_CONNECTIONS`]
 /// connections, [`MAX_PER_ADDRESS`] from one address, each closed if it does not send a
-/// request head within [`HEAD_TIMEOUT`].
+/// request head within [`HEAD_TIMEOUT`]. Every request: a head of at most
+/// [`MAX_HEAD_BYTES`] and [`MAX_HEAD_LINES`] (`431`), a body of at most 64 KiB on every
+/// route, the guarded service's included (`413`, tower-http's `RequestBodyLimitLayer`),
+/// and [`REQUEST_TIMEOUT`] in all (`408`, tower-http's `TimeoutLayer`).
 pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
     let limiter = Limiter::new(RateLimits::default());
-    let app = app.layer(axum::middleware::from_fn_with_state(limiter, limit));
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(limiter, limit))
+        .layer(RequestBodyLimitLayer::new(crate::io::MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ));
     let open: Arc<Mutex<Counts>> = Arc::default();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEAD_TIMEOUT);
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_header_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEAD_LINES);
     let mut shutdown = std::pin::pin!(shutdown);
     let (stop, stopping) = tokio::sync::watch::channel(());
     loop {

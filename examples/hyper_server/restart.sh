@@ -8,6 +8,7 @@
 #
 #   bash examples/hyper_server/restart.sh         # builds the example first
 #   HYPER_SERVER_BIN=path/to/hyper_server bash examples/hyper_server/restart.sh
+#   HYPER_SERVER_BIN=path/to/rmcp_server bash examples/hyper_server/restart.sh   # same flags
 #
 # Run by smoke.sh (without faults). Loopback only. Needs curl, jq, openssl, python3.
 # Ends with "N passed, N failed".
@@ -76,14 +77,17 @@ sign_in() {
   RT=$(jq -r .refresh_token "$WORK/b")
 }
 refresh() { req "$BASE/token" -d "grant_type=refresh_token&refresh_token=$(uri "$RT")&client_id=$CID"; }
+ACCEPT=(-H 'accept: application/json, text/event-stream')
 initialize() {
-  req "$MCP" -H "authorization: Bearer $1" -H 'content-type: application/json' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}'
+  req "$MCP" -H "authorization: Bearer $1" -H 'content-type: application/json' "${ACCEPT[@]}" \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"restart","version":"1"}}}'
 }
-whoami() { # whoami TOKEN: initialize, then the tool; prints its text
+whoami() { # whoami TOKEN: initialize, then the tool (in the session, if the server keeps one); prints its text
   initialize "$1" >/dev/null
-  local sid; sid=$(grep -i '^mcp-session-id:' "$WORK/h" | cut -d' ' -f2 | tr -d '\r')
-  req "$MCP" -H "authorization: Bearer $1" -H 'content-type: application/json' -H "mcp-session-id: $sid" \
+  local sid; sid=$({ grep -i '^mcp-session-id:' "$WORK/h" || true; } | cut -d' ' -f2 | tr -d '\r')
+  local session=(); [[ -z $sid ]] || session=(-H "mcp-session-id: $sid")
+  req "$MCP" -H "authorization: Bearer $1" -H 'content-type: application/json' "${ACCEPT[@]}" "${session[@]}" \
+    -H 'mcp-protocol-version: 2025-06-18' \
     -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}' >/dev/null
   jq -r '.result.content[0].text' "$WORK/b"
 }
