@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 use consent_gate::{ClientSecret, Config, ConsentPolicy, Gate, Keys, ServerKey, UpstreamConfig};
 use consent_gate_store as store;
 use hyper::server::conn::http1;
@@ -186,7 +187,8 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ));
+        ))
+        .layer(axum::middleware::map_response(limit_answer_headers));
     let open: Arc<Mutex<Counts>> = Arc::default();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -240,6 +242,21 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
     let in_flight = open.lock().unwrap_or_else(PoisonError::into_inner).total;
     info!(event = "shutting_down", open_connections = in_flight);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drained).await;
+}
+
+/// The limit layers' own answers (`413`, `408`) with the headers of the crate's other text
+/// answers: never cached, never sniffed.
+async fn limit_answer_headers(mut response: Response) -> Response {
+    if matches!(response.status().as_u16(), 408 | 413) {
+        let headers = response.headers_mut();
+        let no_store = HeaderValue::from_static("no-store");
+        headers.entry(header::CACHE_CONTROL).or_insert(no_store);
+        let nosniff = HeaderValue::from_static("nosniff");
+        headers
+            .entry(header::X_CONTENT_TYPE_OPTIONS)
+            .or_insert(nosniff);
+    }
+    response
 }
 
 /// Open connections, in total and per address.

@@ -339,6 +339,7 @@ done
 check "A10: a loopback look-alike host is refused" eq "$(req "$(authorize_url "$CID" "http://127.0.0.1.evil.com:9/cb" "$CHALLENGE" x)")" 400
 check "R18: a loopback redirect may change only its port" eq "$(req "$(authorize_url "$CID" "http://127.0.0.1:5555/cb" "$CHALLENGE" x)")" 200
 check "oversized body is 413" eq "$(head -c 70000 /dev/zero | tr '\0' a | req "$BASE/token" --data-binary @-)" 413
+check "the 413 is never cached nor sniffed" eq "$(header cache-control) $(header x-content-type-options)" "no-store nosniff"
 check "garbage consent form is 400" eq "$(req "$BASE/authorize" -d 'tx=%zz')" 400
 check "garbage callback is 400" eq "$(req "$BASE/callback?state=x&code=y&code=z")" 400
 check "huge header is 431" eq "$(req "$BASE/mcp" -H "x-big: $(head -c 20000 /dev/zero | tr '\0' a)")" 431
