@@ -111,6 +111,12 @@ stop_server() {
     if wait "$SERVER_PID"; then ok "SIGTERM stops the server cleanly"; else bad "server exit status"; fi
   fi
 }
+if [[ -z "$SMOKE_SERVER_ARGS" ]]; then
+  # A build without `--cfg consent_gate_faults` has no switch to turn on (.ci/release-guard
+  # proves it for the release build of the hyper example).
+  out=$(timeout 10 "$SMOKE_SERVER_BIN" --listen 127.0.0.1:0 --fault callback_unbound 2>&1 || true)
+  check "without the faults flag, --fault is an unknown argument" has "$out" "unknown argument --fault"
+fi
 start_server "$WORK/log"
 
 # status URL [curl args...]: prints the status; headers in $WORK/h, body in $WORK/b
