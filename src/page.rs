@@ -235,7 +235,7 @@ pub(crate) fn consent_page(
         (None, _) => b.push_str(m.unnamed),
     }
     if let Some(domain) = &d.verified_domain {
-        b.push_str(" ");
+        b.push(' ');
         b.push_str(m.published[0]);
         b.push_str("<strong class=\"uri\" id=\"client-domain\">");
         escape_into(&mut b, domain);
