@@ -16,10 +16,11 @@ pub const METADATA_DOCUMENT_MAX_SECONDS: u64 = 24 * 3600;
 /// The largest document read.
 pub const MAX_METADATA_DOCUMENT: usize = 16 * 1024;
 
-/// Whether `client_id` is a Client ID Metadata Document URL: `https`, a host, a path
-/// other than `/`, no userinfo, no fragment, no query, no `.` or `..` segment, and
-/// exactly as the URL parser serializes it (so that the id, the fetched URL and the
-/// document's own `client_id` are one string). A registered client's id never is one.
+/// Whether `client_id` is a Client ID Metadata Document URL: `https` (or `http` to a
+/// loopback host, which only a gate in development mode accepts), a host, a path other
+/// than `/`, no userinfo, no fragment, no query, no `.` or `..` segment, and exactly as
+/// the URL parser serializes it (so that the id, the fetched URL and the document's own
+/// `client_id` are one string). A registered client's id never is one.
 pub fn is_metadata_document_url(client_id: &str) -> bool {
     metadata_document_host(client_id).is_some()
 }
@@ -27,10 +28,19 @@ pub fn is_metadata_document_url(client_id: &str) -> bool {
 /// The host of a metadata document URL (the domain the consent page names as where the
 /// document was published), or `None` when `client_id` is not one.
 pub(crate) fn metadata_document_host(client_id: &str) -> Option<String> {
-    if client_id.len() > 2000 || !client_id.starts_with("https://") {
+    let http = client_id.starts_with("http://");
+    if client_id.len() > 2000 || !(client_id.starts_with("https://") || http) {
         return None;
     }
     let url = url::Url::parse(client_id).ok()?;
+    let loopback = match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => name == "localhost",
+    };
+    if http && !loopback {
+        return None;
+    }
     let plain = url.username().is_empty() && url.password().is_none();
     let no_extras = url.fragment().is_none() && url.query().is_none();
     let segments = url.path_segments()?.collect::<Vec<_>>();
@@ -84,10 +94,13 @@ mod tests {
         ] {
             assert!(is_metadata_document_url(ok), "{ok}");
         }
+        assert!(is_metadata_document_url("http://127.0.0.1:9000/doc.json"));
+        assert!(is_metadata_document_url("http://localhost:9000/doc.json"));
         for not in [
             "",
             "abcDEF0123456789abcdef",
             "http://client.example/doc.json",
+            "http://10.0.0.1/doc.json",
             "https://client.example",
             "https://client.example/",
             "https://client.example/doc.json#frag",

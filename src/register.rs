@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::client_document::{
     MAX_METADATA_DOCUMENT, document_expiry, is_metadata_document_url, metadata_document_host,
 };
+use crate::cookie::CookieMode;
 use crate::crypto::{
     MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, ct_eq, fresh32, sha256_labeled,
 };
@@ -365,6 +366,8 @@ impl Gate {
             return Err(Bad("client metadata documents are not accepted here"));
         } else if !is_metadata_document_url(url) {
             return Err(Bad("not a client metadata document URL"));
+        } else if url.starts_with("http://") && self.config.cookie_mode != CookieMode::DevLoopback {
+            return Err(Bad("a plain-http document only in development mode"));
         } else if document.len() > MAX_METADATA_DOCUMENT {
             return Err(Bad("document too large"));
         }

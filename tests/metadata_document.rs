@@ -117,6 +117,14 @@ fn documents_that_do_not_describe_their_own_url_or_break_the_rules_are_refused_r
         gate.accept_metadata_document("http://client.example/m.json", &doc, None, T0)
             .is_err()
     );
+    let loopback =
+        r#"{"client_id":"http://127.0.0.1:9/m.json","redirect_uris":["http://127.0.0.1/cb"]}"#;
+    let plain =
+        gate.accept_metadata_document("http://127.0.0.1:9/m.json", loopback.as_bytes(), None, T0);
+    assert!(
+        plain.is_err(),
+        "plain-http loopback documents only in development mode"
+    );
     let off = self::gate(false, ConsentPolicy::Always);
     assert!(
         accept(&off, &doc, None).is_err(),
