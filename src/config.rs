@@ -236,6 +236,8 @@ pub struct Config {
     pub(crate) lifetimes: Lifetimes,
     pub(crate) cookie_mode: CookieMode,
     pub(crate) consent_policy: ConsentPolicy,
+    /// Whether the host fetches Client ID Metadata Documents (R57).
+    pub(crate) metadata_documents: bool,
     #[cfg(consent_gate_faults)]
     pub(crate) faults: Faults,
 }
@@ -253,6 +255,7 @@ pub struct ConfigBuilder {
     dev_loopback_http: bool,
     consent_policy: ConsentPolicy,
     callback_path: String,
+    metadata_documents: bool,
     #[cfg(consent_gate_faults)]
     faults: Faults,
 }
@@ -280,6 +283,7 @@ impl Config {
             dev_loopback_http: false,
             consent_policy: ConsentPolicy::Always,
             callback_path: "/callback".into(),
+            metadata_documents: false,
             #[cfg(consent_gate_faults)]
             faults: Faults::NONE,
         }
@@ -293,6 +297,11 @@ impl Config {
     /// The canonical MCP resource URI (also the token audience, R4/R21/R49).
     pub fn resource(&self) -> &str {
         &self.resource
+    }
+
+    /// Whether Client ID Metadata Documents are accepted (R57).
+    pub fn metadata_documents(&self) -> bool {
+        self.metadata_documents
     }
 
     /// The upstream redirect URI: where the upstream sends the browser back.
@@ -374,6 +383,16 @@ impl ConfigBuilder {
     /// The consent policy (default [`ConsentPolicy::Always`]).
     pub fn consent_policy(mut self, policy: ConsentPolicy) -> Self {
         self.consent_policy = policy;
+        self
+    }
+
+    /// Client ID Metadata Documents (R57, off by default): an `https` URL client id is a
+    /// document the host fetches under its SSRF policy (R58) and hands to
+    /// [`Gate::accept_metadata_document`](crate::Gate::accept_metadata_document); the
+    /// metadata says `client_id_metadata_document_supported: true`. Turn it on only in a
+    /// host that fetches them (`consent-gate-axum` does).
+    pub fn client_metadata_documents(mut self, on: bool) -> Self {
+        self.metadata_documents = on;
         self
     }
 
@@ -477,6 +496,7 @@ impl ConfigBuilder {
             lifetimes: l,
             cookie_mode,
             consent_policy: self.consent_policy,
+            metadata_documents: self.metadata_documents,
             #[cfg(consent_gate_faults)]
             faults: self.faults,
             upstream_piece,

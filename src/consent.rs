@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthorizationDetails;
 use crate::authorize::AuthorizeRequest;
+use crate::client_document::{is_metadata_document_url, metadata_document_host};
 use crate::config::ConsentPolicy;
 use crate::cookie::{self, BrowserContext};
 use crate::crypto::{
@@ -72,6 +73,10 @@ pub struct ConsentView {
     /// Whether the redirect goes to a loopback address only (R27, A11: any local program
     /// can listen there).
     pub loopback_warning: bool,
+    /// For a Client ID Metadata Document's client, the domain that published the
+    /// document (the host of its URL client id): the one detail of the client that is
+    /// verified (R59).
+    pub client_domain: Option<String>,
     /// The form's hidden transaction handle.
     pub form_tx: String,
     /// The form's hidden CSRF token.
@@ -114,6 +119,7 @@ impl ConsentPrompt {
             upstream_scopes: self.upstream.scopes.clone(),
             resource: d.resource.clone(),
             loopback_warning: d.redirect_uri.is_loopback(),
+            client_domain: metadata_document_host(&d.client_id),
             form_tx: self.form_tx.clone(),
             form_csrf: self.form_csrf.clone(),
         }
@@ -134,6 +140,7 @@ impl ConsentPrompt {
         let fields = ConsentPageFields {
             client_name: d.client_name(),
             client_id: d.client_id(),
+            verified_domain: metadata_document_host(d.client_id()),
             redirect_uri: d.redirect_uri(),
             scope: d.scope(),
             resource: d.resource(),
@@ -547,7 +554,11 @@ pub(crate) fn remembered(
     browser: BrowserContext<'_>,
     now: UnixTime,
 ) -> Option<ConsentGiven> {
-    if gate.config.consent_policy != ConsentPolicy::Remember {
+    // A metadata document's client id is shared by every installation of the client:
+    // an approval given to one copy must not let another in silently (R59).
+    if gate.config.consent_policy != ConsentPolicy::Remember
+        || is_metadata_document_url(&details.client_id)
+    {
         return None;
     }
     // Only a navigation the user started (`none`: typed, bookmarked, opened from another

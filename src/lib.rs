@@ -206,6 +206,7 @@ mod config;
 mod metadata;
 // The steps, in the order of the chain of proofs: each mints its proof type, and its
 // step methods live beside it.
+mod client_document;
 mod register;
 mod authorize;
 mod consent;
@@ -222,6 +223,10 @@ use serde::{Deserialize, Serialize};
 pub use authorize::{AuthorizationDetails, AuthorizeRequest};
 pub use bearer::{BearerClaims, Principal};
 pub use callback::{Callback, UpstreamAuthenticated, VerifiedCallback};
+pub use client_document::{
+    MAX_METADATA_DOCUMENT, METADATA_DOCUMENT_MAX_SECONDS, METADATA_DOCUMENT_MIN_SECONDS,
+    is_metadata_document_url,
+};
 pub use code::{CodeIssued, CodeRecord};
 /// The fault switches, only in builds with `--cfg consent_gate_faults` (never a release).
 #[cfg(consent_gate_faults)]

@@ -107,6 +107,9 @@ pub(crate) struct Messages {
     pub(crate) unverified: &'static str,
     /// When the client gave no name.
     pub(crate) unnamed: &'static str,
+    /// After a metadata document client's name (or its absence), around the domain that
+    /// published the document.
+    pub(crate) published: [&'static str; 2],
     /// Before the client id.
     pub(crate) client_id: &'static str,
     /// Above the MCP scopes.
@@ -138,6 +141,7 @@ const ENGLISH: Messages = Messages {
     name_label: "The application calls itself",
     unverified: "(not verified: any application can choose any name)",
     unnamed: "The application gives no name.",
+    published: ["Its metadata document is published by ", " (verified)."],
     client_id: "Client id:",
     scopes: "Permissions on this server:",
     upstream_scopes: ["This server will ask ", " for:"],
@@ -165,6 +169,7 @@ const GERMAN: Messages = Messages {
     name_label: "Die Anwendung nennt sich",
     unverified: "(nicht überprüft: jede Anwendung kann jeden Namen wählen)",
     unnamed: "Die Anwendung nennt keinen Namen.",
+    published: ["Ihr Metadatendokument veröffentlicht ", " (überprüft)."],
     client_id: "Client-ID:",
     scopes: "Berechtigungen auf diesem Server:",
     upstream_scopes: ["Dieser Server wird ", " um Folgendes bitten:"],

@@ -108,7 +108,7 @@ impl Gate {
                 "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
                 "code_challenge_methods_supported": ["S256"],
                 "authorization_response_iss_parameter_supported": true,
-                "client_id_metadata_document_supported": false,
+                "client_id_metadata_document_supported": self.config.metadata_documents,
             }),
         )
     }

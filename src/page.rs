@@ -173,6 +173,8 @@ fn push_items<'s>(out: &mut String, items: impl Iterator<Item = &'s str>) {
 pub(crate) struct ConsentPageFields<'a> {
     pub(crate) client_name: Option<&'a str>,
     pub(crate) client_id: &'a str,
+    /// The domain that published a metadata document client's document (R59).
+    pub(crate) verified_domain: Option<String>,
     pub(crate) redirect_uri: &'a RedirectUri,
     pub(crate) scope: &'a ScopeSet,
     pub(crate) resource: &'a str,
@@ -218,16 +220,27 @@ pub(crate) fn consent_page(
     b.push_str("<br><span class=\"uri\" id=\"redirect-uri\">");
     escape_into(&mut b, d.redirect_uri.as_str());
     b.push_str("</span></p><p>");
-    match d.client_name {
-        Some(name) => {
+    match (d.client_name, &d.verified_domain) {
+        (Some(name), domain) => {
             b.push_str(m.name_label);
             b.push_str(" <strong id=\"client-name\">");
             escape_into(&mut b, name);
-            b.push_str("</strong> <span class=\"muted\">");
-            b.push_str(m.unverified);
-            b.push_str("</span>");
+            b.push_str("</strong>");
+            if domain.is_none() {
+                b.push_str(" <span class=\"muted\">");
+                b.push_str(m.unverified);
+                b.push_str("</span>");
+            }
         }
-        None => b.push_str(m.unnamed),
+        (None, _) => b.push_str(m.unnamed),
+    }
+    if let Some(domain) = &d.verified_domain {
+        b.push(' ');
+        b.push_str(m.published[0]);
+        b.push_str("<strong class=\"uri\" id=\"client-domain\">");
+        escape_into(&mut b, domain);
+        b.push_str("</strong>");
+        b.push_str(m.published[1]);
     }
     b.push_str("<br><span class=\"muted\">");
     b.push_str(m.client_id);

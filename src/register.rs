@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::client_document::{
+    MAX_METADATA_DOCUMENT, document_expiry, is_metadata_document_url, metadata_document_host,
+};
+use crate::cookie::CookieMode;
 use crate::crypto::{
     MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, ct_eq, fresh32, sha256_labeled,
 };
@@ -53,6 +57,10 @@ pub struct ClientRecord {
     refresh_allowed: bool,
     native: bool,
     issued_at: UnixTime,
+    /// Set for a Client ID Metadata Document's client: until when the fetched document
+    /// stands in for a registration (R57). A registration has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<UnixTime>,
     mac: RecordMac,
 }
 
@@ -70,6 +78,10 @@ impl Sealed for ClientRecord {
         w.u64(u64::from(self.refresh_allowed))
             .u64(u64::from(self.native))
             .u64(self.issued_at.0);
+        // Only documents have it, so registrations keep the MACs they were stored with.
+        if let Some(expires_at) = self.expires_at {
+            w.str("document until").u64(expires_at.0);
+        }
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -102,9 +114,17 @@ impl ClientRecord {
         self.auth_method
     }
 
-    /// When the client registered (hosts choose how long to keep registrations).
+    /// When the client registered, or its metadata document was fetched (hosts choose
+    /// how long to keep registrations).
     pub fn issued_at(&self) -> UnixTime {
         self.issued_at
+    }
+
+    /// The domain that published the client's metadata document (the host of its URL
+    /// client id), for a Client ID Metadata Document's client; `None` for a registered
+    /// client, whose every detail is its own claim (R59).
+    pub fn verified_domain(&self) -> Option<String> {
+        metadata_document_host(&self.client_id)
     }
 
     /// Whether the client registered the `refresh_token` grant.
@@ -154,6 +174,8 @@ impl ClientRecord {
 
 #[derive(Deserialize)]
 struct RegistrationRequest {
+    /// Ignored in a registration; a metadata document's own URL (R57).
+    client_id: Option<String>,
     redirect_uris: Option<Vec<String>>,
     client_name: Option<String>,
     token_endpoint_auth_method: Option<String>,
@@ -173,22 +195,20 @@ pub struct Registered {
     pub reply: Reply,
 }
 
+/// Client metadata that passed validation, from a registration or a metadata document.
+struct Metadata {
+    redirect_uris: Vec<RedirectUri>,
+    client_name: Option<String>,
+    auth_method: TokenAuthMethod,
+    grant_types: Vec<String>,
+    native: bool,
+}
+
 impl Gate {
-    /// Registers a client (RFC 7591, R10, R11, R15). The server assigns the client id; a
-    /// `client_id` in the request is ignored. Unknown metadata is ignored.
-    pub fn register(
-        &self,
-        body: &[u8],
-        now: UnixTime,
-        entropy: &mut (impl Entropy + ?Sized),
-    ) -> Result<Registered, RegistrationError> {
+    /// The rules every client's metadata meets, registered or published (R11, R15, R61).
+    fn validate_metadata(&self, req: &RegistrationRequest) -> Result<Metadata, RegistrationError> {
         use RegistrationError::InvalidClientMetadata as Bad;
-        if body.len() > MAX_REGISTRATION_BODY {
-            return Err(Bad("request too large"));
-        }
-        let req: RegistrationRequest = serde_json::from_slice(body)
-            .map_err(|_| Bad("not a JSON object of the expected shape"))?;
-        let raw_uris = req.redirect_uris.unwrap_or_default();
+        let raw_uris = req.redirect_uris.as_deref().unwrap_or_default();
         if raw_uris.is_empty() {
             return Err(RegistrationError::InvalidRedirectUri(
                 "redirect_uris is required",
@@ -200,13 +220,13 @@ impl Gate {
             ));
         }
         let mut redirect_uris = Vec::with_capacity(raw_uris.len());
-        for raw in &raw_uris {
+        for raw in raw_uris {
             let uri = RedirectUri::parse(raw)?;
             if !redirect_uris.contains(&uri) {
                 redirect_uris.push(uri);
             }
         }
-        let client_name = match req.client_name {
+        let client_name = match req.client_name.clone() {
             Some(n) if n.chars().count() > MAX_CLIENT_NAME => {
                 return Err(Bad("client_name too long"));
             }
@@ -225,6 +245,7 @@ impl Gate {
         };
         let grant_types = req
             .grant_types
+            .clone()
             .unwrap_or_else(|| vec!["authorization_code".into()]);
         if grant_types
             .iter()
@@ -251,6 +272,36 @@ impl Gate {
                 _ => return Err(Bad("scope not offered by this server")),
             }
         }
+        Ok(Metadata {
+            redirect_uris,
+            client_name,
+            auth_method,
+            grant_types,
+            native,
+        })
+    }
+
+    /// Registers a client (RFC 7591, R10, R11, R15). The server assigns the client id; a
+    /// `client_id` in the request is ignored. Unknown metadata is ignored.
+    pub fn register(
+        &self,
+        body: &[u8],
+        now: UnixTime,
+        entropy: &mut (impl Entropy + ?Sized),
+    ) -> Result<Registered, RegistrationError> {
+        use RegistrationError::InvalidClientMetadata as Bad;
+        if body.len() > MAX_REGISTRATION_BODY {
+            return Err(Bad("request too large"));
+        }
+        let req: RegistrationRequest = serde_json::from_slice(body)
+            .map_err(|_| Bad("not a JSON object of the expected shape"))?;
+        let Metadata {
+            redirect_uris,
+            client_name,
+            auth_method,
+            grant_types,
+            native,
+        } = self.validate_metadata(&req)?;
         let id_bytes = fresh32(entropy);
         let client_id = b64(&id_bytes[..16]);
         let secret = (auth_method != TokenAuthMethod::None).then(|| b64(&fresh32(entropy)));
@@ -265,6 +316,7 @@ impl Gate {
             refresh_allowed: grant_types.iter().any(|g| g == "refresh_token"),
             native,
             issued_at: now,
+            expires_at: None,
             mac: UNSEALED,
         };
         record.mac = record.compute_mac(&self.config.keys);
@@ -294,6 +346,61 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// A Client ID Metadata Document the host fetched from `url` (the client id): the
+    /// client it describes, to store until its expiry (its `Cache-Control: max-age`
+    /// between five minutes and a day) and to use like a registration (R57). The document
+    /// must be a JSON object whose `client_id` is `url` byte for byte, with redirect URIs
+    /// under the registration rules (exact, canonical, R11, R61) and no client
+    /// authentication (`token_endpoint_auth_method` absent or `none`: no secret is shared
+    /// with a document).
+    pub fn accept_metadata_document(
+        &self,
+        url: &str,
+        document: &[u8],
+        cache_control: Option<&str>,
+        now: UnixTime,
+    ) -> Result<ClientRecord, RegistrationError> {
+        use RegistrationError::InvalidClientMetadata as Bad;
+        if !self.config.metadata_documents {
+            return Err(Bad("client metadata documents are not accepted here"));
+        } else if !is_metadata_document_url(url) {
+            return Err(Bad("not a client metadata document URL"));
+        } else if url.starts_with("http://") && self.config.cookie_mode != CookieMode::DevLoopback {
+            return Err(Bad("a plain-http document only in development mode"));
+        } else if document.len() > MAX_METADATA_DOCUMENT {
+            return Err(Bad("document too large"));
+        }
+        let req: RegistrationRequest = serde_json::from_slice(document)
+            .map_err(|_| Bad("not a JSON object of the expected shape"))?;
+        if req.client_id.as_deref() != Some(url) {
+            return Err(Bad("the document's client_id is not its URL"));
+        }
+        match req.token_endpoint_auth_method.as_deref() {
+            None | Some("none") => {}
+            Some(_) => return Err(Bad("a document's client authenticates with none")),
+        }
+        let meta = self.validate_metadata(&RegistrationRequest {
+            token_endpoint_auth_method: Some("none".into()),
+            ..req
+        })?;
+        let mut record = ClientRecord {
+            client_id: url.to_owned(),
+            secret_hash: None,
+            auth_method: TokenAuthMethod::None,
+            client_name: meta.client_name,
+            redirect_uris: meta.redirect_uris,
+            refresh_allowed: meta.grant_types.iter().any(|g| g == "refresh_token"),
+            native: meta.native,
+            issued_at: now,
+            expires_at: Some(document_expiry(cache_control, now)),
+            mac: UNSEALED,
+        };
+        record.mac = record.compute_mac(&self.config.keys);
+        Ok(record)
+    }
+}
+
 impl Record for ClientRecord {
     const KIND: Kind = Kind::Client;
     fn store_key(&self) -> StoreKey {
@@ -301,8 +408,9 @@ impl Record for ClientRecord {
     }
     fn expiry(&self) -> Option<UnixTime> {
         // A registration has no lifetime of its own: the host decides how long it keeps
-        // clients that are not used (docs/design.md#store-contract).
-        None
+        // clients that are not used (docs/design.md#store-contract). A metadata
+        // document's client lives as long as the document may be cached (R57).
+        self.expires_at
     }
 }
 

@@ -48,7 +48,12 @@ impl RevocationRequest {
         })
     }
 
-    /// The store key of the client registration.
+    /// The client id it authenticates as.
+    pub fn client_id(&self) -> &str {
+        &self.credentials.id
+    }
+
+    /// The store key of the client's record.
     pub fn client_key(&self) -> StoreKey {
         StoreKey::client(&self.credentials.id)
     }

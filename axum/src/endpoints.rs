@@ -15,6 +15,7 @@ use consent_gate_store::{Answer, Endpoints, Stepped, Store, short};
 use tracing::warn;
 
 use crate::executor::finish;
+use crate::fetch::DocumentFetcher;
 use crate::io::{Req, cors, entropy, method_not_allowed, now, preflight, reply, text};
 use crate::upstream::UpstreamClient;
 
@@ -28,9 +29,21 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(gate: Gate, store: Arc<dyn Store>, upstream: UpstreamClient) -> Self {
+    pub fn new(
+        gate: Gate,
+        store: Arc<dyn Store>,
+        upstream: UpstreamClient,
+        documents: Option<DocumentFetcher>,
+    ) -> Self {
         let origin = split_url(gate.config().resource()).0.to_owned();
         let endpoints = Endpoints::new(gate, store, entropy);
+        // Client ID Metadata Documents, where the configuration accepts them (R57), with
+        // the SSRF policy's defaults unless the host chose its own (R58).
+        let documents = documents.unwrap_or_else(|| DocumentFetcher::new(Default::default()));
+        let endpoints = match endpoints.gate().config().metadata_documents() {
+            true => endpoints.with_documents(Arc::new(documents)),
+            false => endpoints,
+        };
         Shared {
             endpoints,
             upstream,

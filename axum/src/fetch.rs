@@ -261,6 +261,19 @@ impl DocumentFetcher {
     }
 }
 
+impl consent_gate_store::DocumentSource for DocumentFetcher {
+    /// A Client ID Metadata Document for the store crate's `Endpoints` (R57, R58).
+    fn fetch<'a>(&'a self, url: &'a str) -> consent_gate_store::Fetching<'a> {
+        Box::pin(async move {
+            let document = self.fetch_json(url).await.map_err(|e| e.to_string())?;
+            Ok(consent_gate_store::FetchedDocument {
+                body: document.body.to_vec(),
+                cache_control: document.cache_control,
+            })
+        })
+    }
+}
+
 /// The range that makes the policy refuse `ip`, if any.
 fn refused(ip: IpAddr, allow_loopback: bool) -> Option<InternalRange> {
     internal_range(ip).filter(|r| !(allow_loopback && *r == InternalRange::Loopback))

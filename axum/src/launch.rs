@@ -25,12 +25,14 @@ use tracing::{info, warn};
 use crate::ConsentGate;
 use crate::demo::DemoUpstream;
 use crate::executor::secs;
+use crate::fetch::{DocumentFetcher, FetchPolicy};
 use crate::io::now;
 use crate::limits::{Limiter, RateLimits, limit};
 
 /// The usage line of the examples.
 pub const USAGE: &str = "flags: [--listen ADDR] [--upstream demo|github] [--public-url URL] \
-[--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR] [--remember-consent]
+[--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR] [--remember-consent] \
+[--allow-loopback-cimd]
 env: CONSENT_GATE_KEY  the server key, hex, >= 32 bytes (random per process if unset: then \
 records stay in memory)";
 
@@ -79,7 +81,7 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
             // One fault switch on, so that smoke.sh proves it catches it
             // (docs/design.md#fault-switches); in other builds an unknown argument.
             "--fault" if cfg!(consent_gate_faults) => args.next(),
-            "--remember-consent" => Some(String::new()),
+            "--remember-consent" | "--allow-loopback-cimd" => Some(String::new()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         };
         flags.insert(flag.clone(), value.ok_or(format!("{flag} needs a value"))?);
@@ -145,7 +147,8 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     let keys = Keys::new(ServerKey::new(&key).ok_or("CONSENT_GATE_KEY must be at least 32 bytes")?);
     let config = Config::builder(base, format!("{base}/mcp"), upstream, keys)
         .dev_loopback_http(dev)
-        .consent_policy(policy);
+        .consent_policy(policy)
+        .client_metadata_documents(true);
     #[cfg(consent_gate_faults)]
     let config = match flags.get("--fault") {
         None => config,
@@ -164,10 +167,24 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     let config = config
         .build()
         .map_err(|e| format!("configuration refused: {e}"))?;
+    // Client ID Metadata Documents from loopback addresses: development only (R58).
+    let allow_loopback = flags.contains_key("--allow-loopback-cimd");
+    if allow_loopback && !dev {
+        return Err("--allow-loopback-cimd is for development (no https --public-url)".into());
+    }
+    let policy = FetchPolicy {
+        allow_loopback,
+        ..Default::default()
+    };
     info!(event = "listening", addr = %bound, resource = config.resource(), store = store.backend());
     Ok(Started {
         listener,
-        auth: ConsentGate::new(Gate::new(config), store),
+        auth: ConsentGate::with_clients(
+            Gate::new(config),
+            store,
+            crate::UpstreamClient::new(),
+            Some(DocumentFetcher::new(policy)),
+        ),
         demo,
     })
 }

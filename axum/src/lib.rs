@@ -89,8 +89,21 @@ impl ConsentGate {
         store: Arc<dyn Store>,
         upstream: UpstreamClient,
     ) -> Self {
+        Self::with_clients(gate, store, upstream, None)
+    }
+
+    /// The same with the fetcher of Client ID Metadata Documents of the host's choosing
+    /// (a [`FetchPolicy`] that admits loopback, for development); used only when the
+    /// configuration accepts documents (`ConfigBuilder::client_metadata_documents`).
+    pub fn with_clients(
+        gate: Gate,
+        store: Arc<dyn Store>,
+        upstream: UpstreamClient,
+        documents: Option<DocumentFetcher>,
+    ) -> Self {
+        let shared = endpoints::Shared::new(gate, store, upstream, documents);
         ConsentGate {
-            shared: Arc::new(endpoints::Shared::new(gate, store, upstream)),
+            shared: Arc::new(shared),
         }
     }
 

@@ -369,3 +369,159 @@ async fn metadata_cors_and_limits() {
         200
     );
 }
+
+/// A Client ID Metadata Document's client (R57): no registration, its document served on
+/// loopback (development mode admits that), the whole flow through to a bearer call.
+#[tokio::test]
+async fn a_metadata_document_client_completes_the_flow_r57() {
+    let up = upstream().await;
+    // The document, served on loopback; counts its fetches.
+    let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client_id = format!("http://{}/client.json", listener.local_addr().unwrap());
+    let doc = format!(
+        r#"{{"client_id":"{client_id}","client_name":"Doc Agent","redirect_uris":["{REDIRECT}"],"grant_types":["authorization_code","refresh_token"]}}"#
+    );
+    let counter = fetches.clone();
+    let serve_doc = get(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let doc = doc.clone();
+        async move {
+            (
+                [
+                    ("content-type", "application/json"),
+                    ("cache-control", "max-age=600"),
+                ],
+                doc,
+            )
+        }
+    });
+    let docs = Router::new().route("/client.json", serve_doc);
+    tokio::spawn(async move { axum::serve(listener, docs).await });
+    let github = UpstreamConfig::custom(
+        "Test GitHub",
+        format!("{up}/authorize"),
+        format!("{up}/token"),
+        format!("{up}/user"),
+        "Ov23liTEST",
+        ClientSecret::new("upstream-secret"),
+    );
+    let keys = Keys::new(ServerKey::new(&[7; 32]).unwrap());
+    let config = Config::builder(ISSUER, format!("{ISSUER}/mcp"), github, keys)
+        .dev_loopback_http(true)
+        .client_metadata_documents(true)
+        .build()
+        .unwrap();
+    let store = Arc::new(consent_gate_store::MemoryStore::new());
+    let policy = consent_gate_axum::FetchPolicy {
+        allow_loopback: true,
+        ..Default::default()
+    };
+    let fetcher = consent_gate_axum::DocumentFetcher::new(policy);
+    let upstream_client = consent_gate_axum::UpstreamClient::new();
+    let auth = ConsentGate::with_clients(Gate::new(config), store, upstream_client, Some(fetcher));
+    let whoami = post(|Extension(p): Extension<Principal>| async move { p.client_id().to_owned() });
+    let app = Router::new()
+        .route("/mcp", whoami.layer(auth.guard()))
+        .merge(auth.router());
+    let meta = call(
+        &app,
+        "GET",
+        "/.well-known/oauth-authorization-server",
+        String::new(),
+        "",
+    )
+    .await;
+    assert!(
+        meta.body
+            .contains(r#""client_id_metadata_document_supported":true"#)
+    );
+
+    let mut browser = Browser::default();
+    let page = browser
+        .send(
+            &app,
+            browser
+                .request("GET", &authorize_uri(&client_id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"client-name\">Doc Agent<"));
+    assert!(
+        page.body.contains("id=\"client-domain\">127.0.0.1<"),
+        "the publishing domain"
+    );
+    let (code, _) = sign_in(&app, &mut browser, &client_id).await;
+    let body = encode(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", &client_id),
+    ]);
+    let tokens = call(
+        &app,
+        "POST",
+        "/token",
+        body,
+        "application/x-www-form-urlencoded",
+    )
+    .await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    let tokens: serde_json::Value = serde_json::from_str(&tokens.body).unwrap();
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let req = Request::post("/mcp")
+        .header("authorization", bearer)
+        .body(Body::empty())
+        .unwrap();
+    let answer = Browser::default().send(&app, req).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, client_id.as_str())
+    );
+    // The document was fetched once and then served from the store for its max-age.
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// Without development mode's loopback allowance the same document is refused by the
+/// fetcher (R58): the client is unknown, and the page says so.
+#[tokio::test]
+async fn a_loopback_metadata_document_is_refused_without_the_development_allowance_r58() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client_id = format!("http://{}/client.json", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let keys = Keys::new(ServerKey::new(&[7; 32]).unwrap());
+    let github = UpstreamConfig::github("Ov23liTEST", ClientSecret::new("s"));
+    let config = Config::builder(ISSUER, format!("{ISSUER}/mcp"), github, keys)
+        .dev_loopback_http(true)
+        .client_metadata_documents(true)
+        .build()
+        .unwrap();
+    let store = Arc::new(consent_gate_store::MemoryStore::new());
+    let app = ConsentGate::new(Gate::new(config), store).router();
+    let mut browser = Browser::default();
+    let page = browser
+        .send(
+            &app,
+            browser
+                .request("GET", &authorize_uri(&client_id))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert_eq!(page.location, "", "never a redirect to an unvalidated URI");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never connected"
+    );
+}

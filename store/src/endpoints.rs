@@ -15,8 +15,8 @@ use consent_gate::RefreshRecord;
 use consent_gate::{Authorization, AuthorizationDetails, AuthorizeRequest, BearerError};
 use consent_gate::{BrowserContext, Callback, ClientRecord, ConsentForm, Decision, Gate};
 use consent_gate::{GrantRecord, HttpRequest, Language, PendingConsent, Principal};
+use consent_gate::{Op, UnixTime, UpstreamResponse, is_metadata_document_url};
 use consent_gate::{RevocationRequest, Step, TokenError, TokenRequest, TransactionRecord};
-use consent_gate::{UnixTime, UpstreamResponse};
 use tracing::{info, warn};
 
 use crate::contract::{Store, StoreError};
@@ -44,6 +44,27 @@ impl Answer {
     }
 }
 
+/// A Client ID Metadata Document as the host fetched it.
+#[derive(Clone, Debug, Default)]
+pub struct FetchedDocument {
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `Cache-Control` header, for how long the document stands (R57).
+    pub cache_control: Option<String>,
+}
+
+/// The future a [`DocumentSource`] returns: the document, or why there is none (for the
+/// log).
+pub type Fetching<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<FetchedDocument, String>> + Send + 'a>>;
+
+/// Where [`Endpoints`] gets Client ID Metadata Documents: the host's fetcher, under its
+/// SSRF policy (R58). `consent-gate-axum`'s `DocumentFetcher` is one.
+pub trait DocumentSource: Send + Sync {
+    /// Fetches the document at `url` (a client id that is a document URL).
+    fn fetch<'a>(&'a self, url: &'a str) -> Fetching<'a>;
+}
+
 /// A step, or the store failure that stopped it (the host answers `503`, or `429` for a
 /// full store, R64).
 pub type Stepped = Result<Step, StoreError>;
@@ -54,6 +75,7 @@ pub struct Endpoints {
     gate: Gate,
     exec: Executor,
     entropy: fn(&mut [u8]),
+    documents: Option<Arc<dyn DocumentSource>>,
 }
 
 impl Endpoints {
@@ -65,6 +87,55 @@ impl Endpoints {
             gate,
             exec,
             entropy,
+            documents: None,
+        }
+    }
+
+    /// Fetches Client ID Metadata Documents from `source` when the gate accepts them
+    /// (`ConfigBuilder::client_metadata_documents`, R57).
+    pub fn with_documents(mut self, source: Arc<dyn DocumentSource>) -> Self {
+        self.documents = Some(source);
+        self
+    }
+
+    /// The client `client_id` names: its registration, or its metadata document, stored
+    /// until then or fetched now and validated (its `put` joins `ops`). A document that
+    /// cannot be fetched or is refused makes the client unknown, and is a security event.
+    async fn client(
+        &self,
+        client_id: &str,
+        key: &consent_gate::StoreKey,
+        now: UnixTime,
+        ops: &mut Vec<Op>,
+    ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
+        if let Some(client) = self.exec.client(key, now).await? {
+            return Ok(Some(client));
+        }
+        let source = self.documents.as_ref().filter(|_| {
+            self.gate.config().metadata_documents() && is_metadata_document_url(client_id)
+        });
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        let fetched = source.fetch(client_id).await;
+        let accepted = fetched.and_then(|doc| {
+            let cache = doc.cache_control.as_deref();
+            let accepted = self
+                .gate
+                .accept_metadata_document(client_id, &doc.body, cache, now);
+            accepted.map_err(|e| e.to_string())
+        });
+        match accepted {
+            Ok(record) => {
+                info!(event = "metadata_document_accepted", client_id = %short(client_id));
+                ops.push(Op::put(&record));
+                Ok(Some(Arc::new(record)))
+            }
+            Err(reason) => {
+                let client_id = short(client_id);
+                warn!(security = true, event = "metadata_document_refused", %client_id, reason);
+                Ok(None)
+            }
         }
     }
 
@@ -113,12 +184,13 @@ impl Endpoints {
             Ok(request) => request,
             Err(e) => return Ok(refused(e)),
         };
-        let client = self.exec.client(&request.client_key(), now).await?;
+        let (key, mut ops) = (request.client_key(), Vec::new());
+        let client = self
+            .client(request.client_id(), &key, now, &mut ops)
+            .await?;
         let entropy = &mut self.entropy.clone();
-        match self
-            .gate
-            .authorize(request, client.as_deref(), browser, now, entropy)
-        {
+        let client = client.as_deref();
+        let step = match self.gate.authorize(request, client, browser, now, entropy) {
             Ok(Authorization::NeedsConsent(prompt)) => {
                 log("consent_shown", Some(prompt.pending_record().details()));
                 Ok(prompt
@@ -131,7 +203,8 @@ impl Endpoints {
                 Ok(self.gate.upstream_redirect(yes, now, entropy).into())
             }
             Err(e) => Ok(refused(e)),
-        }
+        };
+        step.map(|step| after(ops, step))
     }
 
     /// `POST /authorize`: the consent decision (the host checks the form's content type).
@@ -225,7 +298,10 @@ impl Endpoints {
             Ok(request) => request,
             Err(e) => return Ok(refused(e)),
         };
-        let client = self.exec.client(&request.client_key(), now).await?;
+        let (key, mut ops) = (request.client_key(), Vec::new());
+        let client = self
+            .client(request.client_id(), &key, now, &mut ops)
+            .await?;
         let client = client.as_deref();
         let issued = if request.is_code_grant() {
             // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
@@ -252,7 +328,7 @@ impl Endpoints {
         }
         // The grant, the refresh records, the redeemed code; the successor of a rotated
         // refresh token only where none is (R63, A22).
-        Ok(issued.map_or_else(refused, Step::from))
+        Ok(after(ops, issued.map_or_else(refused, Step::from)))
     }
 
     /// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the
@@ -262,7 +338,10 @@ impl Endpoints {
             Ok(request) => request,
             Err(e) => return Ok(refused(e)),
         };
-        let client = self.exec.client(&request.client_key(), now).await?;
+        let (key, mut ops) = (request.client_key(), Vec::new());
+        let client = self
+            .client(request.client_id(), &key, now, &mut ops)
+            .await?;
         // Got, not taken: an unknown or foreign token must change nothing (RFC 7009 §2.2).
         let refresh: Option<RefreshRecord> = self.exec.get(&request.refresh_key(), now).await?;
         let (client, refresh) = (client.as_deref(), refresh.as_ref());
@@ -272,9 +351,9 @@ impl Endpoints {
                     let client_id = client.map(|c| short(c.client_id()).into_owned());
                     info!(security = true, event = "grant_revoked", client_id);
                 }
-                Ok(revocation.into())
+                Ok(after(ops, revocation.into()))
             }
-            Err(e) => Ok(refused(e)),
+            Err(e) => Ok(after(ops, refused(e))),
         }
     }
 
@@ -300,6 +379,12 @@ impl Endpoints {
         }
         Ok(principal)
     }
+}
+
+/// `step` with `ops` (a fetched metadata document's client) applied first.
+fn after(mut ops: Vec<Op>, step: Step) -> Step {
+    ops.extend(step.ops);
+    Step { ops, ..step }
 }
 
 /// A refusal of the core as its step (its reply, and for a replay the grant's deletion),

@@ -92,7 +92,9 @@ use std::time::Duration;
 pub use contract::{
     Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime,
 };
-pub use endpoints::{Answer, Endpoints, Stepped, short, variant};
+pub use endpoints::{
+    Answer, DocumentSource, Endpoints, FetchedDocument, Fetching, Stepped, short, variant,
+};
 pub use host::{CLIENT_LIFETIME, Executor, open};
 #[cfg(feature = "memory")]
 pub use memory::{MemoryLimits, MemoryStore, OnFull};

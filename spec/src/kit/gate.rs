@@ -63,6 +63,8 @@ pub struct GateSetup {
     pub previous_key: Option<[u8; 32]>,
     /// Fault switches (only `Faults::NONE` without `--cfg consent_gate_faults`).
     pub faults: Faults,
+    /// Client ID Metadata Documents accepted (`ConfigBuilder::client_metadata_documents`).
+    pub metadata_documents: bool,
 }
 
 impl Default for GateSetup {
@@ -78,6 +80,7 @@ impl Default for GateSetup {
             github_com: false,
             key: SERVER_KEY,
             previous_key: None,
+            metadata_documents: false,
             faults: Faults::NONE,
         }
     }
@@ -147,7 +150,8 @@ impl GateSetup {
             .dev_loopback_http(!self.https)
             .consent_policy(self.policy)
             .lifetimes(self.lifetimes)
-            .scopes(self.scopes.iter().copied());
+            .scopes(self.scopes.iter().copied())
+            .client_metadata_documents(self.metadata_documents);
         // Without `--cfg consent_gate_faults` the setup's `Faults` has nothing to switch on.
         #[cfg(consent_gate_faults)]
         let builder = builder.faults(self.faults);
