@@ -91,7 +91,7 @@ const AFTER_TITLE: &str = concat!(
     "--line:#8c8c8c;--warn-bg:#3a2600;--warn-line:#f0a020;--accent:#8ab4f8;--accent-fg:#0b0b0b}}",
     "body{font:16px/1.5 system-ui,sans-serif;max-width:38rem;margin:3rem auto;padding:0 1rem;",
     "color:var(--fg);background:var(--bg)}",
-    "h1{font-size:1.5rem;line-height:1.3}h1 .uri{display:block;font-size:1.7rem}",
+    "h1{font-size:1.5rem;line-height:1.3}h1 .uri{font-size:1.15em}",
     "code,.uri{font-family:ui-monospace,monospace;word-break:break-all}",
     ".muted{color:var(--muted)}",
     ".box{border:1px solid var(--line);border-radius:8px;padding:1rem;margin:1rem 0}",
@@ -226,10 +226,13 @@ pub(crate) fn consent_page(
             b.push_str(" <strong id=\"client-name\">");
             escape_into(&mut b, name);
             b.push_str("</strong>");
-            if domain.is_none() {
-                b.push_str(" <span class=\"muted\">");
-                b.push_str(m.unverified);
-                b.push_str("</span>");
+            match domain {
+                Some(_) => b.push('.'),
+                None => {
+                    b.push_str(" <span class=\"muted\">");
+                    b.push_str(m.unverified);
+                    b.push_str("</span>");
+                }
             }
         }
         (None, _) => b.push_str(m.unnamed),

@@ -21,6 +21,11 @@
 //  4. A2      — the attacker approves its own client, keeps the server's redirect to the
 //               upstream (it carries the state) and sends it to the victim: the victim's
 //               browser reaches /callback without the transaction cookie and is refused.
+//  5. CIMD    — a client with no registration whose client_id is the URL of its metadata
+//               document, served on loopback (R57, R59): the consent page names the
+//               client and the domain that published the document (screenshot), Approve
+//               lands with a code that redeems. Against a server that does not advertise
+//               documents (the hyper example), the same link gets an error page, no code.
 //
 // Usage: node e2e.mjs --server http://127.0.0.1:PORT   (or E2E_SERVER=…; CHROMIUM=path)
 
@@ -358,12 +363,48 @@ async function scenarioForwardedUpstreamUrl(browser, site) {
   }
 }
 
+async function scenarioMetadataDocument(browser, site) {
+  const env = await newContext(browser);
+  try {
+    const clientId = `${site.loopbackOrigin}/client.json`;
+    const redirectUri = `${site.loopbackOrigin}/callback`;
+    const link = authorizeLink(clientId, redirectUri);
+    if (meta.client_id_metadata_document_supported !== true) {
+      // No documents here: the URL is an unknown client id, an error page, never a redirect.
+      const page = await env.context.newPage();
+      const res = await page.goto(link.url);
+      assert.ok(res.status() >= 400, `a document client without support: ${res.status()}`);
+      assert.equal(new URL(page.url()).origin, new URL(server).origin, 'no redirect');
+      console.log('  # the server does not advertise documents: refused as an unknown client');
+      return;
+    }
+    const { page } = await openConsent(env.context, link.url, 'E2E document client', '127.0.0.1', 'consent-cimd.png');
+    const domain = await page.locator('#client-domain').innerText();
+    assert.equal(domain, '127.0.0.1', `R59: the publishing domain: ${domain}`);
+    await page.locator('button[name="decision"][value="approve"]').click();
+    await page.waitForURL((u) => u.href.startsWith(redirectUri), { timeout: STEP_TIMEOUT_MS });
+    const landed = new URL(page.url());
+    assert.equal(landed.searchParams.get('state'), link.state);
+    const code = landed.searchParams.get('code');
+    assert.ok(code, `landed with a code: ${landed.href}`);
+    const client = { client_id: clientId };
+    const token = await exchangeCode(meta, { client, code, redirectUri, verifier: link.verifier, resource: prm.resource });
+    assert.equal(token.status, 200, `token: ${JSON.stringify(token.body)}`);
+    const who = await callWhoami(`${server}/mcp`, token.body.access_token);
+    assert.match(who, /\boctocat\b/, `whoami: ${who}`);
+    assert.deepEqual(env.offMachine, [], 'no off-machine request');
+  } finally {
+    await env.context.close();
+  }
+}
+
 const scenarios = [
   ['honest: consent page shows client + redirect host, Approve lands with code+iss, code works once', scenarioHonest],
   ['replay + tampering: replayed /callback and prefix-extended redirect_uri get error pages (A7, A10, R16)', scenarioReplayAndTamper],
   ['framing: cross-origin iframe of the consent page is blocked (A5, R29)', scenarioFraming],
   ['seed attack: evil.example client shown, no code without a click, forged approve fails (A1, A3)', scenarioSeedAttack],
   ['forwarded upstream URL: the victim lands on /callback without the binding cookie (A2)', scenarioForwardedUpstreamUrl],
+  ['metadata document client: consent names the publishing domain, the flow completes (R57, R59)', scenarioMetadataDocument],
 ];
 
 const site = await startSite();

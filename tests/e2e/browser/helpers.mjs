@@ -123,6 +123,18 @@ export async function startSite() {
     const u = new URL(req.url, 'http://x');
     const html = (status, body) => res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' }).end(page(body));
     if (u.pathname === '/callback') return html(200, '<p>Signed in. You can close this window.</p>');
+    if (u.pathname === '/client.json') {
+      // A Client ID Metadata Document (R57) for this site's loopback origin.
+      const origin = `http://127.0.0.1:${srv.address().port}`;
+      const doc = {
+        client_id: `${origin}/client.json`,
+        client_name: 'E2E document client',
+        redirect_uris: [`${origin}/callback`],
+        grant_types: ['authorization_code', 'refresh_token'],
+        token_endpoint_auth_method: 'none',
+      };
+      return res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=600' }).end(JSON.stringify(doc));
+    }
     if (u.pathname === '/frameable') return html(200, '<p>frameable</p>');
     if (u.pathname === '/embed') {
       // A "game page" framing the consent page (A5) next to a frameable control.
