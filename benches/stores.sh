@@ -43,7 +43,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=8
 CONCURRENCY=32
-ROUNDS=2
+ROUNDS=3
 GRANTS=100000
 RESTARTS=5
 PEER=1
@@ -74,7 +74,7 @@ OUT=target/bench-stores
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
 : >"$RESULTS"
-WORK=$(mktemp -d "$OUT/run.XXXXXX")
+WORK=$(mktemp -d "$PWD/$OUT/run.XXXXXX")
 PIDS=()
 stop() { # PID: SIGTERM, then SIGKILL after 5 s
   kill "$1" 2>/dev/null || return 0
@@ -156,6 +156,25 @@ export CONSENT_GATE_KEY
 
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== versions: $(rustc --version); redis-server $(redis-server --version | grep -o 'v=[0-9.]*'); ${PEER_VERSIONS:-no peer}"
+# The disk under both file stores: what one fsync costs here (SQLite's FULL commits and
+# FastMCP's FileTreeStore both fsync every write).
+FSYNC=$(python3 - "$WORK" <<'EOF'
+import os, statistics, sys, time
+path = os.path.join(sys.argv[1], "fsync-probe")
+t = []
+with open(path, "wb") as f:
+    for _ in range(200):
+        f.write(b"x" * 4096)
+        f.flush()
+        t0 = time.perf_counter()
+        os.fsync(f.fileno())
+        t.append((time.perf_counter() - t0) * 1e3)
+os.unlink(path)
+t.sort()
+print("fsync of a 4 KiB append: median %.2f ms, p99 %.2f ms (200 samples)" % (statistics.median(t), t[197]))
+EOF
+)
+echo "== disk: $FSYNC"
 echo "== settings: ${DURATION}s per measurement, $CONCURRENCY connections, $ROUNDS rounds, pinning: servers '${SRV[*]:-none}', generators '${GEN[*]:-none}', nice $(nice)"
 
 record() { # ROUND SERVER METRIC LINE: one RESULT line of the flows driver
@@ -170,13 +189,25 @@ record() { # ROUND SERVER METRIC LINE: one RESULT line of the flows driver
     "$2" "$3" "${rate:-0}" "${p50:-0}" "${p99:-0}" "${ok:-0}" "${errors:-?}" "$(load)"
 }
 
-drive() { # ROUND NAME BASE: the three measurements against one running server
-  local round=$1 name=$2 base=$3 line half=$((DURATION / 2))
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # PID: utime + stime, in clock ticks
+HZ=$(getconf CLK_TCK)
+drive() { # ROUND NAME BASE PID: the three measurements against one running server
+  local round=$1 name=$2 base=$3 pid=$4 line half=$((DURATION / 2)) c0 r0 ok cpu rcpu
   line=$("${GEN[@]}" "$FLOWS" pages --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT' || true)
   record "$round" "$name" pages "$line"
   sleep 1
+  c0=$(ticks "$pid") r0=$(ticks "$REDIS_PID")
   line=$("${GEN[@]}" "$FLOWS" flows --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT' || true)
   record "$round" "$name" flows "$line"
+  # CPU per complete flow (the server process; redis-server's own beside it): how much of
+  # a flow is work on the server's core, and how much is waiting (fsync, the network).
+  ok=$(sed -n 's/.* ok=\([0-9]*\).*/\1/p' <<<"$line")
+  if [ "${ok:-0}" -gt 0 ]; then
+    cpu=$(( ($(ticks "$pid") - c0) * 1000000 / HZ / ok ))
+    rcpu=$(( ($(ticks "$REDIS_PID") - r0) * 1000000 / HZ / ok ))
+    printf '%s\t%s\tcpu_us_per_flow\t%s\t%s\t0\t0\t%s\n' "$round" "$name" "$cpu" "$rcpu" "$(load)" >>"$RESULTS"
+    echo "    CPU per flow: server $cpu us, redis-server $rcpu us"
+  fi
   sleep 1
   line=$("${GEN[@]}" "$FLOWS" flows --base "$base" --concurrency 1 --duration "$half" --max 1000000 | grep '^RESULT' || true)
   record "$round" "$name" flows_c1 "$line"
@@ -194,7 +225,7 @@ run_ours() { # ROUND BACKEND: a fresh example server on a fresh store
   pid=$!
   PIDS+=("$pid")
   wait_http "http://127.0.0.1:$port/.well-known/oauth-authorization-server"
-  drive "$round" "ours-$backend" "http://127.0.0.1:$port"
+  drive "$round" "ours-$backend" "http://127.0.0.1:$port" "$pid"
   case "$backend" in
     sqlite) echo "    sqlite file after the run: $(du -skc "$WORK/ours-$round.sqlite3"* | tail -1 | cut -f1) KiB (with -wal/-shm)" ;;
     redis) echo "    redis after the run: $(rcli dbsize) keys, $(rcli info memory | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p') used" ;;
@@ -218,7 +249,7 @@ run_peer() { # ROUND BACKEND: a fresh FastMCP OAuthProxy and its fake upstream
   PIDS+=("$pid")
   wait_http "http://127.0.0.1:$port/.well-known/oauth-authorization-server"
   if [ "$round" = 1 ]; then grep '^peer:' "$WORK/peer-$backend-$round.log" | sed 's/^/    /' || true; fi
-  drive "$round" "peer-$backend" "http://127.0.0.1:$port"
+  drive "$round" "peer-$backend" "http://127.0.0.1:$port" "$pid"
   case "$backend" in
     default) echo "    FastMCP data directory after the run: $(find "$FASTMCP_HOME" -type f | wc -l) files, $(du -sk "$FASTMCP_HOME" | cut -f1) KiB" ;;
     redis) echo "    redis after the run: $(rcli dbsize) keys, $(rcli info memory | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p') used" ;;
@@ -286,11 +317,15 @@ def med(server, metric, i):
     v = runs.get((server, metric))
     return statistics.median(x[i] for x in v) if v else 0.0
 for server in ["ours-memory", "ours-sqlite", "ours-redis", "peer-default", "peer-redis"]:
-    for metric in ["pages", "flows", "flows_c1"]:
+    for metric in ["pages", "flows", "flows_c1", "cpu_us_per_flow"]:
         v = runs.get((server, metric))
         if not v:
             continue
         rates = sorted(x[0] for x in v)
+        if metric == "cpu_us_per_flow":
+            print("  %-12s CPU per flow: server median %.0f us [%s], redis-server median %.0f us"
+                  % (server, med(server, metric, 0), " ".join("%.0f" % x for x in rates), med(server, metric, 1)))
+            continue
         print("  %-12s %-8s rate median %9.1f/s [%s]  p50 %8.2f ms  p99 %8.2f ms  errors %s"
               % (server, metric, med(server, metric, 0), " ".join("%.1f" % x for x in rates),
                  med(server, metric, 1), med(server, metric, 2), ",".join(x[3] for x in v)))
@@ -306,10 +341,11 @@ restarts = {}
 for r in rows:
     if r[0] == "restart" and r[1] != "file_kib":
         kv = dict(x.split("=") for x in r[3].split())
-        restarts.setdefault(r[1], []).append((float(kv["ready_ms"]), float(kv["bearer_ok_ms"])))
+        restarts.setdefault(r[1], []).append(tuple(float(kv[k]) for k in ["ready_ms", "bearer_get_ms", "bearer_init_ms"]))
 for label, v in restarts.items():
-    print("  restart %-14s metadata after %s ms, bearer 200 after %s ms (median of %d: %.1f / %.1f)"
-          % (label, " ".join("%.1f" % x[0] for x in v), " ".join("%.1f" % x[1] for x in v), len(v),
-             statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)))
+    print("  restart %-14s from spawn, median of %d [range]: metadata %.1f ms [%.1f-%.1f], "
+          "bearer GET /mcp (405) %.1f ms [%.1f-%.1f], initialize (200) %.1f ms [%.1f-%.1f]"
+          % ((label, len(v)) + tuple(y for i in range(3) for y in (statistics.median(x[i] for x in v),
+             min(x[i] for x in v), max(x[i] for x in v)))))
 EOF
 echo "== load after: $(cut -d' ' -f1-3 /proc/loadavg); results in $RESULTS"
