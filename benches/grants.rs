@@ -42,9 +42,10 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const CLIENT_REDIRECT: &str = "http%3A%2F%2F127.0.0.1%3A9%2Fcb";
 const REGISTRATION: &[u8] = br#"{"redirect_uris":["http://127.0.0.1:9/cb"],"token_endpoint_auth_method":"none","grant_types":["authorization_code","refresh_token"],"response_types":["code"],"client_name":"consent-gate load client"}"#;
-/// The demo upstream's answers (examples/hyper_server/demo_upstream.rs): GitHub's token
-/// response shape with a demo token of the same length, and its user document verbatim.
-const TOKEN_RESPONSE: &[u8] = br#"{"access_token":"gho_demo_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef","token_type":"bearer","scope":"read:user"}"#;
+/// The demo upstream's answers (examples/hyper_server/demo_upstream.rs): a token of its
+/// length and GitHub's (`gho_` and 36 characters) in GitHub's JSON shape, and its user
+/// document verbatim.
+const TOKEN_RESPONSE: &[u8] = br#"{"access_token":"gho_16C7e42F292c6912E7710c838347Ae178B4a","token_type":"bearer","scope":"read:user"}"#;
 const USER_RESPONSE: &[u8] = br#"{"login":"octocat","id":1,"node_id":"MDQ6VXNlcjE=","avatar_url":"https://github.com/images/error/octocat_happy.gif","html_url":"https://github.com/octocat","type":"User","site_admin":false,"name":"monalisa octocat","email":null,"created_at":"2008-01-14T04:33:35Z","updated_at":"2008-01-14T04:33:35Z"}"#;
 /// The example keeps a registration this long (its `CLIENT_LIFETIME`).
 const CLIENT_LIFETIME: u64 = 90 * 24 * 3600;

@@ -8,7 +8,7 @@
 #
 #   benches/stores.sh [--duration SECS] [--concurrency N] [--rounds R] [--grants N]
 #                     [--restarts K] [--no-peer] [--no-pin]
-#   nice -n -10 benches/stores.sh          # what RESULTS.md quotes (~6 min on 2 vCPUs)
+#   nice -n -10 benches/stores.sh          # what RESULTS.md quotes (about 8 min on 2 vCPUs)
 #   benches/stores.sh --duration 3 --rounds 1 --grants 10000 --restarts 2   # a quick look
 #
 # Per round, each server in turn (ours-sqlite, peer-default, ours-redis, peer-redis,
@@ -21,6 +21,8 @@
 #             approve → upstream → callback → client redirect → POST /token), N
 #             connections, SECS seconds, p50/p99 per flow
 #   flows_c1  the same with one connection for SECS/2 seconds: latency without queueing
+# and the CPU time (utime + stime from /proc) the server and redis-server spent per flow.
+# Then once: ours-sqlite's flows at 4N connections (its flows wait on fsync, not on CPU).
 # Pinning as in load.sh: the server, its upstream and redis-server on CPU 0, the load
 # generator on CPU 1 (--no-pin turns it off). Ours keeps one fixed CONSENT_GATE_KEY for the
 # run (durable mode) and logs to /dev/null; the peer's access log is off.
@@ -29,9 +31,11 @@
 # flow under the example's configuration, stored as the example's executor stores it: the
 # grant, its refresh record, one registration per 100 grants) into a fresh SQLite file
 # through consent_gate_store::SqliteStore, then starts the example on it --restarts times
-# and reports the time from spawn to the first metadata answer and to the first 200 of a
-# bearer-protected POST /mcp with an access token of a stored grant; the same on an empty
-# file for comparison; and the file's size.
+# and reports the time from spawn to the first metadata answer and to the first answers to
+# bearer-protected requests with an access token of a stored grant (GET /mcp, answered 405
+# only after the token and its grant passed, then POST /mcp initialize, 200); the same on a
+# file with a single grant for comparison; and the file's size. The disk's fsync cost is
+# printed first (both file stores fsync every write).
 #
 # Needs: cargo, curl, python3 with venv (the peer goes into target/bench-peer/venv from
 # PyPI at the versions pinned below), redis-server + redis-cli (Debian's, installed here
@@ -69,6 +73,7 @@ FASTMCP_VERSION=4.1.6
 UVLOOP_VERSION=0.23.0
 HTTPTOOLS_VERSION=0.9.0
 REDIS_PY_VERSION=8.1.0
+PY_KEY_VALUE_VERSION=0.4.6
 TARGET=${CARGO_TARGET_DIR:-target}
 OUT=target/bench-stores
 mkdir -p "$OUT"
@@ -127,11 +132,11 @@ fi
 
 if [ "$PEER" = 1 ]; then
   VENV=target/bench-peer/venv
-  if ! "$VENV/bin/python" -c "import fastmcp, uvloop, httptools, redis; assert fastmcp.__version__ == '$FASTMCP_VERSION' and redis.__version__ == '$REDIS_PY_VERSION'" 2>/dev/null; then
+  if ! "$VENV/bin/python" -c "import fastmcp, uvloop, httptools, redis; from importlib.metadata import version as v; assert fastmcp.__version__ == '$FASTMCP_VERSION' and redis.__version__ == '$REDIS_PY_VERSION' and v('py-key-value-aio') == '$PY_KEY_VALUE_VERSION'" 2>/dev/null; then
     echo "== installing the peer: fastmcp==$FASTMCP_VERSION into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q "fastmcp==$FASTMCP_VERSION" "uvloop==$UVLOOP_VERSION" \
-      "httptools==$HTTPTOOLS_VERSION" "redis==$REDIS_PY_VERSION"
+      "httptools==$HTTPTOOLS_VERSION" "redis==$REDIS_PY_VERSION" "py-key-value-aio==$PY_KEY_VALUE_VERSION"
   fi
   PEER_VERSIONS=$("$VENV/bin/pip" list 2>/dev/null | awk 'tolower($1) ~ /^(fastmcp|py-key-value-aio|cryptography|redis|uvicorn|uvloop|httptools|mcp)$/ {printf "%s==%s ", $1, $2}')
 fi
@@ -277,6 +282,22 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+# One more for the SQLite backend: its flows wait on fsync (group commit), not on its CPU,
+# so more connections put more jobs into each commit. Not a ratio: the peer is bound by its
+# CPU (its CPU per flow times its rate is about one core), and at 4x the connections its
+# flows would pass the driver's 10 s limit per flow.
+WIDE=$((CONCURRENCY * 4 > 256 ? 256 : CONCURRENCY * 4))
+echo "== ours-sqlite at $WIDE connections, fresh server and file"
+PORT=$(free_port)
+rm -f "$WORK/wide.sqlite3"*
+"${SRV[@]}" "$SERVER" --listen "127.0.0.1:$PORT" --store "sqlite:$WORK/wide.sqlite3" >/dev/null 2>&1 &
+WIDE_PID=$!
+PIDS+=("$WIDE_PID")
+wait_http "http://127.0.0.1:$PORT/.well-known/oauth-authorization-server"
+LINE=$("${GEN[@]}" "$FLOWS" flows --base "http://127.0.0.1:$PORT" --concurrency "$WIDE" --duration "$DURATION" --max 1000000 | grep '^RESULT' || true)
+record wide ours-sqlite "flows_c$WIDE" "$LINE"
+stop "$WIDE_PID"
+
 echo "== restart with $GRANTS grants ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1-3 /proc/loadavg))"
 PORT=$(free_port)
 BASE="http://127.0.0.1:$PORT"
@@ -317,7 +338,8 @@ def med(server, metric, i):
     v = runs.get((server, metric))
     return statistics.median(x[i] for x in v) if v else 0.0
 for server in ["ours-memory", "ours-sqlite", "ours-redis", "peer-default", "peer-redis"]:
-    for metric in ["pages", "flows", "flows_c1", "cpu_us_per_flow"]:
+    wide = sorted({m for (srv, m) in runs if srv == server and m.startswith("flows_c") and m != "flows_c1"})
+    for metric in ["pages", "flows", "flows_c1", "cpu_us_per_flow"] + wide:
         v = runs.get((server, metric))
         if not v:
             continue
