@@ -21,7 +21,8 @@
 //!   before the spawn, the first `200` of the authorization-server metadata, then a
 //!   bearer-protected `GET /mcp` with that token (`405`, which the example answers only
 //!   after the bearer check and its grant passed: the server must find the grant in the
-//!   file and open it; a refused token gets `401`), then `POST /mcp` `initialize` (`200`). Polls every millisecond on
+//!   file and open it; a refused token gets `401`, checked with a forged one afterwards),
+//!   then `POST /mcp` `initialize` (`200`). Polls every millisecond on
 //!   loopback; gives up after 30 s. Stops the server with SIGTERM and waits for it.
 //!
 //! Loopback only: `--base` must be `http://127.0.0.1:PORT`.
@@ -415,6 +416,21 @@ fn restart(server: &str, pin: &str, db: &str, base: &str, token: &str) -> Res<()
     let t2 = Instant::now();
     let again_init = status(addr, &bearer);
     let warm_init = t2.elapsed();
+    // The control: with one character of the token changed the same request must get
+    // 401, or a 405 would not prove that the bearer check ran (a server that refused the
+    // method before checking the token would void the measurement).
+    let last = token.chars().last().unwrap_or('A');
+    let forged = format!(
+        "{}{}",
+        &token[..token.len() - last.len_utf8()],
+        if last == 'A' { 'B' } else { 'A' }
+    );
+    let control = status(addr, &bearer_get.replace(token, &forged));
+    if control != Some(401) {
+        return Err(format!(
+            "GET /mcp with a forged token got {control:?}, not 401"
+        ));
+    }
     println!(
         "RESTART ready_ms={:.1} bearer_get_ms={:.1} bearer_init_ms={:.1} warm_get_ms={:.2} \
          warm_init_ms={:.2} statuses={}/{}/{}/{}",
