@@ -3,13 +3,19 @@
 Configuration (printed at startup so the results can quote it):
 * `require_authorization_consent=True` (FastMCP's default: always prompt, CSRF
   double-submit, browser-binding cookie), like consent-gate's `ConsentPolicy::Always`;
-* `client_storage=MemoryStore()` (in-memory, no file store, no Fernet encryption);
+* `client_storage`, chosen by the optional third argument STORE:
+  - `memory` (the default, benches/load.sh): `MemoryStore()`, no file store, no Fernet;
+  - `default`: none given, so FastMCP builds its own default, a `FileTreeStore` (one JSON
+    file per entry) under `$FASTMCP_HOME/oauth-proxy/<key fingerprint>/` wrapped in a
+    `FernetEncryptionWrapper` (benches/stores.sh points FASTMCP_HOME at a temporary
+    directory);
+  - `redis://HOST:PORT`: py-key-value's `RedisStore(url=...)` (no encryption wrapper);
 * `jwt_signing_key` given as 32 raw bytes (no PBKDF2 derivation at startup);
 * a `StaticTokenVerifier` that knows the fake upstream's one token (no network call per
   MCP request: the peer's best case);
 * one process, uvicorn with uvloop + httptools, `json_response=True`, access log off.
 
-Usage: fastmcp_server.py PORT UPSTREAM_BASE
+Usage: fastmcp_server.py PORT UPSTREAM_BASE [memory|default|redis://HOST:PORT]
 """
 
 import logging
@@ -27,6 +33,17 @@ TOKEN = "gho_benchmarkupstreamtoken0000000000000"
 
 def main() -> None:
     port, upstream = int(sys.argv[1]), sys.argv[2].rstrip("/")
+    store = sys.argv[3] if len(sys.argv) > 3 else "memory"
+    if store == "memory":
+        client_storage, described = MemoryStore(), "MemoryStore"
+    elif store == "default":
+        client_storage, described = None, "FastMCP default (Fernet-encrypted FileTreeStore)"
+    elif store.startswith("redis://"):
+        from key_value.aio.stores.redis import RedisStore
+
+        client_storage, described = RedisStore(url=store), f"RedisStore({store})"
+    else:
+        sys.exit(f"unknown store {store!r}: memory, default or redis://HOST:PORT")
     base = f"http://127.0.0.1:{port}"
     verifier = StaticTokenVerifier(tokens={TOKEN: {"client_id": "bench-static-id", "scopes": []}})
     auth = OAuthProxy(
@@ -36,7 +53,7 @@ def main() -> None:
         upstream_client_secret="bench-static-secret",
         token_verifier=verifier,
         base_url=base,
-        client_storage=MemoryStore(),
+        client_storage=client_storage,
         jwt_signing_key=bytes(range(32)),
         require_authorization_consent=True,
     )
@@ -49,7 +66,7 @@ def main() -> None:
 
     print(
         f"peer: fastmcp {fastmcp.__version__}, OAuthProxy, require_authorization_consent=True, "
-        f"MemoryStore, StaticTokenVerifier, uvicorn {uvicorn.__version__} uvloop+httptools, 1 process",
+        f"{described}, StaticTokenVerifier, uvicorn {uvicorn.__version__} uvloop+httptools, 1 process",
         flush=True,
     )
     logging.getLogger("fastmcp").setLevel(logging.WARNING)
