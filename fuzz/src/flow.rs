@@ -40,6 +40,7 @@ pub fn world(policy: u8, faults: Faults) -> World {
         faults,
         policy,
         bounds: BOUNDS,
+        documents: false,
     })
 }
 

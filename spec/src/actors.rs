@@ -24,6 +24,10 @@ pub const EVIL_REDIRECT: &str = "https://evil.example/cb";
 /// The redirect URI the attacker puts into a link for the honest client (A10): it starts
 /// with the honest registration but names a host the attacker owns.
 pub const TRICK_REDIRECT: &str = "https://app.example.evil.example/cb";
+/// Where the attacker publishes its clients' metadata documents (`{n}` its number), when
+/// the gate accepts documents: the attacker owns the domain, so the document may say
+/// anything it likes but is verified to come from there.
+pub const EVIL_DOCUMENT: &str = "https://evil.example/clients/";
 /// The cross-site origin of the attacker's auto-submitting form.
 pub const EVIL_ORIGIN: &str = "https://evil.example";
 
@@ -38,6 +42,7 @@ pub(crate) fn build_server(setup: &Setup) -> (Arc<Gate>, Arc<FakeGithub>) {
         policy: setup.policy,
         upstream_issuer: false,
         faults: setup.faults,
+        metadata_documents: setup.documents,
         ..GateSetup::default()
     }
     .build();

@@ -13,8 +13,8 @@ use url::form_urlencoded::Serializer;
 
 use crate::action::{Action, Outcome, Refusal};
 use crate::actors::{
-    EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, TRICK_REDIRECT, build_server, push_new,
-    query_param,
+    EPOCH, EVIL_DOCUMENT, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, TRICK_REDIRECT,
+    build_server, push_new, query_param,
 };
 use crate::entropy::Draws;
 use crate::kit::{self, FakeGithub, Faults, Nav};
@@ -217,18 +217,29 @@ impl World {
     /// `POST /register` by the attacker, then a link for the new client.
     fn register(&mut self) -> Outcome {
         let gate = self.server.gate.clone();
-        let body = registration(EVIL_REDIRECT, "Totally Legit Assistant");
-        let mut draws = self.draws(Minter::Registrar);
-        let result = gate.register(body.as_bytes(), self.now, &mut draws);
-        self.drew(Minter::Registrar, &draws);
+        let n = u16::try_from(self.attacker_clients.len()).unwrap_or(u16::MAX);
+        let result = if self.server.setup.documents {
+            // The attacker publishes a metadata document on its own domain; the host
+            // fetched it (no draws: a document's id is its URL) and stores the client.
+            let url = format!("{EVIL_DOCUMENT}{n}.json");
+            let doc = format!(
+                r#"{{"client_id":"{url}","client_name":"Totally Legit Assistant","redirect_uris":["{EVIL_REDIRECT}"],"grant_types":["authorization_code","refresh_token"]}}"#
+            );
+            let accepted = gate.accept_metadata_document(&url, doc.as_bytes(), None, self.now);
+            accepted
+        } else {
+            let body = registration(EVIL_REDIRECT, "Totally Legit Assistant");
+            let mut draws = self.draws(Minter::Registrar);
+            let result = gate.register(body.as_bytes(), self.now, &mut draws);
+            self.drew(Minter::Registrar, &draws);
+            result.map(|reg| reg.record)
+        };
         match result {
-            Ok(reg) => {
+            Ok(record) => {
                 self.spend_nonce();
                 self.left.attacker_clients -= 1;
-                let n = u16::try_from(self.attacker_clients.len()).unwrap_or(u16::MAX);
-                self.attacker_clients
-                    .push(Arc::from(reg.record.client_id()));
-                let _created = self.store.apply(reg);
+                self.attacker_clients.push(Arc::from(record.client_id()));
+                self.store.apply_op(consent_gate::Op::put(&record));
                 Arc::make_mut(&mut self.links).push(Link {
                     client: LinkClient::Attacker(n),
                     redirect_uri: EVIL_REDIRECT.into(),

@@ -156,6 +156,9 @@ pub struct Setup {
     pub policy: ConsentPolicy,
     /// How far the world may go.
     pub bounds: Bounds,
+    /// The gate accepts Client ID Metadata Documents, and the attacker's clients are
+    /// documents it publishes on its own domain instead of registrations (R57).
+    pub documents: bool,
 }
 
 impl Setup {
@@ -175,6 +178,7 @@ impl Setup {
             faults,
             policy,
             bounds: Bounds::CI,
+            documents: false,
         }
     }
 }

@@ -34,6 +34,7 @@ fn world_for(s: &Spec, faults: Faults) -> World {
         faults,
         policy: s.policy,
         bounds: BOUNDS,
+        documents: false,
     })
 }
 
