@@ -27,7 +27,7 @@ pub const TRICK_REDIRECT: &str = "https://app.example.evil.example/cb";
 /// Where the attacker publishes its clients' metadata documents (`{n}` its number), when
 /// the gate accepts documents: the attacker owns the domain, so the document may say
 /// anything it likes but is verified to come from there.
-pub const EVIL_DOCUMENT: &str = "https://evil.example/clients/";
+pub(crate) const EVIL_DOCUMENT: &str = "https://evil.example/clients/";
 /// The cross-site origin of the attacker's auto-submitting form.
 pub const EVIL_ORIGIN: &str = "https://evil.example";
 

@@ -225,8 +225,7 @@ impl World {
             let doc = format!(
                 r#"{{"client_id":"{url}","client_name":"Totally Legit Assistant","redirect_uris":["{EVIL_REDIRECT}"],"grant_types":["authorization_code","refresh_token"]}}"#
             );
-            let accepted = gate.accept_metadata_document(&url, doc.as_bytes(), None, self.now);
-            accepted
+            gate.accept_metadata_document(&url, doc.as_bytes(), None, self.now)
         } else {
             let body = registration(EVIL_REDIRECT, "Totally Legit Assistant");
             let mut draws = self.draws(Minter::Registrar);
