@@ -10,6 +10,7 @@ use crate::cookie::{self, BrowserContext};
 use crate::crypto::Sealed;
 use crate::crypto::{StoreKey, UpstreamCode, UpstreamToken, ct_eq, sha256_labeled};
 use crate::error::{CallbackError, UpstreamError};
+use crate::openid::{IdTokenExpectation, IdTokenPolicy, check_id_token};
 use crate::params::{ParamError, Params, append_pair, is_vschar_or_space};
 use crate::reply::{ClientRedirect, HttpRequest, UpstreamResponse};
 use crate::upstream::{TransactionRecord, binding_cookie_name};
@@ -83,8 +84,18 @@ pub struct VerifiedCallback {
     user_endpoint: String,
     issuer: String,
     clear_cookie: String,
+    /// An OpenID upstream's ID-token check, ready to run on the token response (R67).
+    id_token: Option<IdTokenCheck>,
     #[cfg(consent_gate_faults)]
     reinsert: Option<TransactionRecord>,
+}
+
+/// What the ID token of this callback's token response must say.
+struct IdTokenCheck {
+    policy: IdTokenPolicy,
+    client_id: String,
+    nonce: String,
+    now: UnixTime,
 }
 
 impl fmt::Debug for VerifiedCallback {
@@ -132,10 +143,19 @@ impl Gate {
             return Err(CallbackError::BindingMismatch);
         }
         let up = &self.config.upstream;
-        if let (Some(expected), Some(got)) = (&up.issuer, &callback.iss) {
-            if expected != got {
+        // Mix-up (R67): the trip was sent to the upstream configured now, and the callback
+        // names it when it names any issuer, as it must where the provider says it does.
+        if !ct_eq(&txn.upstream_hash, &self.upstream_hash()) {
+            return Err(CallbackError::IssuerMismatch);
+        }
+        match (&up.issuer, &callback.iss) {
+            (Some(expected), Some(got)) if expected != got => {
                 return Err(CallbackError::IssuerMismatch);
             }
+            (_, None) if up.require_callback_issuer => {
+                return Err(CallbackError::IssuerMismatch);
+            }
+            _ => {}
         }
         #[cfg(consent_gate_faults)]
         let reinsert = self.config.faults().state_reusable.then(|| txn.clone());
@@ -171,6 +191,12 @@ impl Gate {
             "code_verifier",
             self.upstream_verifier(&callback.state).as_str(),
         );
+        let id_token = up.id_token.as_ref().map(|policy| IdTokenCheck {
+            policy: policy.clone(),
+            client_id: up.client_id.clone(),
+            nonce: self.upstream_nonce(&callback.state).as_str().to_owned(),
+            now,
+        });
         let token_request = HttpRequest {
             method: "POST",
             url: up.token_endpoint.clone(),
@@ -191,6 +217,7 @@ impl Gate {
             user_endpoint: up.user_endpoint.clone(),
             issuer: self.config.issuer.clone(),
             clear_cookie: cookie::clear(self.config.cookie_mode, &name),
+            id_token,
             #[cfg(consent_gate_faults)]
             reinsert,
         })
@@ -244,14 +271,36 @@ impl VerifiedCallback {
         self,
         response: UpstreamResponse<'_>,
     ) -> Result<UpstreamAuthenticated, CallbackError> {
-        match parse_token_response(&response) {
-            Ok(tokens) => Ok(UpstreamAuthenticated {
-                upstream_token: tokens.access_token,
-                upstream_expires_in: tokens.expires_in,
-                callback: self,
-            }),
-            Err(e) => Err(self.fail(e)),
-        }
+        let tokens = match parse_token_response(&response) {
+            Ok(tokens) => tokens,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let id_subject = match &self.id_token {
+            None => None,
+            Some(check) => {
+                let expect = IdTokenExpectation {
+                    policy: &check.policy,
+                    client_id: &check.client_id,
+                    nonce: &check.nonce,
+                    now: check.now,
+                };
+                let checked = tokens
+                    .id_token
+                    .as_deref()
+                    .ok_or(UpstreamError::IdToken("missing"))
+                    .and_then(|t| check_id_token(t, &expect));
+                match checked {
+                    Ok(claims) => Some(claims.subject),
+                    Err(e) => return Err(self.fail(e)),
+                }
+            }
+        };
+        Ok(UpstreamAuthenticated {
+            upstream_token: tokens.access_token,
+            upstream_expires_in: tokens.expires_in,
+            id_subject,
+            callback: self,
+        })
     }
 }
 
@@ -262,6 +311,8 @@ pub struct UpstreamAuthenticated {
     callback: VerifiedCallback,
     upstream_token: UpstreamToken,
     upstream_expires_in: Option<u64>,
+    /// The `sub` of a checked ID token (OpenID upstreams): the user document must agree.
+    id_subject: Option<String>,
 }
 
 impl fmt::Debug for UpstreamAuthenticated {
@@ -295,9 +346,17 @@ impl UpstreamAuthenticated {
         &self.callback.details
     }
 
-    /// For code issuance: the verified callback, the upstream token and its lifetime.
-    pub(crate) fn into_parts(self) -> (VerifiedCallback, UpstreamToken, Option<u64>) {
-        (self.callback, self.upstream_token, self.upstream_expires_in)
+    /// For code issuance: the verified callback, the upstream token, its lifetime, and
+    /// the ID token's `sub` when there was one.
+    pub(crate) fn into_parts(
+        self,
+    ) -> (VerifiedCallback, UpstreamToken, Option<u64>, Option<String>) {
+        (
+            self.callback,
+            self.upstream_token,
+            self.upstream_expires_in,
+            self.id_subject,
+        )
     }
 }
 

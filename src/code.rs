@@ -9,7 +9,7 @@ use crate::at_rest::{Ciphertext, UserData};
 use crate::authorize::AuthorizationDetails;
 use crate::callback::UpstreamAuthenticated;
 use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey, UNSEALED, b64, fresh32};
-use crate::error::CallbackError;
+use crate::error::{CallbackError, UpstreamError};
 use crate::register::ClientRecord;
 use crate::reply::UpstreamResponse;
 use crate::reply::{ClientRedirect, Reply};
@@ -127,7 +127,8 @@ impl Gate {
         now: UnixTime,
         entropy: &mut (impl Entropy + ?Sized),
     ) -> Result<CodeIssued, CallbackError> {
-        let (callback, upstream_token, upstream_expires_in) = authenticated.into_parts();
+        let (callback, upstream_token, upstream_expires_in, id_subject) =
+            authenticated.into_parts();
         let details = callback.details();
         let still_registered = client.is_some_and(|c| {
             c.mac_is_valid(&self.config.keys)
@@ -144,6 +145,14 @@ impl Gate {
             Ok(u) => u,
             Err(e) => return Err(callback.fail(e)),
         };
+        // OpenID Connect Core §5.3.2: the userinfo's `sub` must be the ID token's, or none
+        // of the userinfo may be used (R67).
+        if let Some(sub) = id_subject {
+            let prefix = &self.config.upstream.subject_prefix;
+            if user.subject.strip_prefix(prefix.as_str()) != Some(sub.as_str()) {
+                return Err(callback.fail(UpstreamError::SubjectMismatch));
+            }
+        }
         let (details, clear_cookie) = callback.into_parts();
         let code = b64(&fresh32(entropy));
         let grant_seed = fresh32(entropy);

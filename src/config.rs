@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::cookie::CookieMode;
 use crate::crypto::{ClientSecret, Keys};
 use crate::error::ConfigError;
+use crate::openid::{IdTokenPolicy, ProviderMetadata};
 use crate::page::UpstreamPiece;
 use crate::params::{append_pair, start_query};
 use crate::scope::ScopeSet;
@@ -84,6 +85,16 @@ pub struct UpstreamConfig {
     pub scopes: Vec<String>,
     /// Prefix of subjects (`github:` + the numeric user id).
     pub subject_prefix: String,
+    /// An OpenID provider: `nonce` is sent, and the token response must carry an ID token
+    /// that passes these checks; the user document's `sub` must equal its `sub` (R67).
+    pub id_token: Option<IdTokenPolicy>,
+    /// The callback must carry RFC 9207 `iss` (set when the provider advertises
+    /// `authorization_response_iss_parameter_supported`; R67).
+    pub require_callback_issuer: bool,
+    /// Further authorization-request parameters, sent as they are (Google's
+    /// `access_type=offline` and `prompt=consent`, `hd`; R68). The parameters the gate
+    /// sets itself are refused here ([`ConfigBuilder::build`]).
+    pub authorize_params: Vec<(String, String)>,
 }
 
 impl UpstreamConfig {
@@ -100,6 +111,80 @@ impl UpstreamConfig {
             client_secret,
             scopes: vec!["read:user".into()],
             subject_prefix: "github:".into(),
+            id_token: None,
+            require_callback_issuer: false,
+            authorize_params: Vec::new(),
+        }
+    }
+
+    /// Google, as an OpenID provider with its published endpoints (docs/upstreams.md#google):
+    /// scopes `openid email profile`; `access_type=offline` and `prompt=consent`, so that
+    /// every sign-in yields an upstream refresh token (R68); ID tokens from
+    /// `https://accounts.google.com` or the legacy `accounts.google.com`. Subjects are
+    /// `google:` + `sub`.
+    pub fn google(client_id: impl Into<String>, client_secret: ClientSecret) -> Self {
+        let issuer = "https://accounts.google.com";
+        let mut policy = IdTokenPolicy::new(issuer);
+        policy.issuers.push("accounts.google.com".into());
+        Self {
+            display_name: "Google".into(),
+            // Google sends `iss` on callbacks without advertising it: checked when
+            // present, not required (docs/upstreams.md#google).
+            issuer: Some(issuer.into()),
+            authorize_endpoint: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+            token_endpoint: "https://oauth2.googleapis.com/token".into(),
+            user_endpoint: "https://openidconnect.googleapis.com/v1/userinfo".into(),
+            client_id: client_id.into(),
+            client_secret,
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            subject_prefix: "google:".into(),
+            id_token: Some(policy),
+            require_callback_issuer: false,
+            authorize_params: vec![
+                ("access_type".into(), "offline".into()),
+                ("prompt".into(), "consent".into()),
+            ],
+        }
+    }
+
+    /// Restricts sign-in to one Google Workspace domain: `hd` is sent as a hint, and the
+    /// ID token's `hd` claim must equal it (the hint alone restricts nothing; R68).
+    pub fn hosted_domain(mut self, domain: impl Into<String>) -> Self {
+        let domain = domain.into();
+        self.authorize_params.retain(|(k, _)| k != "hd");
+        self.authorize_params.push(("hd".into(), domain.clone()));
+        if let Some(policy) = &mut self.id_token {
+            policy.hosted_domain = Some(domain);
+        }
+        self
+    }
+
+    /// Any OpenID provider, from its checked discovery document
+    /// ([`ProviderMetadata::parse`]): scopes `openid`; the callback must carry `iss` when
+    /// the document says the provider sends it. Subjects are the issuer's host, `:`, and
+    /// `sub`.
+    pub fn openid(
+        provider: &ProviderMetadata,
+        client_id: impl Into<String>,
+        client_secret: ClientSecret,
+    ) -> Self {
+        let host = url::Url::parse(&provider.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        Self {
+            display_name: host.clone(),
+            issuer: Some(provider.issuer.clone()),
+            authorize_endpoint: provider.authorization_endpoint.clone(),
+            token_endpoint: provider.token_endpoint.clone(),
+            user_endpoint: provider.userinfo_endpoint.clone(),
+            client_id: client_id.into(),
+            client_secret,
+            scopes: vec!["openid".into()],
+            subject_prefix: format!("{host}:"),
+            id_token: Some(IdTokenPolicy::new(provider.issuer.clone())),
+            require_callback_issuer: provider.iss_parameter_supported,
+            authorize_params: Vec::new(),
         }
     }
 
@@ -122,7 +207,16 @@ impl UpstreamConfig {
             client_secret,
             scopes: Vec::new(),
             subject_prefix: String::new(),
+            id_token: None,
+            require_callback_issuer: false,
+            authorize_params: Vec::new(),
         }
+    }
+
+    /// Who this upstream is, for the transaction record (R67: mix-up): its issuer, or its
+    /// token endpoint when it names none.
+    pub(crate) fn identity(&self) -> &str {
+        self.issuer.as_deref().unwrap_or(&self.token_endpoint)
     }
 }
 
@@ -485,6 +579,33 @@ impl ConfigBuilder {
         );
         if !upstream_scope.is_empty() {
             append_pair(&mut upstream_authorize_prefix, "scope", &upstream_scope);
+        }
+        for (name, value) in &self.upstream.authorize_params {
+            // The gate's own parameters, and `resource`: the MCP client's resource is ours,
+            // never the upstream's (R68: Azure refuses one it does not know).
+            const OURS: [&str; 9] = [
+                "response_type",
+                "client_id",
+                "redirect_uri",
+                "scope",
+                "state",
+                "code_challenge",
+                "code_challenge_method",
+                "nonce",
+                "resource",
+            ];
+            if name.is_empty() || OURS.contains(&name.as_str()) {
+                return Err(ConfigError::InvalidUpstream("authorize_params"));
+            }
+            append_pair(&mut upstream_authorize_prefix, name, value);
+        }
+        if self
+            .upstream
+            .id_token
+            .as_ref()
+            .is_some_and(|p| p.issuers.is_empty())
+        {
+            return Err(ConfigError::InvalidUpstream("id_token.issuers"));
         }
         Ok(Config {
             issuer,

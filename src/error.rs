@@ -192,7 +192,9 @@ pub enum CallbackError {
     /// This browser does not hold the binding cookie of the browser that consented (R35, A2, A6).
     #[error("this sign-in was started in a different browser")]
     BindingMismatch,
-    /// `iss` is present and differs from the upstream's issuer (RFC 9207, A13).
+    /// `iss` is present and differs from the upstream's issuer, or is missing although the
+    /// provider advertises it, or the transaction was sent to another upstream than the
+    /// one configured now (RFC 9207, A13, R67: mix-up).
     #[error("callback from an unexpected issuer")]
     IssuerMismatch,
     /// The transaction record failed its MAC: the store was edited.
@@ -282,6 +284,38 @@ pub enum UpstreamError {
     /// The host could not reach the upstream (connection error or timeout).
     #[error("upstream unreachable")]
     Unreachable,
+    /// An OpenID provider's ID token is missing or fails a check (R67); the check named.
+    #[error("upstream ID token refused: {0}")]
+    IdToken(&'static str),
+    /// The userinfo document names another user than the ID token (OpenID Connect Core
+    /// §5.3.2).
+    #[error("upstream user document names another subject than the ID token")]
+    SubjectMismatch,
+}
+
+/// Why an OpenID provider's discovery document was refused (R67). It is read when the
+/// host starts, before any client is served: these never reach a client.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum DiscoveryError {
+    /// The provider answered with an HTTP status other than 200.
+    #[error("discovery document: HTTP {0}")]
+    Status(u16),
+    /// Not a JSON object of the expected members, or too large.
+    #[error("discovery document is malformed")]
+    Malformed,
+    /// The document's `issuer` is not, byte for byte, the issuer asked for.
+    #[error("discovery document names another issuer")]
+    IssuerMismatch,
+    /// A required endpoint is missing or not an absolute URL.
+    #[error("discovery document: `{0}` missing or not an absolute URL")]
+    Endpoint(&'static str),
+    /// `response_types_supported` lacks `code`.
+    #[error("the provider does not offer the authorization-code flow")]
+    NoCodeFlow,
+    /// `code_challenge_methods_supported` lacks `S256`.
+    #[error("the provider does not offer PKCE S256")]
+    NoPkce,
 }
 
 /// Why a `POST /token` was refused (RFC 6749 §5.2).
@@ -480,6 +514,10 @@ pub enum ConfigError {
     /// A lifetime is zero or out of range.
     #[error("lifetime `{0}` is out of range")]
     InvalidLifetime(&'static str),
+    /// An upstream setting is inconsistent (an extra authorization parameter the gate sets
+    /// itself, an ID-token policy without issuers).
+    #[error("upstream setting `{0}` is invalid")]
+    InvalidUpstream(&'static str),
 }
 
 /// An error whose answer changes nothing in the store: its page or JSON reply.

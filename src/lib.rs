@@ -202,6 +202,7 @@ mod messages;
 mod page;
 mod error;
 mod upstream_json;
+mod openid;
 mod config;
 mod metadata;
 // The steps, in the order of the chain of proofs: each mints its proof type, and its
@@ -241,12 +242,13 @@ pub use crypto::{
     ClientSecret, Entropy, Keys, RecordMac, ServerKey, StoreKey, UpstreamCode, UpstreamToken,
 };
 pub use error::{
-    AuthorizeError, BearerError, CallbackError, ConfigError, ConsentError, RegistrationError,
-    TokenError, UpstreamError,
+    AuthorizeError, BearerError, CallbackError, ConfigError, ConsentError, DiscoveryError,
+    RegistrationError, TokenError, UpstreamError,
 };
 pub use grant::{GrantRecord, RefreshRecord};
 pub use messages::Language;
 pub use metadata::paths;
+pub use openid::{IdTokenPolicy, MAX_DISCOVERY_DOCUMENT, MAX_ID_TOKEN, ProviderMetadata};
 pub use params::ParamError;
 pub use redirect::{RedirectUri, RedirectUriError};
 pub use register::{ClientRecord, MAX_REGISTRATION_BODY, Registered, TokenAuthMethod};

@@ -75,16 +75,20 @@ pub struct TransactionRecord {
     pub(crate) key: StoreKey,
     pub(crate) details: AuthorizationDetails,
     pub(crate) binding_hash: [u8; 32],
+    /// A hash of the upstream this trip was sent to (R67: mix-up; checked on the callback).
+    pub(crate) upstream_hash: [u8; 32],
     pub(crate) expires_at: UnixTime,
     pub(crate) mac: RecordMac,
 }
 
 impl Sealed for TransactionRecord {
-    const LABEL: &'static str = "transaction v1";
+    const LABEL: &'static str = "transaction v2";
     fn feed(&self, w: &mut MacWriter) {
         w.fixed(&self.key.0);
         self.details.feed(w);
-        w.fixed(&self.binding_hash).u64(self.expires_at.0);
+        w.fixed(&self.binding_hash)
+            .fixed(&self.upstream_hash)
+            .u64(self.expires_at.0);
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -124,6 +128,18 @@ impl Gate {
         B64x32::encode(&w.finish())
     }
 
+    pub(crate) fn upstream_nonce(&self, state: &str) -> B64x32 {
+        // Derived like the verifier: the OpenID `nonce` is bound to this trip's `state`,
+        // which only the transaction's browser and the upstream saw (R67).
+        let mut w = self.config.keys.mac("upstream nonce");
+        w.str(state);
+        B64x32::encode(&w.finish())
+    }
+
+    pub(crate) fn upstream_hash(&self) -> [u8; 32] {
+        sha256_labeled("upstream", self.config.upstream.identity().as_bytes())
+    }
+
     /// Spends a [`ConsentGiven`] on an upstream authorization redirect: fresh `state`
     /// (256 bits, R33), upstream PKCE S256 (R37), and a binding cookie set only now, after
     /// approval (R34).
@@ -146,12 +162,16 @@ impl Gate {
             pkce_s256(self.upstream_verifier(&state).as_str()).as_str(),
         );
         append_pair(&mut location, "code_challenge_method", "S256");
+        if self.config.upstream.id_token.is_some() {
+            append_pair(&mut location, "nonce", self.upstream_nonce(&state).as_str());
+        }
         let lifetime = self.config.lifetimes.transaction;
         let key = StoreKey::derive("upstream state", state.as_bytes());
         let mut transaction = TransactionRecord {
             key,
             details,
             binding_hash: sha256_labeled("binding", binding.as_bytes()),
+            upstream_hash: self.upstream_hash(),
             expires_at: now.plus(lifetime),
             mac: UNSEALED,
         };

@@ -16,6 +16,8 @@ pub const MAX_UPSTREAM_BODY: usize = 64 * 1024;
 pub(crate) struct UpstreamTokens {
     pub(crate) access_token: UpstreamToken,
     pub(crate) expires_in: Option<u64>,
+    /// An OpenID provider's ID token, unchecked (the caller checks it, R67).
+    pub(crate) id_token: Option<String>,
 }
 
 /// Parses an upstream token response: branch on the body, not the status (GitHub answers
@@ -32,8 +34,14 @@ pub(crate) fn parse_token_response(
         ct.get(..essence.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(essence))
     };
-    const WANTED: [&str; 4] = ["access_token", "token_type", "expires_in", "error"];
-    let mut fields: [Option<Cow<'_, str>>; 4] = Default::default();
+    const WANTED: [&str; 5] = [
+        "access_token",
+        "token_type",
+        "expires_in",
+        "error",
+        "id_token",
+    ];
+    let mut fields: [Option<Cow<'_, str>>; 5] = Default::default();
     if is("application/x-www-form-urlencoded") || is("text/plain") {
         let p = Params::parse(resp.body).map_err(|_| UpstreamError::Malformed)?;
         for (slot, k) in fields.iter_mut().zip(WANTED) {
@@ -84,6 +92,7 @@ pub(crate) fn parse_token_response(
         access_token: crate::crypto::UpstreamToken::new(token),
         // Absent means "does not expire" (GitHub OAuth Apps), never "expired".
         expires_in: get("expires_in").and_then(|v| v.parse().ok()),
+        id_token: get("id_token").map(str::to_owned),
     })
 }
 

@@ -2,10 +2,12 @@
 //! [`FakeGithub`] it talks to.
 
 use consent_gate::{
-    ClientSecret, Config, ConsentPolicy, Gate, Keys, Lifetimes, ServerKey, UnixTime, UpstreamConfig,
+    ClientSecret, Config, ConsentPolicy, Gate, IdTokenPolicy, Keys, Lifetimes, ServerKey, UnixTime,
+    UpstreamConfig,
 };
 
 use super::github::{FakeGithub, UPSTREAM_CLIENT_ID, UPSTREAM_SECRET};
+use super::google::GoogleShapes;
 
 /// The core's fault switches, each re-creating a known bypass. They exist only in builds
 /// with `RUSTFLAGS="--cfg consent_gate_faults"`.
@@ -65,6 +67,11 @@ pub struct GateSetup {
     pub faults: Faults,
     /// Client ID Metadata Documents accepted (`ConfigBuilder::client_metadata_documents`).
     pub metadata_documents: bool,
+    /// The upstream is an OpenID provider in Google's shapes (`UpstreamConfig::google`'s
+    /// settings on the double's endpoints): nonce, ID token, userinfo (R67, R68).
+    pub openid: bool,
+    /// With `openid`: the Workspace domain sign-in is restricted to (`hd`).
+    pub hosted_domain: Option<&'static str>,
 }
 
 impl Default for GateSetup {
@@ -81,6 +88,8 @@ impl Default for GateSetup {
             key: SERVER_KEY,
             previous_key: None,
             metadata_documents: false,
+            openid: false,
+            hosted_domain: None,
             faults: Faults::NONE,
         }
     }
@@ -111,6 +120,11 @@ impl GateSetup {
         if !self.upstream_issuer {
             github.send_iss = None;
         }
+        if self.openid {
+            let mut google = GoogleShapes::new();
+            google.hosted_domain = self.hosted_domain.map(str::to_owned);
+            github.openid = Some(google);
+        }
         github
     }
 
@@ -134,6 +148,20 @@ impl GateSetup {
             custom.subject_prefix = "github:".into();
             custom
         };
+        if self.openid {
+            // Google's preset, on the double's endpoints and issuer.
+            let mut google =
+                UpstreamConfig::google(UPSTREAM_CLIENT_ID, ClientSecret::new(UPSTREAM_SECRET));
+            if let Some(domain) = self.hosted_domain {
+                google = google.hosted_domain(domain);
+            }
+            let mut policy = IdTokenPolicy::new(github.issuer.clone());
+            policy.hosted_domain = self.hosted_domain.map(str::to_owned);
+            upstream.scopes = google.scopes;
+            upstream.subject_prefix = google.subject_prefix;
+            upstream.authorize_params = google.authorize_params;
+            upstream.id_token = Some(policy);
+        }
         upstream.display_name = self.upstream_name.into();
         if !self.upstream_issuer {
             upstream.issuer = None;

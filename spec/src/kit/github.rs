@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use consent_gate::{HttpRequest, UpstreamResponse};
 
+use super::google::GoogleShapes;
 use super::{encode, query_params, s256};
 
 /// Our static client at the upstream.
@@ -86,6 +87,7 @@ struct GithubCode {
     user: GithubUser,
     challenge: String,
     redirect_uri: String,
+    nonce: Option<String>,
     used: bool,
 }
 
@@ -110,6 +112,8 @@ pub struct FakeGithub {
     /// `expires_in` of the tokens it issues (a GitHub App user token: 28800), or none (an
     /// OAuth App token, which never expires).
     pub token_lifetime: Option<u64>,
+    /// Answer in Google's OpenID shapes instead of GitHub's.
+    pub openid: Option<GoogleShapes>,
     callback: String,
     codes: BTreeMap<String, GithubCode>,
     tokens: BTreeMap<String, GithubUser>,
@@ -129,6 +133,7 @@ impl FakeGithub {
             fail_next_exchange: None,
             authorize_hits: 0,
             token_lifetime: None,
+            openid: None,
             callback,
             codes: BTreeMap::new(),
             tokens: BTreeMap::new(),
@@ -146,6 +151,16 @@ impl FakeGithub {
         assert_eq!(q["code_challenge_method"], "S256", "R37");
         assert_eq!(q["code_challenge"].len(), 43, "R37");
         assert!(q["state"].len() >= 22, "R33: at least 128 bits");
+        assert!(
+            !q.contains_key("resource"),
+            "R68: the MCP resource is not the upstream's"
+        );
+        if self.openid.is_some() {
+            assert!(q["scope"].split(' ').any(|s| s == "openid"));
+            assert_eq!(q["nonce"].len(), 43, "R67: a nonce per trip");
+        } else {
+            assert!(!q.contains_key("nonce"));
+        }
         q
     }
 
@@ -168,6 +183,7 @@ impl FakeGithub {
             user,
             challenge: q["code_challenge"].clone(),
             redirect_uri: q["redirect_uri"].clone(),
+            nonce: q.get("nonce").cloned(),
             used: false,
         };
         self.codes.insert(code.clone(), issued);
@@ -231,6 +247,11 @@ impl FakeGithub {
         let token = format!("gho_{:036x}", self.counter * 7919 + code.user.id);
         self.counter += 1;
         self.tokens.insert(token.clone(), code.user);
+        if let Some(google) = &self.openid {
+            let nonce = code.nonce.clone().unwrap_or_default();
+            let answer = google.token_answer(&self.issuer, code.user, &nonce, &token);
+            return HttpAnswer::json(200, answer);
+        }
         let mut answer = serde_json::json!({"access_token": token, "token_type": "bearer", "scope": "read:user"});
         if let Some(lifetime) = self.token_lifetime {
             answer["expires_in"] = lifetime.into();
@@ -251,7 +272,18 @@ impl FakeGithub {
         );
         let token = header("authorization").and_then(|(_, v)| v.strip_prefix("Bearer "));
         let lenient = |t: &str| USERS.into_iter().find(|u| lenient_token(*u) == t);
-        match token.and_then(|t| self.tokens.get(t).copied().or_else(|| lenient(t))) {
+        let user = token.and_then(|t| self.tokens.get(t).copied().or_else(|| lenient(t)));
+        if let Some(google) = &self.openid {
+            return match user {
+                Some(u) => HttpAnswer::json(200, google.userinfo(u)),
+                None => HttpAnswer::json(
+                    401,
+                    serde_json::json!({"error": "invalid_request",
+                        "error_description": "Invalid Credentials"}),
+                ),
+            };
+        }
+        match user {
             Some(u) => HttpAnswer::json(
                 200,
                 serde_json::json!({"login": u.login, "id": u.id, "node_id": "MDQ6VXNlcjE=",

@@ -245,6 +245,9 @@ impl Host {
         if let Some(record) = verified.reinsert() {
             self.store.put(record);
         }
+        if let Some(google) = &mut self.github.openid {
+            google.now = self.now;
+        }
         let answer = self.github.token(verified.token_request());
         let authenticated = verified.accept_token_response(answer.as_response())?;
         let user = self.github.user(&authenticated.user_request());

@@ -9,7 +9,8 @@
 //!   ending in [`Store::apply`];
 //! * [`Browser`]: the one cookie jar, with the Fetch Metadata of each navigation ([`Nav`]);
 //! * [`App`], [`Client`], [`ConsentFields`]: honest and attacker clients;
-//! * [`FakeGithub`]: the one upstream double, in GitHub's wire shapes;
+//! * [`FakeGithub`]: the one upstream double, in GitHub's wire shapes, or Google's OpenID
+//!   shapes ([`GoogleShapes`]) when the gate is set up for an OpenID provider;
 //! * entropy and the clock: [`SplitMix64`](crate::entropy::SplitMix64) and
 //!   [`Draws`](crate::entropy::Draws) (crate::entropy), and `UnixTime` advanced by hand.
 //!
@@ -19,6 +20,7 @@ mod browser;
 mod client;
 mod gate;
 mod github;
+mod google;
 mod host;
 mod store;
 
@@ -36,6 +38,7 @@ pub use github::{
     ATTACKER, FakeGithub, GithubUser, HttpAnswer, UPSTREAM_CLIENT_ID, UPSTREAM_SECRET, USERS,
     VICTIM,
 };
+pub use google::{GoogleShapes, Spoil};
 pub use host::{Host, Tokens, app_host};
 pub use store::Store;
 
