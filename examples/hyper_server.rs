@@ -41,7 +41,7 @@ const MAX_AGE: Duration = Duration::from_secs(300);
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-const USAGE: &str = "usage: hyper_server [--listen ADDR] [--upstream demo|github] \
+const USAGE: &str = "usage: hyper_server [--listen ADDR] [--upstream demo|github|google] \
 [--public-url URL] [--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR] \
 [--remember-consent]\nenv: CONSENT_GATE_KEY  the server key, hex, >= 32 bytes; with it the \
 default store is DIR/consent-gate.sqlite3 (DIR: .consent-gate), without it memory
@@ -117,7 +117,7 @@ type Configured = (Gate, Option<demo_upstream::DemoUpstream>);
 fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured, String> {
     let public_url = flags.get("--public-url").map(|u| u.trim_end_matches('/'));
     let (base, dev) = (public_url.unwrap_or(bound), public_url.is_none());
-    let env = |name| std::env::var(name).map_err(|_| format!("--upstream github needs {name}"));
+    let env = |name| std::env::var(name).map_err(|_| format!("this --upstream needs {name}"));
     let key = match std::env::var("CONSENT_GATE_KEY") {
         Ok(hex) => hex::decode(hex.trim()).map_err(|_| "CONSENT_GATE_KEY is not hex")?,
         Err(_) => {
@@ -139,7 +139,11 @@ fn configure(flags: &HashMap<String, String>, bound: &str) -> Result<Configured,
             let (id, secret) = (env("GITHUB_CLIENT_ID")?, env("GITHUB_CLIENT_SECRET")?);
             (UpstreamConfig::github(id, ClientSecret::new(secret)), None)
         }
-        other => return Err(format!("unknown upstream {other} (demo or github)")),
+        "google" => {
+            let (id, secret) = (env("GOOGLE_CLIENT_ID")?, env("GOOGLE_CLIENT_SECRET")?);
+            (UpstreamConfig::google(id, ClientSecret::new(secret)), None)
+        }
+        other => return Err(format!("unknown upstream {other} (demo, github or google)")),
     };
     let policy = match flags.contains_key("--remember-consent") {
         true => ConsentPolicy::Remember,

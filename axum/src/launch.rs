@@ -30,11 +30,13 @@ use crate::io::now;
 use crate::limits::{Limiter, RateLimits, limit};
 
 /// The usage line of the examples.
-pub const USAGE: &str = "flags: [--listen ADDR] [--upstream demo|github] [--public-url URL] \
+pub const USAGE: &str = "flags: [--listen ADDR] [--upstream demo|github|google|oidc] \
+[--oidc-issuer URL] [--oidc-scopes 'openid email'] [--google-hd DOMAIN] [--public-url URL] \
 [--store memory|sqlite:PATH|redis://HOST:PORT] [--state-dir DIR] [--remember-consent] \
 [--allow-loopback-cimd]
 env: CONSENT_GATE_KEY  the server key, hex, >= 32 bytes (random per process if unset: then \
-records stay in memory)";
+records stay in memory); GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_ID and \
+GOOGLE_CLIENT_SECRET, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET for those upstreams";
 
 /// Connections open at once, and from one address; the time a connection may take to
 /// send a request head (and stay idle between requests). A thousand idle sockets from one
@@ -77,7 +79,8 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let value = match flag.as_str() {
-            "--listen" | "--upstream" | "--public-url" | "--store" | "--state-dir" => args.next(),
+            "--listen" | "--upstream" | "--public-url" | "--store" | "--state-dir"
+            | "--oidc-issuer" | "--oidc-scopes" | "--google-hd" => args.next(),
             // One fault switch on, so that smoke.sh proves it catches it
             // (docs/design.md#fault-switches); in other builds an unknown argument.
             "--fault" if cfg!(consent_gate_faults) => args.next(),
@@ -127,18 +130,47 @@ pub async fn start(args: impl IntoIterator<Item = String>) -> Result<Started, St
     let store = store::open(&spec, &store::Quotas::for_one_server()).await?;
     store::spawn_sweeper(store.clone(), Duration::from_secs(60), || secs(now()));
     let callback = format!("{base}/callback");
-    let (upstream, demo) = match flag("--upstream", "demo") {
+    let which = flag("--upstream", "demo");
+    let env = |name| std::env::var(name).map_err(|_| format!("--upstream {which} needs {name}"));
+    let (upstream, demo) = match which {
         "demo" => {
             let (routes, upstream) = DemoUpstream::routes(base, &callback, &key, store.clone());
             (upstream, Some(routes))
         }
         "github" => {
-            let env =
-                |name| std::env::var(name).map_err(|_| format!("--upstream github needs {name}"));
             let (id, secret) = (env("GITHUB_CLIENT_ID")?, env("GITHUB_CLIENT_SECRET")?);
             (UpstreamConfig::github(id, ClientSecret::new(secret)), None)
         }
-        other => return Err(format!("unknown upstream {other} (demo or github)")),
+        "google" => {
+            let (id, secret) = (env("GOOGLE_CLIENT_ID")?, env("GOOGLE_CLIENT_SECRET")?);
+            let google = UpstreamConfig::google(id, ClientSecret::new(secret));
+            match flags.get("--google-hd") {
+                Some(domain) => (google.hosted_domain(domain), None),
+                None => (google, None),
+            }
+        }
+        "oidc" => {
+            let issuer = flags
+                .get("--oidc-issuer")
+                .ok_or("--upstream oidc needs --oidc-issuer URL")?;
+            let (id, secret) = (env("OIDC_CLIENT_ID")?, env("OIDC_CLIENT_SECRET")?);
+            // Fetched once at start; a provider that moves its endpoints needs a restart.
+            let provider = crate::UpstreamClient::new().discover(issuer, dev).await?;
+            let mut upstream = UpstreamConfig::openid(&provider, id, ClientSecret::new(secret));
+            if let Some(scopes) = flags.get("--oidc-scopes") {
+                upstream.scopes = scopes.split_whitespace().map(str::to_owned).collect();
+                // Without `openid` there is no ID token, and every sign-in would fail.
+                if !upstream.scopes.iter().any(|s| s == "openid") {
+                    return Err("--oidc-scopes must include openid".into());
+                }
+            }
+            (upstream, None)
+        }
+        other => {
+            return Err(format!(
+                "unknown upstream {other} (demo, github, google or oidc)"
+            ));
+        }
     };
     let policy = match flags.contains_key("--remember-consent") {
         true => ConsentPolicy::Remember,

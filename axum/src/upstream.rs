@@ -4,7 +4,7 @@
 //! (the core's [`MAX_UPSTREAM_BODY`](consent_gate::MAX_UPSTREAM_BODY)).
 
 use axum::body::Bytes;
-use consent_gate::HttpRequest;
+use consent_gate::{HttpRequest, ProviderMetadata, UpstreamResponse};
 use consent_gate_store::Answer;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::Request;
@@ -70,5 +70,38 @@ impl UpstreamClient {
         tokio::time::timeout(TIMEOUT, exchange)
             .await
             .map_err(|_| "timed out")?
+    }
+
+    /// Fetches and checks an OpenID provider's discovery document (R67) for
+    /// [`UpstreamConfig::openid`](consent_gate::UpstreamConfig::openid). The issuer is
+    /// the operator's setting, not a client's: https, or plain http to a loopback address
+    /// when `allow_loopback_http` (development, tests).
+    pub async fn discover(
+        &self,
+        issuer: &str,
+        allow_loopback_http: bool,
+    ) -> Result<ProviderMetadata, String> {
+        let url = url::Url::parse(issuer).map_err(|_| format!("issuer {issuer} is not a URL"))?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        match url.scheme() {
+            "https" => {}
+            "http" if allow_loopback_http && loopback => {}
+            _ => return Err(format!("issuer {issuer} must be https")),
+        }
+        let answer = self
+            .send(&ProviderMetadata::discovery_request(issuer))
+            .await
+            .map_err(|why| format!("discovery document of {issuer}: {why}"))?;
+        let response = UpstreamResponse {
+            status: answer.status,
+            content_type: answer.content_type.as_deref(),
+            body: &answer.body,
+        };
+        ProviderMetadata::parse(issuer, response).map_err(|e| format!("{issuer}: {e}"))
     }
 }

@@ -6,22 +6,17 @@
 //! reply (R43), a replayed callback finds nothing (A7), a stolen page cannot be approved
 //! from another origin (A3).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::Arc;
 
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::http::{Request, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use base64::Engine as _;
+use common::*;
 use consent_gate::{ClientSecret, Config, Gate, Keys, Principal, ServerKey, UpstreamConfig};
 use consent_gate_axum::ConsentGate;
-use sha2::{Digest, Sha256};
-use tower::ServiceExt as _;
-
-const ISSUER: &str = "http://127.0.0.1:8080";
-const REDIRECT: &str = "http://127.0.0.1:9999/cb";
-const VERIFIER: &str = "dBjftJeZ4CVP-mJ0kZ0GqGJVWEbvJmwOzEo2h4J5Ztmp7Q";
 
 /// The GitHub double: a returning user is waved through (no screen), the code exchange
 /// and `/user` answer in GitHub's JSON shapes.
@@ -59,18 +54,6 @@ async fn upstream() -> String {
     base
 }
 
-fn params(s: &str) -> BTreeMap<String, String> {
-    url::form_urlencoded::parse(s.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn encode(pairs: &[(&str, &str)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    s.extend_pairs(pairs);
-    s.finish()
-}
-
 /// The host of the crate docs: the router, and a handler behind the guard.
 async fn host() -> Router {
     let up = upstream().await;
@@ -96,177 +79,6 @@ async fn host() -> Router {
     Router::new()
         .route("/mcp", whoami.layer(auth.guard()))
         .merge(auth.router())
-}
-
-/// One browser: its cookies, sent with every request to us.
-#[derive(Default)]
-struct Browser(BTreeMap<String, String>);
-
-struct Got {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-impl Browser {
-    async fn send(&mut self, app: &Router, req: Request<Body>) -> Got {
-        let resp = app.clone().oneshot(req).await.unwrap();
-        for cookie in resp.headers().get_all("set-cookie") {
-            let pair = cookie.to_str().unwrap().split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            let gone = cookie.to_str().unwrap().contains("Max-Age=0");
-            if gone {
-                self.0.remove(name);
-            } else {
-                self.0.insert(name.into(), value.into());
-            }
-        }
-        let status = resp.status().as_u16();
-        let location = resp
-            .headers()
-            .get("location")
-            .map_or(String::new(), |l| l.to_str().unwrap().to_owned());
-        let body = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        Got {
-            status,
-            location,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    }
-
-    fn request(&self, method: &str, uri: &str) -> axum::http::request::Builder {
-        let cookies: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("cookie", cookies.join("; "))
-            .header("sec-fetch-site", "same-origin")
-    }
-}
-
-/// A client without a browser.
-async fn call(app: &Router, method: &str, uri: &str, body: String, ct: &str) -> Got {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", ct)
-        .body(Body::from(body))
-        .unwrap();
-    Browser::default().send(app, req).await
-}
-
-async fn register(app: &Router) -> String {
-    let json = format!(
-        r#"{{"redirect_uris":["{REDIRECT}"],"client_name":"Test","token_endpoint_auth_method":"none"}}"#
-    );
-    let got = call(app, "POST", "/register", json, "application/json").await;
-    assert_eq!(got.status, 201, "{}", got.body);
-    let v: serde_json::Value = serde_json::from_str(&got.body).unwrap();
-    v["client_id"].as_str().unwrap().to_owned()
-}
-
-fn authorize_uri(client_id: &str) -> String {
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(VERIFIER.as_bytes()));
-    let query = encode(&[
-        ("response_type", "code"),
-        ("client_id", client_id),
-        ("redirect_uri", REDIRECT),
-        ("code_challenge", &challenge),
-        ("code_challenge_method", "S256"),
-        ("state", "client-state"),
-        ("scope", "mcp"),
-        ("resource", &format!("{ISSUER}/mcp")),
-    ]);
-    format!("/authorize?{query}")
-}
-
-fn field(page: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let rest = page.split_once(&marker).expect("the form field").1;
-    rest.split('"').next().unwrap().to_owned()
-}
-
-/// The consent page in `browser`, and the form body that approves it.
-async fn approval_form(app: &Router, browser: &mut Browser, client_id: &str) -> String {
-    let get = browser.request("GET", &authorize_uri(client_id));
-    let page = browser.send(app, get.body(Body::empty()).unwrap()).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    encode(&[
-        ("tx", &field(&page.body, "tx")),
-        ("csrf", &field(&page.body, "csrf")),
-        ("decision", "approve"),
-    ])
-}
-
-/// The browser part: consent page, approval, upstream, callback; the client's code.
-async fn sign_in(app: &Router, browser: &mut Browser, client_id: &str) -> (String, String) {
-    let form = approval_form(app, browser, client_id).await;
-    let approved = browser
-        .send(
-            app,
-            browser
-                .request("POST", "/authorize")
-                .header("origin", ISSUER)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(Body::from(form))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(approved.status, 303, "{}", approved.body);
-    // The upstream, over real HTTP: it waves the returning user through.
-    let client = upstream_get(&approved.location).await;
-    let callback = client.strip_prefix(ISSUER).unwrap().to_owned();
-    let back = browser
-        .send(
-            app,
-            browser
-                .request("GET", &callback)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(back.status, 303, "{}", back.body);
-    let at_client = params(back.location.split_once('?').unwrap().1);
-    assert_eq!(at_client["state"], "client-state");
-    (at_client["code"].clone(), callback)
-}
-
-/// `GET url` on the loopback upstream; its `Location`.
-async fn upstream_get(url: &str) -> String {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<axum::body::Bytes>>();
-    let resp = client.get(url.parse().unwrap()).await.unwrap();
-    resp.headers()["location"].to_str().unwrap().to_owned()
-}
-
-async fn redeem(app: &Router, client_id: &str, code: &str) -> Got {
-    let body = encode(&[
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", REDIRECT),
-        ("client_id", client_id),
-        ("code_verifier", VERIFIER),
-        ("resource", &format!("{ISSUER}/mcp")),
-    ]);
-    call(
-        app,
-        "POST",
-        "/token",
-        body,
-        "application/x-www-form-urlencoded",
-    )
-    .await
-}
-
-async fn mcp(app: &Router, access: &str) -> Got {
-    let req = Request::builder()
-        .method("POST")
-        .uri("/mcp")
-        .header("authorization", format!("Bearer {access}"))
-        .body(Body::empty())
-        .unwrap();
-    Browser::default().send(app, req).await
 }
 
 #[tokio::test]
