@@ -52,6 +52,25 @@ impl IdTokenPolicy {
             max_age: 600,
         }
     }
+
+    /// The check the callback runs on a token response's ID token (R67): its `sub` if it
+    /// passes. Public for hosts that receive an ID token from a token endpoint themselves,
+    /// and for the fuzz crate.
+    pub fn check(
+        &self,
+        id_token: &str,
+        client_id: &str,
+        nonce: &str,
+        now: UnixTime,
+    ) -> Result<String, UpstreamError> {
+        let expect = IdTokenExpectation {
+            policy: self,
+            client_id,
+            nonce,
+            now,
+        };
+        check_id_token(id_token, &expect).map(|c| c.subject)
+    }
 }
 
 /// What an ID token told us, once checked.

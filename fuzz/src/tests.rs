@@ -23,7 +23,7 @@ use crate::surfaces::{self, Reached};
 
 type Surface = fn(&[u8]) -> Reached;
 
-const SURFACES: [(&str, Surface); 9] = [
+const SURFACES: [(&str, Surface); 10] = [
     ("authorize_query", surfaces::authorize_query),
     ("consent_form", surfaces::consent_form),
     ("callback_query", surfaces::callback_query),
@@ -33,6 +33,7 @@ const SURFACES: [(&str, Surface); 9] = [
     ("bearer_header", surfaces::bearer_header),
     ("upstream_token_response", surfaces::upstream_token_response),
     ("redirect_uri", surfaces::redirect_uri),
+    ("openid_answer", surfaces::openid_answer),
 ];
 
 fn dir(rel: &str) -> PathBuf {
@@ -659,6 +660,9 @@ fn byte_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("token_request", "seed-code-basic", s(format!("Basic {basic}\ngrant_type=authorization_code&code={}&code_verifier={VERIFIER}", fx.confidential_code_value))),
         ("token_request", "seed-refresh", s(format!("\ngrant_type=refresh_token&refresh_token={}&client_id={id}&scope=mcp", fx.refresh_token))),
         ("token_request", "seed-revoke", s(format!("\ntoken={}&token_type_hint=access_token&client_id={id}", fx.access_token))),
+        ("openid_answer", "seed-google", s(format!("{}\n{GOOGLE_DISCOVERY}", oidc_token(surfaces::OIDC_NONCE, "RS256")))),
+        ("openid_answer", "seed-other-trip", s(oidc_token("nonce-of-another-sign-in", "RS256"))),
+        ("openid_answer", "seed-alg-none", s(format!("{}\n{{}}", oidc_token(surfaces::OIDC_NONCE, "none")))),
         ("bearer_header", "seed-valid", s(format!("Bearer {}", fx.access_token))),
         ("bearer_header", "seed-a14-upstream", s("Bearer gho_16C7e42F292c6912E7710c838347Ae178B4a".into())),
         ("bearer_header", "seed-lowercase", s(format!("bearer  {}", fx.access_token))),
@@ -674,6 +678,28 @@ fn byte_seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         ("redirect_uri", "seed-a10-tricks", s("https://app.example\nhttps://app.example.evil.example/cb".into())),
         ("redirect_uri", "seed-a10-loopback", s("http://localhost/cb\nhttp://localhost.evil.example/cb".into())),
     ]
+}
+
+/// Google's discovery document, the members the core reads (docs/upstreams.md#google).
+const GOOGLE_DISCOVERY: &str = r#"{"issuer":"https://accounts.google.com","authorization_endpoint":"https://accounts.google.com/o/oauth2/v2/auth","token_endpoint":"https://oauth2.googleapis.com/token","userinfo_endpoint":"https://openidconnect.googleapis.com/v1/userinfo","revocation_endpoint":"https://oauth2.googleapis.com/revoke","response_types_supported":["code","token","id_token"],"code_challenge_methods_supported":["plain","S256"]}"#;
+
+/// An ID token in Google's shape for the fuzz surface's client, at the fixture's `NOW`.
+fn oidc_token(nonce: &str, alg: &str) -> String {
+    use base64::Engine as _;
+    let part = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let now = crate::fixture::NOW.0;
+    let claims = serde_json::json!({
+        "iss": surfaces::OIDC_ISSUER, "azp": surfaces::OIDC_CLIENT, "aud": surfaces::OIDC_CLIENT,
+        "sub": "110169484474386276334", "email": "a@example.com", "email_verified": true,
+        "nonce": nonce, "iat": now, "exp": now + 3599,
+    });
+    let header = format!(r#"{{"alg":"{alg}","kid":"k1","typ":"JWT"}}"#);
+    format!(
+        "{}.{}.{}",
+        part(header.as_bytes()),
+        part(claims.to_string().as_bytes()),
+        part(b"sig")
+    )
 }
 
 #[test]
@@ -736,6 +762,9 @@ fn committed_byte_seeds_are_current_and_reach_their_outcome() {
         ("seed-ipv6", A),
         ("seed-a10-tricks", P),
         ("seed-a10-loopback", P),
+        ("seed-google", A),
+        ("seed-other-trip", P),
+        ("seed-alg-none", R),
     ];
     for (target, name, data) in byte_seeds() {
         let committed = std::fs::read(dir(&format!("corpus/{target}/{name}"))).unwrap_or_default();

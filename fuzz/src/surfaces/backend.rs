@@ -2,6 +2,7 @@
 //! tokens at the MCP endpoint, and the upstream's responses.
 
 use super::*;
+use consent_gate::{IdTokenPolicy, ProviderMetadata, UnixTime, UpstreamError};
 
 /// `POST /register` (RFC 7591; R10–R15, A17). A registered URI must then be usable at
 /// `/authorize` exactly as registered.
@@ -351,4 +352,94 @@ fn check_upstream_failure(e: &CallbackError) {
         query_param(loc, "error").is_some_and(|c| c == "server_error" || c == "access_denied"),
         "the client learns only server_error/access_denied: {loc}"
     );
+}
+
+// --- An OpenID provider's answers (docs/upstreams.md#google) ---------------------------
+
+/// The provider the fuzzed answers claim to come from.
+pub const OIDC_ISSUER: &str = "https://accounts.google.com";
+/// Our client id there.
+pub const OIDC_CLIENT: &str = "fuzz-client.apps.googleusercontent.com";
+/// The nonce of the trip the token must belong to.
+pub const OIDC_NONCE: &str = "n-0S6_WzA2Mj-fuzz-nonce-of-this-trip-00000";
+
+fn b64_json(part: &str) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The ID token check (R67) and the discovery document's (Discovery §4.3). An accepted
+/// token must, read independently, name our issuer, us as an audience, this trip's nonce,
+/// an unexpired `exp`, a signing algorithm, and the subject the core returned; an accepted
+/// document must name exactly our issuer.
+pub fn openid_answer(data: &[u8]) -> Reached {
+    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
+    let (token, document) = (&data[..split], data.get(split + 1..).unwrap_or_default());
+    let policy = IdTokenPolicy::new(OIDC_ISSUER);
+    let token = String::from_utf8_lossy(token);
+    let reached = match policy.check(&token, OIDC_CLIENT, OIDC_NONCE, NOW) {
+        Ok(subject) => {
+            let parts: Vec<&str> = token.split('.').collect();
+            assert_eq!(parts.len(), 3, "an accepted ID token is a three-part JWS");
+            let header = b64_json(parts[0]).expect("an accepted header decodes");
+            let alg = header["alg"]
+                .as_str()
+                .expect("an accepted header names alg");
+            assert!(
+                !alg.eq_ignore_ascii_case("none"),
+                "an unsigned token accepted"
+            );
+            let c = b64_json(parts[1]).expect("accepted claims decode");
+            assert_eq!(
+                c["iss"], OIDC_ISSUER,
+                "R67: another issuer's token accepted"
+            );
+            let aud_ok = c["aud"] == OIDC_CLIENT
+                || c["aud"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == OIDC_CLIENT));
+            assert!(aud_ok, "R67: a token for another client accepted");
+            assert_eq!(c["nonce"], OIDC_NONCE, "R67: another trip's token accepted");
+            let exp = c["exp"]
+                .as_u64()
+                .expect("an accepted token has a numeric exp");
+            assert!(
+                NOW < UnixTime(exp.saturating_add(policy.leeway)),
+                "expired token accepted"
+            );
+            assert_eq!(c["sub"], subject.as_str(), "the subject is the token's sub");
+            Reached::Accepted
+        }
+        Err(UpstreamError::IdToken(
+            "too large" | "not a signed JWT" | "header" | "payload" | "unsigned",
+        )) => Reached::Rejected,
+        Err(UpstreamError::IdToken(_)) => Reached::Parsed,
+        Err(other) => panic!("an ID token refused for a reason of another kind: {other:?}"),
+    };
+    let response = UpstreamResponse {
+        status: 200,
+        content_type: Some("application/json"),
+        body: document,
+    };
+    if let Ok(m) = ProviderMetadata::parse(OIDC_ISSUER, response) {
+        let v: serde_json::Value = serde_json::from_slice(document).expect("accepted JSON");
+        assert_eq!(
+            v["issuer"], OIDC_ISSUER,
+            "R67: another issuer's document accepted"
+        );
+        for e in [
+            &m.authorization_endpoint,
+            &m.token_endpoint,
+            &m.userinfo_endpoint,
+        ] {
+            assert!(
+                url::Url::parse(e).is_ok(),
+                "an endpoint that is not a URL: {e}"
+            );
+        }
+    }
+    reached
 }

@@ -10,7 +10,10 @@
 mod backend;
 mod browser;
 
-pub use backend::{bearer_header, registration_json, token_request, upstream_token_response};
+pub use backend::{
+    OIDC_CLIENT, OIDC_ISSUER, OIDC_NONCE, bearer_header, openid_answer, registration_json,
+    token_request, upstream_token_response,
+};
 pub use browser::{authorize_query, callback_query, consent_form, cookie_header, redirect_uri};
 
 use consent_gate::{
@@ -77,7 +80,7 @@ pub fn assert_headers_clean(reply: &Reply, what: &str) {
 pub fn assert_markup_is_ours(body: &[u8], what: &str) {
     const TAGS: &[&str] = &[
         "!doctype", "html", "head", "meta", "title", "style", "body", "h1", "strong", "div", "p",
-        "span", "br", "code", "ul", "li", "form", "input", "button",
+        "span", "br", "code", "ul", "li", "form", "input", "button", "main",
     ];
     let body = String::from_utf8_lossy(body);
     for (i, _) in body.match_indices('<') {
