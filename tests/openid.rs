@@ -132,15 +132,7 @@ fn the_callbacks_iss_is_required_where_the_provider_advertises_it_r67() {
     let back = host.back_from_github(&mut browser, &app);
     // The provider's document says it sends `iss`; this callback has none (stripped, or
     // from another provider that does not send one: mix-up).
-    let stripped: String = {
-        let (base, query) = back.split_once('?').unwrap();
-        let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .filter(|(k, _)| k != "iss")
-            .collect();
-        let pairs = kept.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        format!("{base}?{}", encode(pairs))
-    };
+    let stripped = without_iss(&back);
     let strict = strict_issuer_gate(&host);
     let mut strict_host = host;
     strict_host.gate = strict;
@@ -149,6 +141,17 @@ fn the_callbacks_iss_is_required_where_the_provider_advertises_it_r67() {
         Some(CallbackError::IssuerMismatch)
     );
     assert_eq!(strict_host.store.count(Kind::Code), 0);
+}
+
+/// The callback URL without its `iss` parameter.
+fn without_iss(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap();
+    let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .filter(|(k, _)| k != "iss")
+        .collect();
+    let pairs = kept.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    format!("{base}?{}", encode(pairs))
 }
 
 /// The same gate, key and upstream, with `require_callback_issuer` on, as
@@ -229,15 +232,7 @@ fn a_transaction_sent_to_another_upstream_is_refused_on_the_callback_r67() {
     assert_ne!(issuer_of(&host.gate), moved.upstream().issuer.clone());
     host.gate = Gate::new(moved);
     // Without the callback's `iss` (which would already differ), the record decides.
-    let (base, query) = back.split_once('?').unwrap();
-    let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .filter(|(k, _)| k != "iss")
-        .collect();
-    let stripped = format!(
-        "{base}?{}",
-        encode(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-    );
+    let stripped = without_iss(&back);
     assert_eq!(
         host.callback(&mut browser, &stripped).err(),
         Some(CallbackError::IssuerMismatch)

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::Request;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use common::*;
@@ -27,11 +27,7 @@ async fn upstream() -> String {
             get(|req: Request<Body>| async move {
                 let q = params(req.uri().query().unwrap_or(""));
                 let back = format!("{ISSUER}/callback?code=gh-code&state={}", q["state"]);
-                Response::builder()
-                    .status(302)
-                    .header("location", back)
-                    .body(Body::empty())
-                    .unwrap()
+                found(back)
             }),
         )
         .route(

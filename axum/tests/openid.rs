@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::Request;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use base64::Engine as _;
@@ -56,11 +56,7 @@ fn provider(base: String, document_issuer: String) -> Router {
                         ("iss", &issuer),
                     ])
                 );
-                Response::builder()
-                    .status(302)
-                    .header("location", back)
-                    .body(Body::empty())
-                    .unwrap()
+                found(back)
             }),
         )
         .route(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
-use axum::http::Request;
+use axum::http::{Request, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt as _;
@@ -203,4 +203,13 @@ pub async fn mcp(app: &Router, access: &str) -> Got {
         .body(Body::empty())
         .unwrap();
     Browser::default().send(app, req).await
+}
+
+/// A `302` to `location` (an upstream sending the browser back).
+pub fn found(location: String) -> Response<Body> {
+    Response::builder()
+        .status(302)
+        .header("location", location)
+        .body(Body::empty())
+        .unwrap()
 }
