@@ -189,7 +189,7 @@ async fn callback(State(host): Host, request: Request<Body>) -> Response {
 }
 
 /// A back-channel request for the core; `None` when the upstream is unreachable.
-async fn send(host: &Shared, r: &HttpRequest) -> Option<Answer> {
+pub(crate) async fn send(host: &Shared, r: &HttpRequest) -> Option<Answer> {
     let sent = host.upstream.send(r).await;
     sent.inspect_err(|why| {
         let url = short(r.url.split('?').next().unwrap_or(""));

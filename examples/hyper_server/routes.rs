@@ -139,7 +139,7 @@ fn preflight(methods: &'static str) -> Reply {
 }
 
 /// A back-channel request for the core; `None` when the upstream is unreachable.
-async fn send(app: &App, r: &HttpRequest) -> Option<Answer> {
+pub(crate) async fn send(app: &App, r: &HttpRequest) -> Option<Answer> {
     let sent = app.upstream.send(r).await;
     let url = short(r.url.split('?').next().unwrap_or(""));
     sent.inspect_err(|why| warn!(event = "upstream_unreachable", %url, why))
