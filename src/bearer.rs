@@ -28,15 +28,16 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
 }
 
-/// The (client id, grant key) of a valid access token of ours, for revocation.
+/// The client id, grant key and grant secret of a valid access token of ours, for
+/// revocation (the secret opens the grant for revoking upstream too, R66).
 pub(crate) fn access_token_grant(
     gate: &Gate,
     token: &str,
     now: UnixTime,
-) -> Option<(String, StoreKey)> {
+) -> Option<(String, StoreKey, GrantSecret)> {
     let claims = gate.decode_access_token(token, now).ok()?;
     let key = claims.grant_key();
-    Some((claims.client_id, key))
+    Some((claims.client_id, key, claims.secret))
 }
 
 pub(crate) fn mint_access_token(

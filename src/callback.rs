@@ -213,7 +213,7 @@ impl Gate {
 }
 
 /// A POST of `body` to the upstream's token endpoint, in the shape every provider takes:
-/// the code exchange and the refresh (R66) alike.
+/// the code exchange and the refresh (R66) alike, and the revocation (RFC 7009).
 pub(crate) fn upstream_token_request(token_endpoint: &str, body: String) -> HttpRequest {
     HttpRequest {
         method: "POST",

@@ -348,3 +348,50 @@ fn the_upstream_refresh_token_never_leaves_the_server_r41_r65_r66() {
         assert!(String::from_utf8_lossy(&request.body).contains("refresh_token="));
     }
 }
+
+#[test]
+fn revoking_our_grant_revokes_the_upstream_grant_where_it_can_r66() {
+    // Google has an RFC 7009 endpoint: the refresh token is revoked there, and with it
+    // every upstream token of the grant.
+    for by_refresh in [true, false] {
+        let (mut host, mut browser, app) = host(true, None);
+        let tokens = host.login(&mut browser, &app);
+        let upstream = upstream_token(&host.bearer(tokens.access()).unwrap());
+        assert!(host.github.is_live(&upstream));
+        let presented = if by_refresh {
+            tokens.refresh().unwrap()
+        } else {
+            tokens.access()
+        };
+        let reply = host.revoke(&app.client, presented).unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(host.github.revocation_hits, 1);
+        assert!(!host.github.is_live(&upstream), "revoked upstream too");
+        assert!(host.github.issued_refresh_tokens().is_empty());
+        assert_eq!(
+            host.bearer(tokens.access()).err(),
+            Some(BearerError::Revoked)
+        );
+    }
+    // Another client's token, or a token that is no one's, revokes nothing, here or there.
+    let (mut host, mut browser, app) = host(true, None);
+    let tokens = host.login(&mut browser, &app);
+    let other = host.register_public("Other", "http://127.0.0.1:9/other");
+    let _ = host.revoke(&other, tokens.refresh().unwrap()).unwrap();
+    let _ = host.revoke(&app.client, "cga_not-a-token").unwrap();
+    assert_eq!(host.github.revocation_hits, 0);
+    assert!(host.bearer(tokens.access()).is_ok());
+    // GitHub has no such endpoint: nothing is sent.
+    let (mut host, mut browser, app) = host_github();
+    let tokens = host.login(&mut browser, &app);
+    let _ = host.revoke(&app.client, tokens.access()).unwrap();
+    assert_eq!(host.github.revocation_hits, 0);
+    assert_eq!(
+        host.bearer(tokens.access()).err(),
+        Some(BearerError::Revoked)
+    );
+}
+
+fn host_github() -> (Host, Browser, App) {
+    host(false, Some(600))
+}

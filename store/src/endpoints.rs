@@ -360,8 +360,21 @@ impl Endpoints {
     }
 
     /// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the
-    /// grant, deleted before the reply (the client may rely on "200 means gone").
-    pub async fn revoke(&self, body: &[u8], authorization: Option<&str>, now: UnixTime) -> Stepped {
+    /// grant, deleted before the reply (the client may rely on "200 means gone"). Where
+    /// the upstream has a revocation endpoint, its tokens in the grant are revoked there
+    /// too through `send`, after our grant is deleted (that step is then applied here, and
+    /// the one returned only replies), whatever the upstream answers (R66).
+    pub async fn revoke<F, Sent>(
+        &self,
+        body: &[u8],
+        authorization: Option<&str>,
+        now: UnixTime,
+        send: F,
+    ) -> Stepped
+    where
+        F: Fn(HttpRequest) -> Sent,
+        Sent: Future<Output = Option<Answer>>,
+    {
         let request = match RevocationRequest::parse(body, authorization) {
             Ok(request) => request,
             Err(e) => return Ok(refused(e)),
@@ -375,11 +388,31 @@ impl Endpoints {
         let (client, refresh) = (client.as_deref(), refresh.as_ref());
         match self.gate.revoke(&request, client, refresh, now) {
             Ok(revocation) => {
-                if revocation.revoke_grant.is_some() {
-                    let client_id = client.map(|c| short(c.client_id()).into_owned());
-                    info!(security = true, event = "grant_revoked", client_id);
+                let Some(key) = revocation.revoke_grant else {
+                    return Ok(after(ops, revocation.into()));
+                };
+                let client_id = client.map(|c| short(c.client_id()).into_owned());
+                info!(security = true, event = "grant_revoked", client_id);
+                // Read before it is deleted: it holds the upstream's tokens.
+                let grant: Option<GrantRecord> = self.exec.get(&key, now).await?;
+                let gate = &self.gate;
+                let upstream = gate.upstream_revocation_request(
+                    &request,
+                    client,
+                    refresh,
+                    grant.as_ref(),
+                    now,
+                );
+                let step = after(ops, revocation.into());
+                let Some(upstream) = upstream else {
+                    return Ok(step);
+                };
+                let reply = self.exec.apply(step, now).await?;
+                let answer = send(upstream).await;
+                if answer.is_none_or(|a| a.status != 200) {
+                    warn!(event = "upstream_revocation_failed");
                 }
-                Ok(after(ops, revocation.into()))
+                Ok(Step::reply(reply))
             }
             Err(e) => Ok(after(ops, refused(e))),
         }

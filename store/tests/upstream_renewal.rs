@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use consent_gate::{BearerError, GrantRecord, HttpRequest, Op, Reply, Step, UnixTime};
-use consent_gate_spec::kit::{FakeGithub, GateSetup, Host, VICTIM};
+use consent_gate::UnixTime;
+use consent_gate::{BearerError, ClientRecord, GrantRecord, HttpRequest, Op, RefreshRecord};
+use consent_gate::{Reply, Step};
+use consent_gate_spec::kit::{FakeGithub, GateSetup, Host, Tokens, VICTIM};
 use consent_gate_store::{Answer, Endpoints, MemoryStore};
 
 /// A different 8-byte pattern on every call: the salts of the renewals.
@@ -26,7 +28,25 @@ fn entropy(buf: &mut [u8]) {
 /// a lock for the `send` closures. Returns the endpoints, the double, the access token and
 /// the time the token expires.
 async fn signed_in() -> (Arc<Endpoints>, Arc<Mutex<FakeGithub>>, String, UnixTime) {
-    let mut host = Host::with(GateSetup::default());
+    let (endpoints, github, tokens, _, expires) = signed_in_with(false).await;
+    (endpoints, github, tokens.access().to_owned(), expires)
+}
+
+/// [`signed_in`] with the double in Google's shapes (`openid`), with the client's tokens
+/// and the client id, its registration and refresh records copied too.
+async fn signed_in_with(
+    openid: bool,
+) -> (
+    Arc<Endpoints>,
+    Arc<Mutex<FakeGithub>>,
+    Tokens,
+    String,
+    UnixTime,
+) {
+    let mut host = Host::with(GateSetup {
+        openid,
+        ..GateSetup::default()
+    });
     host.github.token_lifetime = Some(600);
     host.github.refresh_tokens = true;
     let client = host.register_public("Acme Agent", "http://127.0.0.1:9/cb");
@@ -36,7 +56,9 @@ async fn signed_in() -> (Arc<Endpoints>, Arc<Mutex<FakeGithub>>, String, UnixTim
     let endpoints = Endpoints::new(host.gate.clone(), Arc::new(MemoryStore::new()), entropy);
     let grants = host.store.all::<GrantRecord>();
     assert_eq!(grants.len(), 1);
-    let ops = grants.iter().map(Op::put).collect();
+    let mut ops: Vec<Op> = grants.iter().map(Op::put).collect();
+    ops.extend(host.store.all::<ClientRecord>().iter().map(Op::put));
+    ops.extend(host.store.all::<RefreshRecord>().iter().map(Op::put));
     let step = Step {
         ops,
         reply: Reply::text(204, ""),
@@ -44,12 +66,8 @@ async fn signed_in() -> (Arc<Endpoints>, Arc<Mutex<FakeGithub>>, String, UnixTim
     let _stored = endpoints.apply(step, host.now).await.expect("stored");
     let expires = host.now.plus(600);
     let github = Arc::new(Mutex::new(host.github.clone()));
-    (
-        Arc::new(endpoints),
-        github,
-        tokens.access().to_owned(),
-        expires,
-    )
+    let client_id = client.id.clone();
+    (Arc::new(endpoints), github, tokens, client_id, expires)
 }
 
 /// The back channel to the double, slow enough that concurrent requests overlap;
@@ -59,7 +77,12 @@ async fn send(github: Arc<Mutex<FakeGithub>>, r: HttpRequest, reachable: bool) -
     if !reachable {
         return None;
     }
-    let answer = github.lock().unwrap().token(&r);
+    let mut github = github.lock().unwrap();
+    let answer = if r.url == github.revocation_endpoint {
+        github.revoke(&r)
+    } else {
+        github.token(&r)
+    };
     Some(Answer {
         status: answer.status,
         content_type: Some(answer.content_type.to_owned()),
@@ -154,4 +177,34 @@ async fn an_unreachable_upstream_serves_until_expiry_then_401_and_a_refusal_ends
         1,
         "unreachable twice, refused once"
     );
+}
+
+#[tokio::test]
+async fn revoking_our_grant_revokes_the_upstream_grant_after_deleting_ours_r66() {
+    let (endpoints, github, tokens, client_id, expires) = signed_in_with(true).await;
+    let header = format!("Bearer {}", tokens.access());
+    let now = UnixTime(expires.0 - 500);
+    let send = |r: HttpRequest| send(github.clone(), r, true);
+    let p = endpoints
+        .bearer(Some(&header), now, send)
+        .await
+        .unwrap()
+        .unwrap();
+    let upstream = p.upstream_token().unwrap().secret().to_owned();
+    assert!(github.lock().unwrap().is_live(&upstream));
+    let body = format!("token={}&client_id={client_id}", tokens.refresh().unwrap());
+    let step = endpoints
+        .revoke(body.as_bytes(), None, now, send)
+        .await
+        .unwrap();
+    // Applied already: the step left only replies.
+    assert!(step.ops.is_empty());
+    assert_eq!(step.reply.status, 200);
+    assert_eq!(github.lock().unwrap().revocation_hits, 1);
+    assert!(
+        !github.lock().unwrap().is_live(&upstream),
+        "revoked upstream"
+    );
+    let gone = endpoints.bearer(Some(&header), now, send).await.unwrap();
+    assert_eq!(gone.err(), Some(BearerError::Revoked));
 }

@@ -123,6 +123,10 @@ pub struct FakeGithub {
     pub fail_next_refresh: Option<&'static str>,
     /// How many refresh requests reached the token endpoint.
     pub refresh_hits: usize,
+    /// The RFC 7009 revocation endpoint (configured in the gate for Google's shapes).
+    pub revocation_endpoint: String,
+    /// How many revocation requests reached it.
+    pub revocation_hits: usize,
     callback: String,
     codes: BTreeMap<String, GithubCode>,
     tokens: BTreeMap<String, GithubUser>,
@@ -149,6 +153,8 @@ impl FakeGithub {
             refresh_tokens: false,
             fail_next_refresh: None,
             refresh_hits: 0,
+            revocation_endpoint: format!("{base}/login/oauth/revoke"),
+            revocation_hits: 0,
             callback,
             codes: BTreeMap::new(),
             tokens: BTreeMap::new(),
@@ -430,6 +436,33 @@ impl FakeGithub {
     /// Every access token it issued (to check none ever reaches an MCP client, R41).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.tokens.keys().cloned().collect()
+    }
+
+    /// `POST /revoke` (RFC 7009, Google's): our client's credentials and a token; a
+    /// refresh token ends the user's whole grant (every access token of the user goes
+    /// with it), an access token only itself. 200 either way, as Google answers.
+    pub fn revoke(&mut self, req: &HttpRequest) -> HttpAnswer {
+        assert_eq!(
+            (req.method, req.url.as_str()),
+            ("POST", &*self.revocation_endpoint)
+        );
+        self.revocation_hits += 1;
+        let f = query_params(&format!("?{}", String::from_utf8_lossy(&req.body)));
+        assert_eq!(
+            f.get("client_id").map(String::as_str),
+            Some(UPSTREAM_CLIENT_ID)
+        );
+        let token = f.get("token").cloned().unwrap_or_default();
+        if let Some((user, _)) = self.refreshes.remove(&token) {
+            self.tokens.retain(|_, u| *u != user);
+        }
+        self.tokens.remove(&token);
+        HttpAnswer::json(200, serde_json::json!({}))
+    }
+
+    /// Whether `token` (an access or refresh token it issued) is still live.
+    pub fn is_live(&self, token: &str) -> bool {
+        self.tokens.contains_key(token) || self.refreshes.contains_key(token)
     }
 
     /// Every refresh token it issued, for tests that look for leaks (R66).

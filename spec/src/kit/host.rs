@@ -349,7 +349,22 @@ impl Host {
         let done = self
             .gate
             .revoke(&req, client.as_ref(), refresh.as_ref(), self.now)?;
-        Ok(self.store.apply(done))
+        // Read before the deletion: the upstream's tokens it holds are revoked too (R66).
+        let grant = done
+            .revoke_grant
+            .and_then(|key| self.store.get::<GrantRecord>(&key));
+        let upstream = self.gate.upstream_revocation_request(
+            &req,
+            client.as_ref(),
+            refresh.as_ref(),
+            grant.as_ref(),
+            self.now,
+        );
+        let reply = self.store.apply(done);
+        if let Some(upstream) = upstream {
+            let _courtesy = self.github.revoke(&upstream);
+        }
+        Ok(reply)
     }
 
     /// Revokes `token` as `client`.
