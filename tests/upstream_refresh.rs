@@ -377,6 +377,23 @@ fn revoking_our_grant_revokes_the_upstream_grant_where_it_can_r66() {
     let (mut host, mut browser, app) = host(true, None);
     let tokens = host.login(&mut browser, &app);
     let other = host.register_public("Other", "http://127.0.0.1:9/other");
+    // Even handed the grant, the gate builds no upstream revocation for a token that is
+    // not the requesting client's.
+    let grant = host.store.all::<GrantRecord>().pop();
+    for token in [tokens.refresh().unwrap(), tokens.access()] {
+        let (body, auth) = other.token_request(&[("token", token)]);
+        let request = RevocationRequest::parse(body.as_bytes(), auth.as_deref()).unwrap();
+        let client = host.store.get::<ClientRecord>(&request.client_key());
+        let refresh = host.store.get::<RefreshRecord>(&request.refresh_key());
+        let upstream = host.gate.upstream_revocation_request(
+            &request,
+            client.as_ref(),
+            refresh.as_ref(),
+            grant.as_ref(),
+            host.now,
+        );
+        assert!(upstream.is_none(), "another client's token");
+    }
     let _ = host.revoke(&other, tokens.refresh().unwrap()).unwrap();
     let _ = host.revoke(&app.client, "cga_not-a-token").unwrap();
     assert_eq!(host.github.revocation_hits, 0);
