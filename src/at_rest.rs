@@ -1,8 +1,8 @@
 //! What a record carries of the user, encrypted at rest under keys the store never holds
 //! (R65; docs/design.md#at-rest).
 //!
-//! A code and a grant carry the user: the upstream subject, the display name and the
-//! upstream access token. Each is sealed with AES-256-GCM under a key derived from a secret
+//! A code and a grant carry the user: the upstream subject, the display name, the
+//! upstream access token and, where the upstream issued one, its refresh token (R66). Each is sealed with AES-256-GCM under a key derived from a secret
 //! that only the client holds:
 //!
 //! * a code's user data under its code (the client presents it once, at the token endpoint);
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::UpstreamToken;
+use crate::crypto::{UpstreamRefreshToken, UpstreamToken};
 
 /// Longest ciphertext we decode (a user document with a 4 KiB upstream token fits).
 const MAX_CIPHERTEXT: usize = 16 * 1024;
@@ -93,6 +93,8 @@ pub(crate) struct UserData {
     pub(crate) subject: String,
     pub(crate) display_name: Option<String>,
     pub(crate) upstream_token: Option<UpstreamToken>,
+    /// The upstream's refresh token, for renewing `upstream_token` (R66).
+    pub(crate) upstream_refresh: Option<UpstreamRefreshToken>,
 }
 
 impl fmt::Debug for UserData {
@@ -159,8 +161,12 @@ pub(crate) fn open(
         .map(Zeroizing::new)
 }
 
-/// The version byte that starts every sealed user document.
+/// The version byte that starts a sealed user document without an upstream refresh token.
 const USER_DATA_V1: u8 = 1;
+/// The version byte of a document that ends with an upstream refresh token (R66): a
+/// version of its own rather than a fourth presence byte everywhere, so that every
+/// document sealed before R66 still opens, and reads the same.
+const USER_DATA_V2: u8 = 2;
 
 impl UserData {
     /// Sealed under `secret` for `purpose`, bound to `aad`.
@@ -180,7 +186,8 @@ impl UserData {
 
     /// The plaintext: a version byte, then the subject, and each optional field as a
     /// presence byte and, when present, the field; every string as a big-endian `u32`
-    /// length and its UTF-8. A binary form rather than JSON: it is opened on every MCP
+    /// length and its UTF-8. Version 2 adds the upstream refresh token as a last field,
+    /// always present. A binary form rather than JSON: it is opened on every MCP
     /// request, and JSON parsing was a third of the cost of opening (benches/RESULTS.md).
     fn encode(&self) -> Zeroizing<Vec<u8>> {
         fn field(out: &mut Vec<u8>, s: &str) {
@@ -196,15 +203,24 @@ impl UserData {
             }
         }
         let token = self.upstream_token.as_ref().map(|t| t.secret());
-        let len = 15
+        let refresh = self.upstream_refresh.as_ref().map(|t| t.secret());
+        let len = 19
             + self.subject.len()
             + self.display_name.as_ref().map_or(0, String::len)
-            + token.map_or(0, str::len);
+            + token.map_or(0, str::len)
+            + refresh.map_or(0, str::len);
         let mut out = Zeroizing::new(Vec::with_capacity(len));
-        out.push(USER_DATA_V1);
+        out.push(if refresh.is_some() {
+            USER_DATA_V2
+        } else {
+            USER_DATA_V1
+        });
         field(&mut out, &self.subject);
         optional(&mut out, self.display_name.as_deref());
         optional(&mut out, token);
+        if let Some(refresh) = refresh {
+            field(&mut out, refresh);
+        }
         out
     }
 
@@ -234,21 +250,38 @@ impl UserData {
             }
         }
         let mut r = Reader(plain);
-        if r.byte()? != USER_DATA_V1 {
+        let version = r.byte()?;
+        if version != USER_DATA_V1 && version != USER_DATA_V2 {
             return None;
         }
         let subject = r.field()?.to_owned();
         let display_name = r.optional()?.map(str::to_owned);
         let upstream_token = r.optional()?.map(UpstreamToken::new);
+        let upstream_refresh = match version {
+            USER_DATA_V2 => Some(UpstreamRefreshToken::new(r.field()?)),
+            _ => None,
+        };
         r.0.is_empty().then_some(UserData {
             subject,
             display_name,
             upstream_token,
+            upstream_refresh,
         })
     }
 }
 
 impl GrantSecret {
+    /// The secret under which a grant's user data is sealed again after an upstream
+    /// refresh (R66): the grant secret with a fresh salt the grant record keeps. Each
+    /// sealing then has a key of its own, so the constant nonce stays safe, even if two
+    /// servers renewed the same grant at once and both wrote (docs/design.md#at-rest).
+    pub(crate) fn salted(&self, salt: &[u8; 16]) -> Zeroizing<[u8; 48]> {
+        let mut out = Zeroizing::new([0u8; 48]);
+        out[..32].copy_from_slice(&self.0);
+        out[32..].copy_from_slice(salt);
+        out
+    }
+
     /// The grant secret wrapped under a refresh token, bound to that token's record.
     pub(crate) fn wrap(&self, refresh_token: &str, aad: &[u8]) -> Ciphertext {
         seal(refresh_token.as_bytes(), "refresh wrap", aad, &self.0)
@@ -271,6 +304,7 @@ mod tests {
             subject: "github:1".into(),
             display_name: Some("octocat".into()),
             upstream_token: Some(UpstreamToken::new("gho_secret")),
+            upstream_refresh: None,
         }
     }
 
@@ -325,11 +359,14 @@ mod tests {
     fn user_documents_round_trip_and_decode_strictly() {
         let mut all = vec![user()];
         for (name, token) in [(None, None), (Some("é"), None), (None, Some("t"))] {
-            all.push(UserData {
-                subject: String::new(),
-                display_name: name.map(Into::into),
-                upstream_token: token.map(UpstreamToken::new),
-            });
+            for refresh in [None, Some("1//0g"), Some("")] {
+                all.push(UserData {
+                    subject: String::new(),
+                    display_name: name.map(Into::into),
+                    upstream_token: token.map(UpstreamToken::new),
+                    upstream_refresh: refresh.map(UpstreamRefreshToken::new),
+                });
+            }
         }
         for u in all {
             let plain = u.encode();
@@ -351,11 +388,22 @@ mod tests {
         want.extend_from_slice(&[1, 0, 0, 0, 10]);
         want.extend_from_slice(b"gho_secret");
         assert_eq!(plain.as_slice(), want.as_slice());
-        for (at, bad) in [(0, 2), (0, 0), (13, 2), (25, 2), (5, 0xff)] {
+        for (at, bad) in [(0, 2), (0, 0), (0, 3), (13, 2), (25, 2), (5, 0xff)] {
             let mut edited = want.clone();
             edited[at] = bad;
             assert_eq!(UserData::decode(&edited), None, "byte {at} = {bad}");
         }
+        // Version 2: the same, then the refresh token's length and bytes (R66).
+        let with_refresh = UserData {
+            upstream_refresh: Some(UpstreamRefreshToken::new("r1")),
+            ..user()
+        };
+        let mut want2 = want.clone();
+        want2[0] = 2;
+        want2.extend_from_slice(&[0, 0, 0, 2]);
+        want2.extend_from_slice(b"r1");
+        assert_eq!(with_refresh.encode().as_slice(), want2.as_slice());
+        assert_eq!(UserData::decode(&want2), Some(with_refresh));
     }
 
     #[test]

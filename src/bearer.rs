@@ -11,7 +11,7 @@
 use core::fmt;
 
 use crate::at_rest::GrantSecret;
-use crate::crypto::{Keys, Sealed, StoreKey, UpstreamToken, unb64};
+use crate::crypto::{Keys, Sealed, StoreKey, UpstreamRefreshToken, UpstreamToken, unb64};
 use crate::error::BearerError;
 use crate::grant::GrantRecord;
 use crate::reply::{HttpRequest, Reply};
@@ -28,15 +28,16 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&s.as_bytes()[..usize::from(len)]);
 }
 
-/// The (client id, grant key) of a valid access token of ours, for revocation.
+/// The client id, grant key and grant secret of a valid access token of ours, for
+/// revocation (the secret opens the grant for revoking upstream too, R66).
 pub(crate) fn access_token_grant(
     gate: &Gate,
     token: &str,
     now: UnixTime,
-) -> Option<(String, StoreKey)> {
+) -> Option<(String, StoreKey, GrantSecret)> {
     let claims = gate.decode_access_token(token, now).ok()?;
     let key = claims.grant_key();
-    Some((claims.client_id, key))
+    Some((claims.client_id, key, claims.secret))
 }
 
 pub(crate) fn mint_access_token(
@@ -119,11 +120,36 @@ impl BearerClaims<'_> {
     /// grant whose upstream token was swapped in the store is refused, A16); and the
     /// upstream token it holds must not have expired (R66:
     /// [`BearerError::UpstreamExpired`], so a host can renew it upstream where it can, or
-    /// answer `401 invalid_token` and the client signs in again).
+    /// answer `401 invalid_token` and the client signs in again). A host that renews
+    /// upstream tokens confirms with [`confirm_refreshable`](Self::confirm_refreshable).
     pub fn confirm(
         self,
         grant: Option<&GrantRecord>,
         now: UnixTime,
+    ) -> Result<Principal, BearerError> {
+        self.confirm_with(grant, now, false)
+    }
+
+    /// [`confirm`](Self::confirm) for a host that renews upstream tokens (R66): an
+    /// expired upstream token is no refusal when the grant holds an upstream refresh
+    /// token. Such a principal carries no upstream token
+    /// ([`Principal::upstream_token`] is `None`) and is
+    /// [`upstream_refresh_due`](Principal::upstream_refresh_due): renew it with
+    /// [`Gate::upstream_refresh_request`] and [`Gate::accept_upstream_refresh`], or
+    /// answer [`BearerError::UpstreamExpired`].
+    pub fn confirm_refreshable(
+        self,
+        grant: Option<&GrantRecord>,
+        now: UnixTime,
+    ) -> Result<Principal, BearerError> {
+        self.confirm_with(grant, now, true)
+    }
+
+    fn confirm_with(
+        self,
+        grant: Option<&GrantRecord>,
+        now: UnixTime,
+        refreshable: bool,
     ) -> Result<Principal, BearerError> {
         match grant {
             Some(g)
@@ -131,7 +157,8 @@ impl BearerClaims<'_> {
                     && now < g.expires_at()
                     && g.mac_is_valid(self.keys) =>
             {
-                if g.upstream_expired(now) {
+                let expired = g.upstream_expired(now);
+                if expired && !refreshable {
                     return Err(BearerError::UpstreamExpired);
                 }
                 // The user data opens only under this grant's secret, which the token
@@ -141,13 +168,21 @@ impl BearerClaims<'_> {
                     .open_user(&self.secret)
                     .filter(|u| u.subject == self.subject)
                     .ok_or(BearerError::Revoked)?;
+                if expired && user.upstream_refresh.is_none() {
+                    return Err(BearerError::UpstreamExpired);
+                }
                 Ok(Principal {
                     grant_key: self.grant_key(),
                     subject: self.subject,
                     client_id: self.client_id,
                     scope: self.scope,
                     display_name: user.display_name,
-                    upstream_token: user.upstream_token,
+                    // An expired upstream token is never handed out (R66).
+                    upstream_token: user.upstream_token.filter(|_| !expired),
+                    upstream_refresh: user.upstream_refresh,
+                    upstream_expires_at: g.upstream_expires_at(),
+                    grant_id: self.grant_id,
+                    secret: self.secret,
                 })
             }
             _ => Err(BearerError::Revoked),
@@ -163,7 +198,15 @@ pub struct Principal {
     scope: ScopeSet,
     grant_key: StoreKey,
     display_name: Option<String>,
-    upstream_token: Option<UpstreamToken>,
+    pub(crate) upstream_token: Option<UpstreamToken>,
+    /// The upstream's refresh token, to renew `upstream_token` (R66); never public.
+    pub(crate) upstream_refresh: Option<UpstreamRefreshToken>,
+    pub(crate) upstream_expires_at: Option<UnixTime>,
+    /// The grant's id and secret, which the request's token carried: the key an upstream
+    /// refresh seals the renewed user data under, so the client's tokens still open it
+    /// (R65, R66). Never public, never in `Debug`.
+    pub(crate) grant_id: [u8; 16],
+    pub(crate) secret: GrantSecret,
 }
 
 impl fmt::Debug for Principal {
@@ -202,6 +245,11 @@ impl Principal {
     /// carries; never send it to an MCP client (R41, R50).
     pub fn upstream_token(&self) -> Option<&UpstreamToken> {
         self.upstream_token.as_ref()
+    }
+    /// When the upstream token expires, if the upstream said; `None` for a token that does
+    /// not expire (a GitHub OAuth App's).
+    pub fn upstream_expires_at(&self) -> Option<UnixTime> {
+        self.upstream_expires_at
     }
 }
 

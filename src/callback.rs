@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use crate::authorize::{AuthorizationDetails, MAX_STATE};
 use crate::cookie::{self, BrowserContext};
 use crate::crypto::Sealed;
-use crate::crypto::{StoreKey, UpstreamCode, UpstreamToken, ct_eq, sha256_labeled};
+use crate::crypto::{StoreKey, UpstreamCode, UpstreamRefreshToken, UpstreamToken};
+use crate::crypto::{ct_eq, sha256_labeled};
 use crate::error::{CallbackError, UpstreamError};
 use crate::openid::{IdTokenExpectation, IdTokenPolicy, check_id_token};
 use crate::params::{ParamError, Params, append_pair, is_vschar_or_space};
@@ -197,20 +198,7 @@ impl Gate {
             nonce: self.upstream_nonce(&callback.state).as_str().to_owned(),
             now,
         });
-        let token_request = HttpRequest {
-            method: "POST",
-            url: up.token_endpoint.clone(),
-            headers: vec![
-                (
-                    "content-type",
-                    Cow::Borrowed("application/x-www-form-urlencoded"),
-                ),
-                // GitHub picks the format by Accept; never its REST media type (406, F18).
-                ("accept", Cow::Borrowed("application/json")),
-                ("user-agent", Cow::Borrowed("consent-gate")),
-            ],
-            body: body.into_bytes(),
-        };
+        let token_request = upstream_token_request(&up.token_endpoint, body);
         Ok(VerifiedCallback {
             details,
             token_request,
@@ -221,6 +209,25 @@ impl Gate {
             #[cfg(consent_gate_faults)]
             reinsert,
         })
+    }
+}
+
+/// A POST of `body` to the upstream's token endpoint, in the shape every provider takes:
+/// the code exchange and the refresh (R66) alike, and the revocation (RFC 7009).
+pub(crate) fn upstream_token_request(token_endpoint: &str, body: String) -> HttpRequest {
+    HttpRequest {
+        method: "POST",
+        url: token_endpoint.to_owned(),
+        headers: vec![
+            (
+                "content-type",
+                Cow::Borrowed("application/x-www-form-urlencoded"),
+            ),
+            // GitHub picks the format by Accept; never its REST media type (406, F18).
+            ("accept", Cow::Borrowed("application/json")),
+            ("user-agent", Cow::Borrowed("consent-gate")),
+        ],
+        body: body.into_bytes(),
     }
 }
 
@@ -298,10 +305,19 @@ impl VerifiedCallback {
         Ok(UpstreamAuthenticated {
             upstream_token: tokens.access_token,
             upstream_expires_in: tokens.expires_in,
+            upstream_refresh: tokens.refresh_token,
             id_subject,
             callback: self,
         })
     }
+}
+
+/// What the upstream's token response granted: the access token, its lifetime, and the
+/// refresh token when one came (R66).
+pub(crate) struct UpstreamGrant {
+    pub(crate) token: UpstreamToken,
+    pub(crate) expires_in: Option<u64>,
+    pub(crate) refresh: Option<UpstreamRefreshToken>,
 }
 
 /// The upstream accepted our code: we hold its access token (which never leaves the
@@ -311,6 +327,8 @@ pub struct UpstreamAuthenticated {
     callback: VerifiedCallback,
     upstream_token: UpstreamToken,
     upstream_expires_in: Option<u64>,
+    /// The upstream's refresh token, if it issued one (R66).
+    upstream_refresh: Option<UpstreamRefreshToken>,
     /// The `sub` of a checked ID token (OpenID upstreams): the user document must agree.
     id_subject: Option<String>,
 }
@@ -346,17 +364,15 @@ impl UpstreamAuthenticated {
         &self.callback.details
     }
 
-    /// For code issuance: the verified callback, the upstream token, its lifetime, and
-    /// the ID token's `sub` when there was one.
-    pub(crate) fn into_parts(
-        self,
-    ) -> (VerifiedCallback, UpstreamToken, Option<u64>, Option<String>) {
-        (
-            self.callback,
-            self.upstream_token,
-            self.upstream_expires_in,
-            self.id_subject,
-        )
+    /// For code issuance: the verified callback, the upstream tokens and the access
+    /// token's lifetime, and the ID token's `sub` when there was one.
+    pub(crate) fn into_parts(self) -> (VerifiedCallback, UpstreamGrant, Option<String>) {
+        let grant = UpstreamGrant {
+            token: self.upstream_token,
+            expires_in: self.upstream_expires_in,
+            refresh: self.upstream_refresh,
+        };
+        (self.callback, grant, self.id_subject)
     }
 }
 

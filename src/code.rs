@@ -127,8 +127,7 @@ impl Gate {
         now: UnixTime,
         entropy: &mut (impl Entropy + ?Sized),
     ) -> Result<CodeIssued, CallbackError> {
-        let (callback, upstream_token, upstream_expires_in, id_subject) =
-            authenticated.into_parts();
+        let (callback, upstream, id_subject) = authenticated.into_parts();
         let details = callback.details();
         let still_registered = client.is_some_and(|c| {
             c.mac_is_valid(&self.config.keys)
@@ -162,14 +161,15 @@ impl Gate {
         let user = UserData {
             subject: user.subject,
             display_name: user.display_name,
-            upstream_token: Some(upstream_token),
+            upstream_token: Some(upstream.token),
+            upstream_refresh: upstream.refresh,
         };
         let mut record = CodeRecord {
             key,
             details,
             grant_id,
             user: user.seal(code.as_bytes(), CODE_USER, &key.0),
-            upstream_expires_at: upstream_expires_in.map(|s| now.plus(s)),
+            upstream_expires_at: upstream.expires_in.map(|s| now.plus(s)),
             expires_at: now.plus(self.config.lifetimes.code),
             redeemed: false,
             mac: UNSEALED,

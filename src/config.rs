@@ -95,6 +95,9 @@ pub struct UpstreamConfig {
     /// `access_type=offline` and `prompt=consent`, `hd`; R68). The parameters the gate
     /// sets itself are refused here ([`ConfigBuilder::build`]).
     pub authorize_params: Vec<(String, String)>,
+    /// The upstream's RFC 7009 revocation endpoint, if it has one: revoking our grant then
+    /// revokes the upstream's tokens too (Google's; GitHub has none of that form).
+    pub revocation_endpoint: Option<String>,
 }
 
 impl UpstreamConfig {
@@ -114,6 +117,7 @@ impl UpstreamConfig {
             id_token: None,
             require_callback_issuer: false,
             authorize_params: Vec::new(),
+            revocation_endpoint: None,
         }
     }
 
@@ -144,6 +148,7 @@ impl UpstreamConfig {
                 ("access_type".into(), "offline".into()),
                 ("prompt".into(), "consent".into()),
             ],
+            revocation_endpoint: Some("https://oauth2.googleapis.com/revoke".into()),
         }
     }
 
@@ -161,8 +166,9 @@ impl UpstreamConfig {
 
     /// Any OpenID provider, from its checked discovery document
     /// ([`ProviderMetadata::parse`]): scopes `openid`; the callback must carry `iss` when
-    /// the document says the provider sends it. Subjects are the issuer's host, `:`, and
-    /// `sub`.
+    /// the document says the provider sends it; its revocation endpoint, if any, receives
+    /// the upstream tokens of a grant we revoke (R66). Subjects are the issuer's host, `:`,
+    /// and `sub`.
     pub fn openid(
         provider: &ProviderMetadata,
         client_id: impl Into<String>,
@@ -185,6 +191,7 @@ impl UpstreamConfig {
             id_token: Some(IdTokenPolicy::new(provider.issuer.clone())),
             require_callback_issuer: provider.iss_parameter_supported,
             authorize_params: Vec::new(),
+            revocation_endpoint: provider.revocation_endpoint.clone(),
         }
     }
 
@@ -210,6 +217,7 @@ impl UpstreamConfig {
             id_token: None,
             require_callback_issuer: false,
             authorize_params: Vec::new(),
+            revocation_endpoint: None,
         }
     }
 
@@ -526,6 +534,9 @@ impl ConfigBuilder {
             dev,
         )?;
         check_url(&self.upstream.user_endpoint, "upstream.user_endpoint", dev)?;
+        if let Some(endpoint) = &self.upstream.revocation_endpoint {
+            check_url(endpoint, "upstream.revocation_endpoint", dev)?;
+        }
         if !self.callback_path.starts_with('/') {
             return Err(ConfigError::InvalidUrl("callback_path"));
         }

@@ -218,6 +218,11 @@ secret_string!(
     /// An authorization code issued by the upstream provider.
     UpstreamCode
 );
+secret_string!(
+    /// A refresh token issued by the upstream provider (RFC 6749 §6). It never leaves the
+    /// server and is stored only encrypted inside its grant's user data (R65, R66).
+    UpstreamRefreshToken
+);
 
 /// The server's HMAC key material (at least 32 bytes), with a short fingerprint id so that
 /// records and tokens made under a previous key can still be verified during rotation.
@@ -461,6 +466,8 @@ mod tests {
     fn secrets_are_redacted() {
         let s = UpstreamToken::new("gho_16C7e42F292c6912E7710c838347Ae178B4a");
         assert_eq!(format!("{s:?}"), "UpstreamToken([redacted])");
+        let r = UpstreamRefreshToken::new("1//0gsecret");
+        assert_eq!(format!("{r:?}"), "UpstreamRefreshToken([redacted])");
         let k = ServerKey::new(&[7; 32]).unwrap();
         assert!(!format!("{k:?}").contains("07"));
     }

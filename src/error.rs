@@ -451,6 +451,61 @@ impl BearerError {
     }
 }
 
+/// Why renewing a grant's upstream token failed (R66). Each maps to the bearer refusal the
+/// request gets ([`bearer_error`](Self::bearer_error), so a 401 `invalid_token` from
+/// [`Gate::unauthorized`](crate::Gate::unauthorized)); a refusal by the upstream ends the
+/// grant ([`revoke_grant`](Self::revoke_grant): apply
+/// [`Gate::upstream_refresh_failed`](crate::Gate::upstream_refresh_failed)'s step).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum UpstreamRefreshError {
+    /// The grant holds no upstream refresh token: the upstream token cannot be renewed.
+    #[error("no upstream refresh token")]
+    NoRefreshToken,
+    /// The grant read back is not the principal's, is past its expiry, or was edited:
+    /// nothing is written.
+    #[error("the grant changed")]
+    GrantChanged,
+    /// The upstream refused the refresh (`invalid_grant`: the user revoked our app, or the
+    /// refresh token expired or was used): the grant ends, and the client must sign in
+    /// again (R66).
+    #[error("the upstream refused the refresh: {cause}")]
+    Refused {
+        /// What the upstream said.
+        cause: UpstreamError,
+        /// The grant to delete.
+        revoke_grant: StoreKey,
+    },
+    /// The upstream could not be reached or answered in no form we read (5xx, malformed):
+    /// maybe transient, so the grant stays, and serves while its upstream token is valid.
+    #[error("the upstream refresh failed: {0}")]
+    Unavailable(UpstreamError),
+}
+
+impl UpstreamRefreshError {
+    /// The bearer refusal for the request that needed the renewal: `Revoked` once the
+    /// grant is gone or changed, else `UpstreamExpired` (both 401 `invalid_token`).
+    pub fn bearer_error(&self) -> BearerError {
+        match self {
+            Self::GrantChanged | Self::Refused { .. } => BearerError::Revoked,
+            Self::NoRefreshToken | Self::Unavailable(_) => BearerError::UpstreamExpired,
+        }
+    }
+
+    /// The RFC 6750 error code: always `invalid_token`.
+    pub fn oauth_error(&self) -> &'static str {
+        "invalid_token"
+    }
+
+    /// The grant to delete: only when the upstream refused (R66).
+    pub fn revoke_grant(&self) -> Option<&StoreKey> {
+        match self {
+            Self::Refused { revoke_grant, .. } => Some(revoke_grant),
+            _ => None,
+        }
+    }
+}
+
 /// Why a dynamic client registration (RFC 7591) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]

@@ -22,19 +22,26 @@ pub struct GrantRecord {
     pub(crate) resource: String,
     /// The user (subject, display name, upstream token), sealed under the grant secret.
     pub(crate) user: Ciphertext,
+    /// Set when `user` was sealed again after an upstream refresh (R66): the fresh salt
+    /// of that sealing's key (docs/design.md#at-rest).
+    #[serde(default)]
+    pub(crate) user_salt: Option<[u8; 16]>,
     pub(crate) upstream_expires_at: Option<UnixTime>,
     pub(crate) expires_at: UnixTime,
     pub(crate) mac: RecordMac,
 }
 
 impl Sealed for GrantRecord {
-    const LABEL: &'static str = "grant v2";
+    // v3: the salt of a renewed user (R66) is under the MAC.
+    const LABEL: &'static str = "grant v3";
     fn feed(&self, w: &mut MacWriter) {
         w.fixed(&self.grant_id)
             .str(&self.client_id)
             .str(self.scope.as_str())
             .str(&self.resource)
             .bytes(self.user.as_bytes())
+            .u64(u64::from(self.user_salt.is_some()))
+            .fixed(&self.user_salt.unwrap_or_default())
             .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
             .u64(self.expires_at.0);
     }
@@ -71,12 +78,45 @@ impl GrantRecord {
     }
     /// What the grant carries of the user, given its secret.
     pub(crate) fn open_user(&self, secret: &GrantSecret) -> Option<UserData> {
-        UserData::open(&secret.0, GRANT_USER, &self.grant_id, &self.user)
+        match &self.user_salt {
+            None => UserData::open(&secret.0, GRANT_USER, &self.grant_id, &self.user),
+            Some(salt) => UserData::open(
+                &secret.salted(salt)[..],
+                GRANT_USER_RENEWED,
+                &self.grant_id,
+                &self.user,
+            ),
+        }
+    }
+    /// This grant with `user` sealed again under the same grant secret (so every token
+    /// of the grant still opens it) with a fresh `salt`, and the upstream token's new
+    /// expiry (R66). The caller recomputes the MAC.
+    pub(crate) fn renewed(
+        &self,
+        secret: &GrantSecret,
+        salt: [u8; 16],
+        user: &UserData,
+        upstream_expires_at: Option<UnixTime>,
+    ) -> GrantRecord {
+        let sealed = user.seal(
+            &secret.salted(&salt)[..],
+            GRANT_USER_RENEWED,
+            &self.grant_id,
+        );
+        GrantRecord {
+            user: sealed,
+            user_salt: Some(salt),
+            upstream_expires_at,
+            ..self.clone()
+        }
     }
 }
 
 /// What a grant's user data is sealed for (docs/design.md#at-rest).
 pub(crate) const GRANT_USER: &str = "grant user data";
+/// What a grant's user data is sealed for after an upstream refresh, under the salted
+/// grant secret (R66): a purpose of its own, so the two derivations never meet.
+const GRANT_USER_RENEWED: &str = "grant user data renewed";
 
 /// A refresh token's record, keyed by its hash. Rotated on every use; a rotated token
 /// presented again after the grace window revokes the grant (R53).

@@ -27,6 +27,7 @@
 //! UpstreamAuthenticated + user document + client ─ Gate::issue_code ─▶ CodeIssued { 303 with code, state, iss }
 //! TokenRequest + taken CodeRecord ─ Gate::redeem_code ─▶ TokensIssued
 //! Authorization header ─ Gate::verify_bearer ─▶ BearerClaims ─ confirm(grant) ─▶ Principal
+//! Principal (upstream refresh due) + upstream answer ─ Gate::accept_upstream_refresh ─▶ Principal, renewed grant
 //! ```
 //!
 //! [`ConsentGiven`] has private fields and no `Clone`, `Default` or `Deserialize`; only a
@@ -216,6 +217,7 @@ mod callback;
 mod code;
 mod grant;
 mod bearer;
+mod upstream_refresh;
 mod token;
 mod revoke;
 
@@ -239,11 +241,12 @@ pub use consent::{
 };
 pub use cookie::BrowserContext;
 pub use crypto::{
-    ClientSecret, Entropy, Keys, RecordMac, ServerKey, StoreKey, UpstreamCode, UpstreamToken,
+    ClientSecret, Entropy, Keys, RecordMac, ServerKey, StoreKey, UpstreamCode,
+    UpstreamRefreshToken, UpstreamToken,
 };
 pub use error::{
     AuthorizeError, BearerError, CallbackError, ConfigError, ConsentError, DiscoveryError,
-    RegistrationError, TokenError, UpstreamError,
+    RegistrationError, TokenError, UpstreamError, UpstreamRefreshError,
 };
 pub use grant::{GrantRecord, RefreshRecord};
 pub use messages::Language;
@@ -259,6 +262,7 @@ pub use step::{Kind, Op, Record, Step};
 pub use token::{TokenRequest, TokensIssued};
 pub use upstream::{TransactionRecord, UpstreamRedirect};
 pub use upstream_json::MAX_UPSTREAM_BODY;
+pub use upstream_refresh::UPSTREAM_REFRESH_MARGIN;
 
 /// Wall-clock time in seconds since the Unix epoch, supplied by the host
 /// (docs/conventions.md#time-is-an-argument: OAuth expiries are wall-clock, serialize, and a model

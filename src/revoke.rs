@@ -5,16 +5,22 @@
 //! based on the same authorization grant"). An unknown, foreign or malformed token is
 //! answered with 200 and revokes nothing (§2.2), so the endpoint cannot be used to probe
 //! which tokens exist.
+//!
+//! Where the upstream has an RFC 7009 revocation endpoint (Google), revoking our grant
+//! revokes the upstream's tokens it holds too (R66): the presented token carries (or
+//! unwraps) the grant secret, so the grant's user data opens for this one request.
 
 use core::fmt;
 
+use crate::at_rest::GrantSecret;
 use crate::bearer::access_token_grant;
+use crate::callback::upstream_token_request;
 use crate::crypto::{Sealed, StoreKey};
 use crate::error::TokenError;
-use crate::grant::RefreshRecord;
-use crate::params::Params;
+use crate::grant::{GrantRecord, RefreshRecord};
+use crate::params::{Params, append_pair};
 use crate::register::ClientRecord;
-use crate::reply::Reply;
+use crate::reply::{HttpRequest, Reply};
 use crate::step::{Kind, Op, Step};
 use crate::token::ClientCredentials;
 use crate::{Gate, UnixTime};
@@ -88,24 +94,73 @@ impl Gate {
         now: UnixTime,
     ) -> Result<Revocation, TokenError> {
         self.authenticate(&request.credentials, client)?;
-        let client_id = request.credentials.id.as_str();
-        let from_access = access_token_grant(self, &request.token, now)
-            .filter(|(owner, _)| owner == client_id)
-            .map(|(_, grant)| grant);
-        let from_refresh = refresh
-            .filter(|r| {
-                r.mac_is_valid(&self.config.keys)
-                    && *r.key() == request.refresh_key()
-                    && r.client_id() == client_id
-            })
-            .map(RefreshRecord::grant_key);
+        let revoke_grant = self
+            .revoked_grant(request, refresh, now)
+            .map(|(key, _)| key);
         let mut reply = Reply::json(200, &serde_json::json!({}));
         reply.body.clear();
         reply.headers.retain(|(n, _)| *n != "content-type");
         Ok(Revocation {
-            revoke_grant: from_access.or(from_refresh),
+            revoke_grant,
             reply,
         })
+    }
+
+    /// The grant a live token of the requesting client names, and its secret.
+    fn revoked_grant(
+        &self,
+        request: &RevocationRequest,
+        refresh: Option<&RefreshRecord>,
+        now: UnixTime,
+    ) -> Option<(StoreKey, GrantSecret)> {
+        let client_id = request.credentials.id.as_str();
+        let from_access = access_token_grant(self, &request.token, now)
+            .filter(|(owner, _, _)| owner == client_id)
+            .map(|(_, grant, secret)| (grant, secret));
+        from_access.or_else(|| {
+            let r = refresh.filter(|r| {
+                r.mac_is_valid(&self.config.keys)
+                    && *r.key() == request.refresh_key()
+                    && r.client_id() == client_id
+            })?;
+            let secret = GrantSecret::unwrap(&request.token, &r.key.0, &r.wrapped)?;
+            Some((r.grant_key(), secret))
+        })
+    }
+
+    /// The upstream revocation (RFC 7009 §2.1: `token`, its type hint, our upstream
+    /// client's credentials) that goes with revoking `request`'s grant, when the upstream
+    /// has a revocation endpoint (R66): the grant's upstream refresh token where it holds
+    /// one (revoking it ends the whole upstream grant at Google), else its access token.
+    /// `grant` is the record the revocation deletes, read before it is deleted. `None`
+    /// when the client does not authenticate, the token is not a live one of this client,
+    /// or there is nothing to revoke upstream. The host sends it after deleting the grant,
+    /// as a courtesy: our grant is gone whatever the upstream answers.
+    pub fn upstream_revocation_request(
+        &self,
+        request: &RevocationRequest,
+        client: Option<&ClientRecord>,
+        refresh: Option<&RefreshRecord>,
+        grant: Option<&GrantRecord>,
+        now: UnixTime,
+    ) -> Option<HttpRequest> {
+        let up = &self.config.upstream;
+        let endpoint = up.revocation_endpoint.as_ref()?;
+        self.authenticate(&request.credentials, client).ok()?;
+        let (key, secret) = self.revoked_grant(request, refresh, now)?;
+        let grant = grant.filter(|g| g.key() == key && g.mac_is_valid(&self.config.keys))?;
+        let user = grant.open_user(&secret)?;
+        let (token, hint) = match (&user.upstream_refresh, &user.upstream_token) {
+            (Some(refresh), _) => (refresh.secret(), "refresh_token"),
+            (None, Some(access)) => (access.secret(), "access_token"),
+            (None, None) => return None,
+        };
+        let mut body = String::with_capacity(256 + token.len());
+        append_pair(&mut body, "token", token);
+        append_pair(&mut body, "token_type_hint", hint);
+        append_pair(&mut body, "client_id", &up.client_id);
+        append_pair(&mut body, "client_secret", up.client_secret.secret());
+        Some(upstream_token_request(endpoint, body))
     }
 }
 

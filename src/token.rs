@@ -338,6 +338,7 @@ impl Gate {
             scope: scope.clone(),
             resource: d.resource.clone(),
             user: user.seal(&secret.0, GRANT_USER, &record.grant_id),
+            user_salt: None,
             upstream_expires_at: record.upstream_expires_at,
             expires_at: now.plus(self.config.lifetimes.refresh_token),
             mac: UNSEALED,
@@ -409,11 +410,6 @@ impl Gate {
             })
             .ok_or(TokenError::InvalidGrant("grant revoked"))?;
         self.check_resource(req, &grant.resource)?;
-        // R66: a grant whose upstream token has expired cannot be refreshed into working
-        // tokens (every bearer check would refuse them): the client must sign in again.
-        if grant.upstream_expired(now) {
-            return Err(TokenError::InvalidGrant("upstream authorization expired"));
-        }
         let scope = match scope {
             None => record.scope.clone(),
             Some(s) => ScopeSet::parse(s)
@@ -445,6 +441,13 @@ impl Gate {
         let user = grant
             .open_user(&secret)
             .ok_or(TokenError::InvalidGrant("grant revoked"))?;
+        // R66: a grant whose upstream token has expired and cannot be renewed (the
+        // upstream gave no refresh token) cannot be refreshed into working tokens (every
+        // bearer check would refuse them): the client must sign in again. With an
+        // upstream refresh token the host renews it at the next bearer check.
+        if grant.upstream_expired(now) && user.upstream_refresh.is_none() {
+            return Err(TokenError::InvalidGrant("upstream authorization expired"));
+        }
         let access = mint_access_token(self, grant, &secret, &user.subject, &scope, now);
         Ok(TokensIssued {
             reply: self.token_reply(&access, Some(&successor), &scope),

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use crate::crypto::UpstreamToken;
+use crate::crypto::{UpstreamRefreshToken, UpstreamToken};
 use crate::error::UpstreamError;
 use crate::params::{Params, is_vschar_or_space};
 use crate::reply::UpstreamResponse;
@@ -16,6 +16,9 @@ pub const MAX_UPSTREAM_BODY: usize = 64 * 1024;
 pub(crate) struct UpstreamTokens {
     pub(crate) access_token: UpstreamToken,
     pub(crate) expires_in: Option<u64>,
+    /// The upstream's refresh token, when it issued one (Google with offline access, a
+    /// GitHub App with expiring user tokens), kept to renew `access_token` (R66).
+    pub(crate) refresh_token: Option<UpstreamRefreshToken>,
     /// An OpenID provider's ID token, unchecked (the caller checks it, R67).
     pub(crate) id_token: Option<String>,
 }
@@ -34,14 +37,15 @@ pub(crate) fn parse_token_response(
         ct.get(..essence.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(essence))
     };
-    const WANTED: [&str; 5] = [
+    const WANTED: [&str; 6] = [
         "access_token",
         "token_type",
         "expires_in",
         "error",
         "id_token",
+        "refresh_token",
     ];
-    let mut fields: [Option<Cow<'_, str>>; 5] = Default::default();
+    let mut fields: [Option<Cow<'_, str>>; 6] = Default::default();
     if is("application/x-www-form-urlencoded") || is("text/plain") {
         let p = Params::parse(resp.body).map_err(|_| UpstreamError::Malformed)?;
         for (slot, k) in fields.iter_mut().zip(WANTED) {
@@ -88,8 +92,16 @@ pub(crate) fn parse_token_response(
     if get("token_type").is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
         return Err(UpstreamError::Incomplete);
     }
+    // Bounded like the access token: it is sealed into every grant's user data (R65). An
+    // empty one is no refresh token (nothing could be renewed with it).
+    let refresh_token = match get("refresh_token") {
+        Some(t) if t.len() > 4096 => return Err(UpstreamError::Incomplete),
+        Some(t) if !t.is_empty() => Some(UpstreamRefreshToken::new(t)),
+        _ => None,
+    };
     Ok(UpstreamTokens {
         access_token: crate::crypto::UpstreamToken::new(token),
+        refresh_token,
         // Absent means "does not expire" (GitHub OAuth Apps), never "expired".
         expires_in: get("expires_in").and_then(|v| v.parse().ok()),
         id_token: get("id_token").map(str::to_owned),
@@ -316,6 +328,23 @@ mod tests {
         .expect("a GitHub-shaped answer");
         assert_eq!(ok.access_token.secret(), "gho_x");
         assert_eq!(ok.expires_in, Some(28800));
+        assert_eq!(ok.refresh_token, None);
+        let google = parse_token_response(&json(
+            r#"{"access_token":"ya29.x","expires_in":3599,"token_type":"Bearer","refresh_token":"1//0g"}"#,
+        ))
+        .expect("a Google-shaped answer");
+        assert_eq!(
+            google.refresh_token.as_ref().map(|t| t.secret()),
+            Some("1//0g")
+        );
+        let long = format!(
+            r#"{{"access_token":"a","refresh_token":"{}"}}"#,
+            "r".repeat(4097)
+        );
+        assert_eq!(
+            parse_token_response(&json(&long)).err(),
+            Some(UpstreamError::Incomplete)
+        );
         assert_eq!(
             parse_user(&json(r#"{"login":"octocat","id":583231}"#), "github:")
                 .expect("user")

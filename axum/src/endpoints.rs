@@ -189,7 +189,7 @@ async fn callback(State(host): Host, request: Request<Body>) -> Response {
 }
 
 /// A back-channel request for the core; `None` when the upstream is unreachable.
-async fn send(host: &Shared, r: &HttpRequest) -> Option<Answer> {
+pub(crate) async fn send(host: &Shared, r: &HttpRequest) -> Option<Answer> {
     let sent = host.upstream.send(r).await;
     sent.inspect_err(|why| {
         let url = short(r.url.split('?').next().unwrap_or(""));
@@ -208,8 +208,15 @@ async fn token(State(host): Host, request: Request<Body>) -> Response {
 
 /// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the grant.
 async fn revoke(State(host): Host, request: Request<Body>) -> Response {
+    let sender = host.clone();
+    // Where the upstream has a revocation endpoint, its tokens go too (R66).
+    let send = move |r: HttpRequest| {
+        let host = sender.clone();
+        async move { send(&host, &r).await }
+    };
     back_channel(&host, request, async |e, req, now| {
-        e.revoke(&req.body, req.header("authorization"), now).await
+        e.revoke(&req.body, req.header("authorization"), now, send)
+            .await
     })
     .await
 }

@@ -15,11 +15,11 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
-use consent_gate::{Principal, ScopeSet};
+use consent_gate::{HttpRequest, Principal, ScopeSet};
 use tower::{Layer, Service};
 use tracing::warn;
 
-use crate::endpoints::Shared;
+use crate::endpoints::{Shared, send};
 use crate::executor::store_failed;
 use crate::io::{header, now, reply, text};
 use consent_gate_store::short;
@@ -110,7 +110,9 @@ async fn admit(
     // The token, its grant, and the two together: a replayed code or a reused refresh
     // token deleted the grant, and with it every token it issued (R43, R53).
     let authorization = header(headers, "authorization");
-    let principal = match shared.endpoints.bearer(authorization, now()).await {
+    // The upstream token is renewed on the way when it is about to expire (R66).
+    let send = |r: HttpRequest| async move { send(shared, &r).await };
+    let principal = match shared.endpoints.bearer(authorization, now(), send).await {
         Ok(Ok(principal)) => principal,
         Ok(Err(e)) => return Err(reply(shared.gate().unauthorized(e))),
         Err(failed) => return Err(store_failed(failed)),

@@ -8,7 +8,7 @@
 
 use std::sync::LazyLock;
 
-use consent_gate::{Principal, Reply, ScopeSet, UnixTime};
+use consent_gate::{HttpRequest, Principal, Reply, ScopeSet, UnixTime};
 use hyper::Method;
 use serde_json::{Value, json};
 use tracing::warn;
@@ -53,9 +53,11 @@ pub async fn handle(app: &App, req: &Req, now: UnixTime) -> Result<Reply, StoreE
     }
     // The token, its grant, and the two together: a replayed code or a reused refresh
     // token deleted the grant, and with it every token it issued (R43, R53).
+    // The upstream token is renewed on the way when it is about to expire (R66).
+    let send = |r: HttpRequest| async move { crate::routes::send(app, &r).await };
     let principal = match app
         .endpoints
-        .bearer(header(req, "authorization"), now)
+        .bearer(header(req, "authorization"), now, send)
         .await?
     {
         Ok(principal) => principal,

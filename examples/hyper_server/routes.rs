@@ -77,7 +77,11 @@ pub async fn route(app: &App, req: &Req) -> Resp {
         _ if metadata => not_allowed("GET, HEAD, OPTIONS"),
         (&Method::POST, paths::REGISTER) => e.register(req.body(), now).await,
         (&Method::POST, paths::TOKEN) => e.token(req.body(), authorization, now).await,
-        (&Method::POST, paths::REVOKE) => e.revoke(req.body(), authorization, now).await,
+        (&Method::POST, paths::REVOKE) => {
+            // Where the upstream has a revocation endpoint, its tokens go too (R66).
+            let send = |r: HttpRequest| async move { send(app, &r).await };
+            e.revoke(req.body(), authorization, now, send).await
+        }
         (&Method::OPTIONS, _) if back_channel => ok(preflight("POST, OPTIONS")),
         _ if back_channel => not_allowed("POST, OPTIONS"),
         (&Method::GET, paths::AUTHORIZE) => {
@@ -139,7 +143,7 @@ fn preflight(methods: &'static str) -> Reply {
 }
 
 /// A back-channel request for the core; `None` when the upstream is unreachable.
-async fn send(app: &App, r: &HttpRequest) -> Option<Answer> {
+pub(crate) async fn send(app: &App, r: &HttpRequest) -> Option<Answer> {
     let sent = app.upstream.send(r).await;
     let url = short(r.url.split('?').next().unwrap_or(""));
     sent.inspect_err(|why| warn!(event = "upstream_unreachable", %url, why))

@@ -8,8 +8,9 @@
 //! call to the upstream; a replayed code or a reused refresh token gets a refusal whose
 //! step deletes the grant, so that the grant is gone before the error is sent.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use consent_gate::RefreshRecord;
 use consent_gate::{Authorization, AuthorizationDetails, AuthorizeRequest, BearerError};
@@ -17,6 +18,7 @@ use consent_gate::{BrowserContext, Callback, ClientRecord, ConsentForm, Decision
 use consent_gate::{GrantRecord, HttpRequest, Language, PendingConsent, Principal};
 use consent_gate::{Op, UnixTime, UpstreamResponse, is_metadata_document_url};
 use consent_gate::{RevocationRequest, Step, TokenError, TokenRequest, TransactionRecord};
+use consent_gate::{StoreKey, UpstreamError, UpstreamRefreshError};
 use tracing::{info, warn};
 
 use crate::contract::{Store, StoreError};
@@ -76,6 +78,31 @@ pub struct Endpoints {
     exec: Executor,
     entropy: fn(&mut [u8]),
     documents: Option<Arc<dyn DocumentSource>>,
+    renewals: Renewals,
+}
+
+/// One lock per grant whose upstream token is being renewed (R66): a provider that rotates
+/// refresh tokens (a GitHub App) refuses a second use of one with `invalid_grant`, which
+/// would end the grant, so two requests of one grant must not both send the refresh. The
+/// map holds only grants with a renewal in flight or waiting (an entry dies with its last
+/// holder), so it is bounded by the requests in flight. In-process: replicas sharing a
+/// store may each renew once, which the core tolerates (a refusal of a refresh token the
+/// grant no longer holds does not end the grant, and every sealing has its own key).
+#[derive(Default)]
+struct Renewals(Mutex<HashMap<StoreKey, Weak<tokio::sync::Mutex<()>>>>);
+
+impl Renewals {
+    /// The lock of `grant`, shared with every request renewing it now.
+    fn of(&self, grant: &StoreKey) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, lock| lock.strong_count() > 0);
+        if let Some(lock) = map.get(grant).and_then(Weak::upgrade) {
+            return lock;
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(*grant, Arc::downgrade(&lock));
+        lock
+    }
 }
 
 impl Endpoints {
@@ -88,6 +115,7 @@ impl Endpoints {
             exec,
             entropy,
             documents: None,
+            renewals: Renewals::default(),
         }
     }
 
@@ -332,8 +360,21 @@ impl Endpoints {
     }
 
     /// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the
-    /// grant, deleted before the reply (the client may rely on "200 means gone").
-    pub async fn revoke(&self, body: &[u8], authorization: Option<&str>, now: UnixTime) -> Stepped {
+    /// grant, deleted before the reply (the client may rely on "200 means gone"). Where
+    /// the upstream has a revocation endpoint, its tokens in the grant are revoked there
+    /// too through `send`, after our grant is deleted (that step is then applied here, and
+    /// the one returned only replies), whatever the upstream answers (R66).
+    pub async fn revoke<F, Sent>(
+        &self,
+        body: &[u8],
+        authorization: Option<&str>,
+        now: UnixTime,
+        send: F,
+    ) -> Stepped
+    where
+        F: Fn(HttpRequest) -> Sent,
+        Sent: Future<Output = Option<Answer>>,
+    {
         let request = match RevocationRequest::parse(body, authorization) {
             Ok(request) => request,
             Err(e) => return Ok(refused(e)),
@@ -347,11 +388,31 @@ impl Endpoints {
         let (client, refresh) = (client.as_deref(), refresh.as_ref());
         match self.gate.revoke(&request, client, refresh, now) {
             Ok(revocation) => {
-                if revocation.revoke_grant.is_some() {
-                    let client_id = client.map(|c| short(c.client_id()).into_owned());
-                    info!(security = true, event = "grant_revoked", client_id);
+                let Some(key) = revocation.revoke_grant else {
+                    return Ok(after(ops, revocation.into()));
+                };
+                let client_id = client.map(|c| short(c.client_id()).into_owned());
+                info!(security = true, event = "grant_revoked", client_id);
+                // Read before it is deleted: it holds the upstream's tokens.
+                let grant: Option<GrantRecord> = self.exec.get(&key, now).await?;
+                let gate = &self.gate;
+                let upstream = gate.upstream_revocation_request(
+                    &request,
+                    client,
+                    refresh,
+                    grant.as_ref(),
+                    now,
+                );
+                let step = after(ops, revocation.into());
+                let Some(upstream) = upstream else {
+                    return Ok(step);
+                };
+                let reply = self.exec.apply(step, now).await?;
+                let answer = send(upstream).await;
+                if answer.is_none_or(|a| a.status != 200) {
+                    warn!(event = "upstream_revocation_failed");
                 }
-                Ok(after(ops, revocation.into()))
+                Ok(Step::reply(reply))
             }
             Err(e) => Ok(after(ops, refused(e))),
         }
@@ -359,25 +420,99 @@ impl Endpoints {
 
     /// The bearer check of a protected request: the token, its grant, and the two
     /// together (a replayed code or a reused refresh token deleted the grant, and with it
-    /// every token it issued, R43, R53). A refusal with an OAuth error is logged as a
-    /// security event; answer it with [`Gate::unauthorized`].
-    pub async fn bearer(
+    /// every token it issued, R43, R53). When the grant's upstream token expires within a
+    /// minute (or has expired) and the upstream gave a refresh token, it is renewed first
+    /// through `send`, once per grant at a time (R66); an upstream that refuses ends the
+    /// grant, one that cannot be reached leaves the request the upstream token while it is
+    /// valid. A refusal with an OAuth error is logged as a security event; answer it with
+    /// [`Gate::unauthorized`].
+    pub async fn bearer<F, Sent>(
         &self,
         authorization: Option<&str>,
         now: UnixTime,
-    ) -> Result<Result<Principal, BearerError>, StoreError> {
+        send: F,
+    ) -> Result<Result<Principal, BearerError>, StoreError>
+    where
+        F: Fn(HttpRequest) -> Sent,
+        Sent: Future<Output = Option<Answer>>,
+    {
         let claims = self.gate.verify_bearer(authorization, now);
         let grant: Option<GrantRecord> = match &claims {
             Ok(claims) => self.exec.get(&claims.grant_key(), now).await?,
             Err(_) => None,
         };
-        let principal = claims.and_then(|c| c.confirm(grant.as_ref(), now));
+        let principal = claims.and_then(|c| c.confirm_refreshable(grant.as_ref(), now));
+        let principal = match principal {
+            Ok(p) if p.upstream_refresh_due(now) => self.renew(authorization, p, now, send).await?,
+            other => other,
+        };
         if let Err(e) = &principal {
             if e.oauth_error().is_some() {
                 warn!(security = true, event = %variant(e), reason = %e);
             }
         }
         Ok(principal)
+    }
+
+    /// Renews `principal`'s upstream token, single-flight per grant (R66): under the
+    /// grant's lock the grant is read and confirmed again, and a request that waited
+    /// while another renewed finds the renewal done and sends nothing.
+    async fn renew<F, Sent>(
+        &self,
+        authorization: Option<&str>,
+        principal: Principal,
+        now: UnixTime,
+        send: F,
+    ) -> Result<Result<Principal, BearerError>, StoreError>
+    where
+        F: Fn(HttpRequest) -> Sent,
+        Sent: Future<Output = Option<Answer>>,
+    {
+        let lock = self.renewals.of(principal.grant_key());
+        let _renewing = lock.lock().await;
+        let grant: Option<GrantRecord> = self.exec.get(principal.grant_key(), now).await?;
+        let again = self.gate.verify_bearer(authorization, now);
+        let principal = match again.and_then(|c| c.confirm_refreshable(grant.as_ref(), now)) {
+            Ok(p) if p.upstream_refresh_due(now) => p,
+            done => return Ok(done),
+        };
+        let Some(request) = self.gate.upstream_refresh_request(&principal) else {
+            return Ok(Err(BearerError::UpstreamExpired));
+        };
+        let accepted = match send(request).await {
+            Some(answer) => self.gate.accept_upstream_refresh(
+                &principal,
+                grant.as_ref(),
+                answer.as_upstream(),
+                now,
+                &mut self.entropy.clone(),
+            ),
+            None => Err(UpstreamRefreshError::Unavailable(
+                UpstreamError::Unreachable,
+            )),
+        };
+        match accepted {
+            Ok((renewed, step)) => {
+                let _nothing_to_send = self.exec.apply(step, now).await?;
+                info!(event = "upstream_token_renewed", client_id = %short(renewed.client_id()));
+                Ok(Ok(renewed))
+            }
+            Err(e) => {
+                // The grant's deletion when the upstream refused; its 401 is the caller's.
+                let _unauthorized = self
+                    .exec
+                    .apply(self.gate.upstream_refresh_failed(&e), now)
+                    .await?;
+                let client_id = short(principal.client_id()).into_owned();
+                warn!(security = true, event = %variant(&e), reason = %e, client_id);
+                match e {
+                    UpstreamRefreshError::Unavailable(_) if principal.upstream_valid(now) => {
+                        Ok(Ok(principal))
+                    }
+                    e => Ok(Err(e.bearer_error())),
+                }
+            }
+        }
     }
 }
 

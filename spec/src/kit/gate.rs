@@ -158,6 +158,7 @@ impl GateSetup {
             let mut policy = IdTokenPolicy::new(github.issuer.clone());
             policy.hosted_domain = self.hosted_domain.map(str::to_owned);
             upstream.scopes = google.scopes;
+            upstream.revocation_endpoint = Some(github.revocation_endpoint.clone());
             upstream.subject_prefix = google.subject_prefix;
             upstream.authorize_params = google.authorize_params;
             upstream.id_token = Some(policy);

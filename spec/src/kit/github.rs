@@ -114,9 +114,25 @@ pub struct FakeGithub {
     pub token_lifetime: Option<u64>,
     /// Answer in Google's OpenID shapes instead of GitHub's.
     pub openid: Option<GoogleShapes>,
+    /// In GitHub's shapes, issue a refresh token with each expiring token (a GitHub App's
+    /// user tokens): one-time, rotated on every refresh (R66). Google's shapes always
+    /// carry one, which is not rotated.
+    pub refresh_tokens: bool,
+    /// The next refresh is refused with this error code (`invalid_grant`: the user revoked
+    /// the app upstream), in the provider's shape (R66).
+    pub fail_next_refresh: Option<&'static str>,
+    /// How many refresh requests reached the token endpoint.
+    pub refresh_hits: usize,
+    /// The RFC 7009 revocation endpoint (configured in the gate for Google's shapes).
+    pub revocation_endpoint: String,
+    /// How many revocation requests reached it.
+    pub revocation_hits: usize,
     callback: String,
     codes: BTreeMap<String, GithubCode>,
     tokens: BTreeMap<String, GithubUser>,
+    /// Refresh tokens issued, with their user and whether they were used (GitHub's are
+    /// one-time).
+    refreshes: BTreeMap<String, (GithubUser, bool)>,
     counter: u64,
 }
 
@@ -134,9 +150,15 @@ impl FakeGithub {
             authorize_hits: 0,
             token_lifetime: None,
             openid: None,
+            refresh_tokens: false,
+            fail_next_refresh: None,
+            refresh_hits: 0,
+            revocation_endpoint: format!("{base}/login/oauth/revoke"),
+            revocation_hits: 0,
             callback,
             codes: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            refreshes: BTreeMap::new(),
             counter: 0,
         }
     }
@@ -228,6 +250,10 @@ impl FakeGithub {
                 serde_json::json!({"error": e, "error_description": "…", "error_uri": "https://docs.github.com/…"}),
             )
         };
+        if f.get("grant_type").map(String::as_str) == Some("refresh_token") {
+            return self.refresh(&f);
+        }
+        assert_eq!(f["grant_type"], "authorization_code");
         if let Some(e) = self.fail_next_exchange.take() {
             return error(e);
         }
@@ -247,16 +273,78 @@ impl FakeGithub {
         let token = format!("gho_{:036x}", self.counter * 7919 + code.user.id);
         self.counter += 1;
         self.tokens.insert(token.clone(), code.user);
+        let user = code.user;
         if let Some(google) = &self.openid {
             let nonce = code.nonce.clone().unwrap_or_default();
-            let answer = google.token_answer(&self.issuer, code.user, &nonce, &token);
+            let answer = google.token_answer(&self.issuer, user, &nonce, &token);
+            if let Some(refresh) = answer["refresh_token"].as_str() {
+                self.refreshes.insert(refresh.to_owned(), (user, false));
+            }
             return HttpAnswer::json(200, answer);
         }
+        HttpAnswer::json(200, self.github_tokens(user, token))
+    }
+
+    /// GitHub's success answer for a new access token of `user`: with `expires_in` and a
+    /// fresh one-time refresh token when its tokens expire and it issues refresh tokens.
+    fn github_tokens(&mut self, user: GithubUser, token: String) -> serde_json::Value {
         let mut answer = serde_json::json!({"access_token": token, "token_type": "bearer", "scope": "read:user"});
         if let Some(lifetime) = self.token_lifetime {
             answer["expires_in"] = lifetime.into();
+            if self.refresh_tokens {
+                let refresh = format!("ghr_{:036x}", self.counter * 104_729 + user.id);
+                self.counter += 1;
+                self.refreshes.insert(refresh.clone(), (user, false));
+                answer["refresh_token"] = refresh.into();
+                answer["refresh_token_expires_in"] = 15_811_200.into();
+            }
         }
-        HttpAnswer::json(200, answer)
+        answer
+    }
+
+    /// The refresh grant (RFC 6749 §6) of the token endpoint: our client's credentials,
+    /// a refresh token it issued, and a new access token. GitHub's refresh tokens are
+    /// one-time (a second use is refused, as a refusal of GitHub's: HTTP 200) and rotate;
+    /// Google's stay and none comes back (its refusal: HTTP 400 `invalid_grant`).
+    fn refresh(&mut self, f: &BTreeMap<String, String>) -> HttpAnswer {
+        self.refresh_hits += 1;
+        let google = self.openid.is_some();
+        let refuse = |e: &str| {
+            let body = serde_json::json!({"error": e, "error_description": "Token has been expired or revoked."});
+            HttpAnswer::json(if google { 400 } else { 200 }, body)
+        };
+        if let Some(e) = self.fail_next_refresh.take() {
+            return refuse(e);
+        }
+        if f.get("client_id").map(String::as_str) != Some(UPSTREAM_CLIENT_ID)
+            || f.get("client_secret").map(String::as_str) != Some(UPSTREAM_SECRET)
+        {
+            return refuse("invalid_client");
+        }
+        let presented = f.get("refresh_token").map_or("", String::as_str);
+        let Some((user, used)) = self.refreshes.get_mut(presented) else {
+            return refuse(if google {
+                "invalid_grant"
+            } else {
+                "bad_refresh_token"
+            });
+        };
+        let user = *user;
+        if !google {
+            if *used {
+                return refuse("bad_refresh_token");
+            }
+            *used = true;
+        }
+        let token = format!("gho_{:036x}", self.counter * 7919 + user.id);
+        self.counter += 1;
+        self.tokens.insert(token.clone(), user);
+        if google {
+            let answer = serde_json::json!({"access_token": token, "expires_in": 3599,
+                "scope": "openid https://www.googleapis.com/auth/userinfo.email", "token_type": "Bearer"});
+            return HttpAnswer::json(200, answer);
+        }
+        HttpAnswer::json(200, self.github_tokens(user, token))
     }
 
     /// `GET /user` (F14; F15 for an unknown token).
@@ -348,6 +436,38 @@ impl FakeGithub {
     /// Every access token it issued (to check none ever reaches an MCP client, R41).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.tokens.keys().cloned().collect()
+    }
+
+    /// `POST /revoke` (RFC 7009, Google's): our client's credentials and a token; a
+    /// refresh token ends the user's whole grant (every access token of the user goes
+    /// with it), an access token only itself. 200 either way, as Google answers.
+    pub fn revoke(&mut self, req: &HttpRequest) -> HttpAnswer {
+        assert_eq!(
+            (req.method, req.url.as_str()),
+            ("POST", &*self.revocation_endpoint)
+        );
+        self.revocation_hits += 1;
+        let f = query_params(&format!("?{}", String::from_utf8_lossy(&req.body)));
+        assert_eq!(
+            f.get("client_id").map(String::as_str),
+            Some(UPSTREAM_CLIENT_ID)
+        );
+        let token = f.get("token").cloned().unwrap_or_default();
+        if let Some((user, _)) = self.refreshes.remove(&token) {
+            self.tokens.retain(|_, u| *u != user);
+        }
+        self.tokens.remove(&token);
+        HttpAnswer::json(200, serde_json::json!({}))
+    }
+
+    /// Whether `token` (an access or refresh token it issued) is still live.
+    pub fn is_live(&self, token: &str) -> bool {
+        self.tokens.contains_key(token) || self.refreshes.contains_key(token)
+    }
+
+    /// Every refresh token it issued, for tests that look for leaks (R66).
+    pub fn issued_refresh_tokens(&self) -> Vec<String> {
+        self.refreshes.keys().cloned().collect()
     }
 }
 

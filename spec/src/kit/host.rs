@@ -10,7 +10,7 @@ use consent_gate::{
     Authorization, AuthorizeError, AuthorizeRequest, BearerError, Callback, CallbackError,
     ClientRecord, CodeRecord, ConsentError, ConsentForm, ConsentGiven, Decision, Gate, GrantRecord,
     PendingConsent, Principal, RefreshRecord, RegistrationError, Reply, RevocationRequest,
-    TokenAuthMethod, TokenError, TokenRequest, TransactionRecord, UnixTime,
+    TokenAuthMethod, TokenError, TokenRequest, TransactionRecord, UnixTime, UpstreamRefreshError,
 };
 
 use super::browser::{Browser, Nav};
@@ -349,7 +349,22 @@ impl Host {
         let done = self
             .gate
             .revoke(&req, client.as_ref(), refresh.as_ref(), self.now)?;
-        Ok(self.store.apply(done))
+        // Read before the deletion: the upstream's tokens it holds are revoked too (R66).
+        let grant = done
+            .revoke_grant
+            .and_then(|key| self.store.get::<GrantRecord>(&key));
+        let upstream = self.gate.upstream_revocation_request(
+            &req,
+            client.as_ref(),
+            refresh.as_ref(),
+            grant.as_ref(),
+            self.now,
+        );
+        let reply = self.store.apply(done);
+        if let Some(upstream) = upstream {
+            let _courtesy = self.github.revoke(&upstream);
+        }
+        Ok(reply)
     }
 
     /// Revokes `token` as `client`.
@@ -367,6 +382,50 @@ impl Host {
             .verify_bearer(Some(&format!("Bearer {access}")), self.now)?;
         let grant = self.store.get::<GrantRecord>(&claims.grant_key());
         claims.confirm(grant.as_ref(), self.now)
+    }
+
+    /// The bearer check of a host that renews upstream tokens (R66), as
+    /// `consent_gate_store::Endpoints::bearer` does it (single-threaded here, so the
+    /// single flight is trivial): confirm, and when the upstream refresh is due, send it to
+    /// the double, read the grant again, and apply what the gate makes of the answer.
+    pub fn bearer_renewing(&mut self, access: &str) -> Result<Principal, BearerError> {
+        let header = format!("Bearer {access}");
+        let claims = self.gate.verify_bearer(Some(&header), self.now)?;
+        let grant = self.store.get::<GrantRecord>(&claims.grant_key());
+        let principal = claims.confirm_refreshable(grant.as_ref(), self.now)?;
+        if !principal.upstream_refresh_due(self.now) {
+            return Ok(principal);
+        }
+        let Some(request) = self.gate.upstream_refresh_request(&principal) else {
+            return Err(BearerError::UpstreamExpired);
+        };
+        if let Some(google) = &mut self.github.openid {
+            google.now = self.now;
+        }
+        let answer = self.github.token(&request);
+        let grant = self.store.get::<GrantRecord>(principal.grant_key());
+        let accepted = self.gate.accept_upstream_refresh(
+            &principal,
+            grant.as_ref(),
+            answer.as_response(),
+            self.now,
+            &mut self.entropy,
+        );
+        match accepted {
+            Ok((renewed, step)) => {
+                let _nothing_to_send = self.store.apply(step);
+                Ok(renewed)
+            }
+            Err(e) => {
+                let _unauthorized = self.store.apply(self.gate.upstream_refresh_failed(&e));
+                match e {
+                    UpstreamRefreshError::Unavailable(_) if principal.upstream_valid(self.now) => {
+                        Ok(principal)
+                    }
+                    e => Err(e.bearer_error()),
+                }
+            }
+        }
     }
 
     // --- whole flows ---------------------------------------------------------------------

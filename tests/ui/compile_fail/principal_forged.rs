@@ -1,6 +1,6 @@
-// Guarantee (docs/design.md#typestate, R49, R50): a `Principal` (who is calling the MCP endpoint)
-// is only made by `BearerClaims::confirm`, after the token's MAC, expiry and audience were
-// verified and its grant was found live. Its fields are private.
+// Guarantee (docs/design.md#typestate, R49, R50, R66): a `Principal` (who is calling the MCP
+// endpoint) is only made by `BearerClaims::confirm` (or `confirm_refreshable`, and renewed
+// by `Gate::accept_upstream_refresh`) after the token and its live grant were verified.
 // Expected: E0451 (private fields).
 use consent_gate::{GrantRecord, Principal, ScopeSet};
 
