@@ -45,8 +45,14 @@ fn provider(base: String, document_issuer: String) -> Router {
             "/authorize",
             get(move |req: Request<Body>| async move {
                 let q = params(req.uri().query().unwrap_or(""));
-                assert_eq!(q["scope"], "openid");
+                assert!(q["scope"].split(' ').any(|s| s == "openid"));
                 assert!(!q.contains_key("resource"));
+                if q["scope"] != "openid" {
+                    // `UpstreamConfig::google` with a Workspace domain (R68).
+                    assert_eq!(q["scope"], "openid email profile");
+                    assert_eq!((&*q["access_type"], &*q["prompt"]), ("offline", "consent"));
+                    assert_eq!(q["hd"], "example.com");
+                }
                 // A returning user: straight back, the nonce riding in the code.
                 let back = format!(
                     "{ISSUER}/callback?{}",
@@ -73,6 +79,7 @@ fn provider(base: String, document_issuer: String) -> Router {
                     "iss": base, "aud": CLIENT_ID, "azp": CLIENT_ID,
                     "sub": "248289761001", "nonce": nonce,
                     "iat": now, "exp": now + 3599, "email": "jane@example.com",
+                    "email_verified": true, "hd": "example.com",
                 });
                 let part = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
                 let id_token = format!(
@@ -84,6 +91,7 @@ fn provider(base: String, document_issuer: String) -> Router {
                 json(&serde_json::json!({
                     "access_token": "ya29.user-token", "expires_in": 3599,
                     "token_type": "Bearer", "scope": "openid", "id_token": id_token,
+                    "refresh_token": "1//0g-test-refresh",
                 }))
             }),
         )
@@ -107,12 +115,8 @@ async fn serve_provider(document_issuer: Option<&str>) -> String {
     base
 }
 
-#[tokio::test]
-async fn a_discovered_provider_signs_a_user_in_with_its_id_token_r67() {
-    let base = serve_provider(None).await;
-    let discovered = UpstreamClient::new().discover(&base, true).await.unwrap();
-    assert!(discovered.iss_parameter_supported);
-    let upstream = UpstreamConfig::openid(&discovered, CLIENT_ID, ClientSecret::new("s3cret"));
+/// A whole sign-in through a router for `upstream`: what `whoami` answers afterwards.
+async fn sign_in_through(upstream: UpstreamConfig) -> String {
     let keys = Keys::new(ServerKey::new(&[7; 32]).unwrap());
     let config = Config::builder(ISSUER, format!("{ISSUER}/mcp"), upstream, keys)
         .dev_loopback_http(true)
@@ -136,8 +140,37 @@ async fn a_discovered_provider_signs_a_user_in_with_its_id_token_r67() {
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     let v: serde_json::Value = serde_json::from_str(&tokens.body).unwrap();
     let me = mcp(&app, v["access_token"].as_str().unwrap()).await;
-    assert_eq!(me.status, 200);
-    assert_eq!(me.body, "127.0.0.1:248289761001 ya29.user-token");
+    assert_eq!(me.status, 200, "{}", me.body);
+    me.body
+}
+
+#[tokio::test]
+async fn a_discovered_provider_signs_a_user_in_with_its_id_token_r67() {
+    let base = serve_provider(None).await;
+    let discovered = UpstreamClient::new().discover(&base, true).await.unwrap();
+    assert!(discovered.iss_parameter_supported);
+    let upstream = UpstreamConfig::openid(&discovered, CLIENT_ID, ClientSecret::new("s3cret"));
+    let whoami = sign_in_through(upstream).await;
+    assert_eq!(whoami, "127.0.0.1:248289761001 ya29.user-token");
+}
+
+#[tokio::test]
+async fn the_google_preset_signs_a_workspace_user_in_r68() {
+    // `UpstreamConfig::google` as it is, with a Workspace domain, its endpoints and issuer
+    // moved to the loopback provider (nothing leaves loopback).
+    let base = serve_provider(None).await;
+    let mut google =
+        UpstreamConfig::google(CLIENT_ID, ClientSecret::new("s3cret")).hosted_domain("example.com");
+    google.authorize_endpoint = format!("{base}/authorize");
+    google.token_endpoint = format!("{base}/token");
+    google.user_endpoint = format!("{base}/userinfo");
+    google.issuer = Some(base.clone());
+    if let Some(policy) = &mut google.id_token {
+        policy.issuers = vec![base.clone()];
+    }
+    google.revocation_endpoint = None;
+    let whoami = sign_in_through(google).await;
+    assert_eq!(whoami, "google:248289761001 ya29.user-token");
 }
 
 #[tokio::test]
