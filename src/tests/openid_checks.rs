@@ -122,9 +122,14 @@ fn each_claim_is_checked() {
     assert_eq!(refused(&drop("sub")), "no sub");
     assert_eq!(refused(&set("sub", "".into())), "sub");
     assert_eq!(refused(&set("sub", "a\u{1}b".into())), "sub");
-    // Within the leeway: a clock 2 minutes apart still works.
+    assert!(check(&set("sub", "1".repeat(255).into())).is_ok());
+    assert_eq!(refused(&set("sub", "1".repeat(256).into())), "sub");
+    // Within the leeway: a clock 2 minutes apart still works, to the second.
     assert!(check(&set("exp", (NOW - 119).into())).is_ok());
-    assert!(check(&set("iat", (NOW + 119).into())).is_ok());
+    assert!(check(&set("iat", (NOW + 120).into())).is_ok());
+    assert!(check(&set("iat", (NOW - 600).into())).is_ok());
+    // One audience needs no `azp`.
+    assert!(check(&drop("azp")).is_ok());
 }
 
 #[test]
@@ -164,6 +169,31 @@ fn only_a_signed_jwt_of_json_objects_is_read() {
     let twice = body.replacen('{', r#"{"sub":"someone-else","#, 1);
     assert_eq!(refused(&jwt_of(r#"{"alg":"RS256"}"#, &twice)), "payload");
     assert_eq!(refused(&"a".repeat(MAX_ID_TOKEN + 1)), "too large");
+    // The bound is 16 KiB, inclusive: a token of that length is read, and a long but
+    // honest one (Azure's carry group lists) passes.
+    assert_eq!(refused(&"a".repeat(MAX_ID_TOKEN)), "not a signed JWT");
+    let long = with(|c| {
+        c.insert(
+            "groups".into(),
+            serde_json::json!(vec!["g".repeat(60); 120]),
+        );
+    });
+    assert!(long.len() > 8 * 1024 && long.len() < MAX_ID_TOKEN);
+    assert!(check(&long).is_ok());
+}
+
+#[test]
+fn the_public_check_is_the_callbacks_check() {
+    let p = policy();
+    let now = UnixTime(NOW);
+    assert_eq!(
+        p.check(&jwt(&claims()), "our-client", "n-0S6_WzA2Mj", now),
+        Ok("110169484474386276334".to_owned())
+    );
+    assert_eq!(
+        p.check(&jwt(&claims()), "our-client", "another-nonce", now),
+        Err(UpstreamError::IdToken("nonce"))
+    );
 }
 
 fn doc(body: &serde_json::Value) -> Result<ProviderMetadata, DiscoveryError> {
@@ -266,4 +296,29 @@ fn a_discovery_document_for_another_issuer_or_without_the_code_flow_is_refused()
         },
     );
     assert_eq!(status.err(), Some(DiscoveryError::Status(404)));
+}
+
+#[test]
+fn a_discovery_document_is_read_up_to_64_kib() {
+    let sized = |len: usize| {
+        let mut d = google_discovery();
+        d["x"] = "".into();
+        let bare = d.to_string().len();
+        d["x"] = "a".repeat(len - bare).into();
+        let body = d.to_string();
+        assert_eq!(body.len(), len);
+        ProviderMetadata::parse(
+            "https://accounts.google.com",
+            UpstreamResponse {
+                status: 200,
+                content_type: Some("application/json"),
+                body: body.as_bytes(),
+            },
+        )
+    };
+    assert!(sized(MAX_DISCOVERY_DOCUMENT).is_ok());
+    assert_eq!(
+        sized(MAX_DISCOVERY_DOCUMENT + 1).err(),
+        Some(DiscoveryError::Malformed)
+    );
 }
