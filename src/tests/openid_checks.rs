@@ -322,3 +322,22 @@ fn a_discovery_document_is_read_up_to_64_kib() {
         Some(DiscoveryError::Malformed)
     );
 }
+
+#[test]
+fn ill_formed_json_in_a_member_we_skip_is_refused() {
+    // A lone surrogate escape: serde skips it unread in a member it ignores.
+    let mut d = google_discovery().to_string();
+    d.insert_str(1, r#""x":"\ud800","#);
+    let read = ProviderMetadata::parse(
+        "https://accounts.google.com",
+        UpstreamResponse {
+            status: 200,
+            content_type: Some("application/json"),
+            body: d.as_bytes(),
+        },
+    );
+    assert_eq!(read.err(), Some(DiscoveryError::Malformed));
+    let mut c = claims().to_string();
+    c.insert_str(1, r#""x":"\ud800","#);
+    assert_eq!(refused(&jwt_of(r#"{"alg":"RS256"}"#, &c)), "payload");
+}
