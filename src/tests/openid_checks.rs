@@ -196,16 +196,20 @@ fn the_public_check_is_the_callbacks_check() {
     );
 }
 
-fn doc(body: &serde_json::Value) -> Result<ProviderMetadata, DiscoveryError> {
-    let body = body.to_string();
+/// Google's issuer reading `body` as its discovery document, HTTP 200.
+fn parse_doc(body: &[u8]) -> Result<ProviderMetadata, DiscoveryError> {
     ProviderMetadata::parse(
         "https://accounts.google.com",
         UpstreamResponse {
             status: 200,
             content_type: Some("application/json"),
-            body: body.as_bytes(),
+            body,
         },
     )
+}
+
+fn doc(body: &serde_json::Value) -> Result<ProviderMetadata, DiscoveryError> {
+    parse_doc(body.to_string().as_bytes())
 }
 
 fn google_discovery() -> serde_json::Value {
@@ -278,15 +282,7 @@ fn a_discovery_document_for_another_issuer_or_without_the_code_flow_is_refused()
         ),
         Some(DiscoveryError::NoPkce)
     );
-    let not_object = ProviderMetadata::parse(
-        "https://accounts.google.com",
-        UpstreamResponse {
-            status: 200,
-            content_type: None,
-            body: b"[]",
-        },
-    );
-    assert_eq!(not_object.err(), Some(DiscoveryError::Malformed));
+    assert_eq!(parse_doc(b"[]").err(), Some(DiscoveryError::Malformed));
     let status = ProviderMetadata::parse(
         "https://accounts.google.com",
         UpstreamResponse {
@@ -307,14 +303,7 @@ fn a_discovery_document_is_read_up_to_64_kib() {
         d["x"] = "a".repeat(len - bare).into();
         let body = d.to_string();
         assert_eq!(body.len(), len);
-        ProviderMetadata::parse(
-            "https://accounts.google.com",
-            UpstreamResponse {
-                status: 200,
-                content_type: Some("application/json"),
-                body: body.as_bytes(),
-            },
-        )
+        parse_doc(body.as_bytes())
     };
     // Written out, not the constant: the documented bound is what is pinned.
     assert!(sized(64 * 1024).is_ok());
@@ -326,15 +315,10 @@ fn ill_formed_json_in_a_member_we_skip_is_refused() {
     // A lone surrogate escape: serde skips it unread in a member it ignores.
     let mut d = google_discovery().to_string();
     d.insert_str(1, r#""x":"\ud800","#);
-    let read = ProviderMetadata::parse(
-        "https://accounts.google.com",
-        UpstreamResponse {
-            status: 200,
-            content_type: Some("application/json"),
-            body: d.as_bytes(),
-        },
+    assert_eq!(
+        parse_doc(d.as_bytes()).err(),
+        Some(DiscoveryError::Malformed)
     );
-    assert_eq!(read.err(), Some(DiscoveryError::Malformed));
     let mut c = claims().to_string();
     c.insert_str(1, r#""x":"\ud800","#);
     assert_eq!(refused(&jwt_of(r#"{"alg":"RS256"}"#, &c)), "payload");
