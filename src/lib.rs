@@ -282,12 +282,19 @@ impl UnixTime {
 #[derive(Clone, Debug)]
 pub struct Gate {
     config: Config,
+    /// The hash every transaction records of the upstream it went to (R40, R67): fixed by
+    /// the configuration, so computed once here rather than on every trip and callback.
+    upstream_hash: [u8; 32],
 }
 
 impl Gate {
     /// A gate for this configuration.
     pub fn new(config: Config) -> Self {
-        Self { config }
+        let upstream_hash = upstream::upstream_hash(&config.upstream);
+        Self {
+            config,
+            upstream_hash,
+        }
     }
 
     /// The configuration.

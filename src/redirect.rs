@@ -84,6 +84,13 @@ fn is_canonical(raw: &str, serialized: &str, origin_end: usize) -> bool {
         && rest == serialized.get(origin_end + 1..)
 }
 
+/// Whether `port` is an `http` port as the WHATWG serializer writes it: decimal without
+/// leading zeros, at most 65535, and not the default 80 (which it leaves out).
+fn is_canonical_port(port: &str) -> bool {
+    let canonical_digits = port == "0" || (!port.is_empty() && !port.starts_with('0'));
+    canonical_digits && port.len() <= 5 && port.parse::<u32>().is_ok_and(|p| p <= 65535 && p != 80)
+}
+
 /// Indices into a serialization (at most [`MAX_REDIRECT_URI`] bytes, so they fit).
 fn index(i: usize) -> u16 {
     u16::try_from(i).unwrap_or(u16::MAX)
@@ -180,11 +187,36 @@ impl RedirectUri {
         if !self.is_loopback() {
             return None;
         }
-        // The presented URI must itself be a valid, canonical redirect URI whose host and
-        // path are this registration's: only the port differs.
-        let other = RedirectUri::parse(presented).ok()?;
-        (other.is_loopback() && other.host() == self.host() && other.rest() == self.rest())
-            .then_some(other)
+        // The presented URI must be this registration with another port (or none): the
+        // scheme, host and path and query are this registration's, already validated and
+        // canonical, so only the port needs reading. This is what parsing the presented
+        // URI with `RedirectUri::parse` and comparing host and rest decides (the test
+        // `loopback_port_match_equals_the_full_parse` holds the two together), without a
+        // WHATWG parse on every authorization request.
+        if presented.len() > MAX_REDIRECT_URI {
+            return None;
+        }
+        let after_host = presented.strip_prefix(&self.uri[..usize::from(self.host.1)])?;
+        let rest = match after_host.strip_prefix(':') {
+            Some(p) => {
+                let (port, rest) =
+                    p.split_at(p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len()));
+                if !is_canonical_port(port) {
+                    return None;
+                }
+                rest
+            }
+            None => after_host,
+        };
+        if rest != self.rest() {
+            return None;
+        }
+        let origin_end = presented.len() - rest.len();
+        Some(Self {
+            uri: presented.to_owned(),
+            host: self.host,
+            origin_end: index(origin_end),
+        })
     }
 
     pub(crate) fn matches(&self, presented: &str) -> bool {
@@ -331,6 +363,86 @@ mod tests {
         let v6 = uri("http://[::1]/cb");
         assert!(v6.matching("http://[::1]:1234/cb").is_some());
         assert!(v6.matching("http://[::2]:1234/cb").is_none());
+    }
+
+    /// What `matching` decides for a loopback registration, by a full WHATWG parse of the
+    /// presented URI: the reference its string-level check must agree with.
+    fn matching_by_full_parse(r: &RedirectUri, presented: &str) -> Option<RedirectUri> {
+        if presented == r.uri {
+            return Some(r.clone());
+        }
+        let other = RedirectUri::parse(presented).ok()?;
+        (other.is_loopback() && other.host() == r.host() && other.rest() == r.rest())
+            .then_some(other)
+    }
+
+    #[test]
+    fn loopback_port_match_equals_the_full_parse() {
+        let registered = [
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:9/cb",
+            "http://localhost:3000/callback",
+            "http://localhost?x=1",
+            "http://localhost",
+            "http://[::1]/cb",
+            "http://[::1]:8080/a/b?c=d",
+        ];
+        let hosts = [
+            "127.0.0.1",
+            "localhost",
+            "[::1]",
+            "127.0.0.2",
+            "LOCALHOST",
+            "127.1",
+            "[::2]",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+            "[0:0:0:0:0:0:0:1]",
+            "evil.example@127.0.0.1",
+            "127.0.0.1@evil.example",
+        ];
+        let ports = [
+            "", ":", ":0", ":00", ":1", ":9", ":80", ":080", ":8080", ":08080", ":443", ":65535",
+            ":65536", ":99999", ":123456", ":+1", ":-1", ": 1", ":1a", ":0x50", ":8080:9",
+        ];
+        let rests = [
+            "",
+            "/",
+            "/cb",
+            "/cb/",
+            "/CB",
+            "/cb?x",
+            "?x=1",
+            "/?x=1",
+            "/callback",
+            "/a/b?c=d",
+            "/a/./b?c=d",
+            "/cb#f",
+            "/cb ",
+            "\\cb",
+            "/%63b",
+            "@evil.example/cb",
+        ];
+        let mut checked = 0;
+        for reg in registered {
+            let r = uri(reg);
+            for scheme in ["http://", "https://", "HTTP://"] {
+                for host in hosts {
+                    for port in ports {
+                        for rest in rests {
+                            let presented = format!("{scheme}{host}{port}{rest}");
+                            assert_eq!(
+                                r.matching(&presented),
+                                matching_by_full_parse(&r, &presented),
+                                "{reg} against {presented:?}"
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 7 * 3 * 12 * 21 * 16);
     }
 
     #[test]

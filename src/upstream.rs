@@ -6,6 +6,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthorizationDetails;
+use crate::config::UpstreamConfig;
 use crate::consent::ConsentGiven;
 use crate::cookie;
 use crate::crypto::{
@@ -120,6 +121,12 @@ pub(crate) fn binding_cookie_name(gate: &Gate, transaction: &StoreKey) -> String
     name
 }
 
+/// What a transaction records of its upstream: a hash of the upstream's identity (its
+/// issuer, or its token endpoint when it has none).
+pub(crate) fn upstream_hash(upstream: &UpstreamConfig) -> [u8; 32] {
+    sha256_labeled("upstream", upstream.identity().as_bytes())
+}
+
 impl Gate {
     pub(crate) fn upstream_verifier(&self, state: &str) -> B64x32 {
         // Derived, not stored: the store never holds the upstream PKCE verifier (R37).
@@ -137,7 +144,7 @@ impl Gate {
     }
 
     pub(crate) fn upstream_hash(&self) -> [u8; 32] {
-        sha256_labeled("upstream", self.config.upstream.identity().as_bytes())
+        self.upstream_hash
     }
 
     /// Spends a [`ConsentGiven`] on an upstream authorization redirect: fresh `state`
