@@ -339,6 +339,11 @@ pub enum StoreError {
 /// The future every [`Store`] method returns: boxed, so that `Arc<dyn Store>` works.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// What [`Store::take_then`] runs on the taken value: the operations to apply with the
+/// take. It runs once at most, possibly on a backend's own thread (SQLite runs it inside
+/// the transaction of the take), so it must be quick and must not block.
+pub type Then = Box<dyn FnOnce(Option<Vec<u8>>) -> Vec<Op> + Send>;
+
 /// An async key-value store executing the core's operations (docs/design.md's store
 /// contract). Values are opaque bytes; `now` is always the caller's.
 ///
@@ -415,6 +420,28 @@ pub trait Store: Send + Sync {
             match single(self.apply(vec![Op::Get { kind, key }], now).await?)? {
                 OpResult::Get(value) => Ok(value),
                 other => Err(mismatch(&other)),
+            }
+        })
+    }
+
+    /// Takes the live entry under `(kind, key)` and applies the ops `then` computes from
+    /// it (the step a taken record feeds), and gives their results. Atomic against every
+    /// other taker either way; where the backend can, the take and the ops also commit
+    /// together (SQLite: one transaction, one `fsync` instead of two in the flow's
+    /// critical path), and a failure of the ops then leaves the entry in place. By
+    /// default the take is committed first and the ops after it, as two calls would.
+    fn take_then(
+        &self,
+        kind: Kind,
+        key: Key,
+        now: UnixTime,
+        then: Then,
+    ) -> StoreFuture<'_, Vec<OpResult>> {
+        Box::pin(async move {
+            let ops = then(self.take(kind, key, now).await?);
+            match ops.is_empty() {
+                true => Ok(Vec::new()),
+                false => self.apply(ops, now).await,
             }
         })
     }

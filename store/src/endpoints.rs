@@ -74,7 +74,7 @@ pub type Stepped = Result<Step, StoreError>;
 /// The gate, the store and the randomness every endpoint needs. Cheap to share behind an
 /// `Arc`.
 pub struct Endpoints {
-    gate: Gate,
+    gate: Arc<Gate>,
     exec: Executor,
     entropy: fn(&mut [u8]),
     documents: Option<Arc<dyn DocumentSource>>,
@@ -111,7 +111,7 @@ impl Endpoints {
     pub fn new(gate: Gate, store: Arc<dyn Store>, entropy: fn(&mut [u8])) -> Self {
         let exec = Executor::new(store);
         Endpoints {
-            gate,
+            gate: Arc::new(gate),
             exec,
             entropy,
             documents: None,
@@ -241,21 +241,39 @@ impl Endpoints {
             Ok(form) => form,
             Err(e) => return Ok(refused(e)),
         };
-        // Taken, not read: a second submission of the same page finds nothing (R36).
-        let pending: Option<PendingConsent> = self.exec.take(&form.pending_key(), now).await?;
-        let about = pending.as_ref().map(|p| who(p.details()));
-        match self.gate.decide(form, pending, browser, now) {
-            Ok(Decision::Approved(yes)) => {
-                log_about("consent_approved", about);
-                let entropy = &mut self.entropy.clone();
-                Ok(self.gate.upstream_redirect(yes, now, entropy).into())
-            }
-            Ok(Decision::Denied(to_client)) => {
-                log_about("consent_denied", about);
-                Ok(to_client.into())
-            }
-            Err(e) => Ok(refused(e)),
-        }
+        let form_key = form.pending_key();
+        // Taken, not read: a second submission of the same page finds nothing (R36). The
+        // approved transaction is written with the take, in one commit where the store
+        // can: the step's ops are applied here, and the step returned only replies.
+        let (gate, mut entropy) = (self.gate.clone(), self.entropy);
+        let cookies = browser.cookies.to_owned();
+        let origin = browser.origin.map(str::to_owned);
+        let sec_fetch_site = browser.sec_fetch_site.map(str::to_owned);
+        let decided = move |pending: Option<PendingConsent>| {
+            let browser = BrowserContext {
+                cookies: &cookies,
+                origin: origin.as_deref(),
+                sec_fetch_site: sec_fetch_site.as_deref(),
+            };
+            let about = pending.as_ref().map(|p| who(p.details()));
+            let step = match gate.decide(form, pending, browser, now) {
+                Ok(Decision::Approved(yes)) => {
+                    log_about("consent_approved", about);
+                    gate.upstream_redirect(yes, now, &mut entropy).into()
+                }
+                Ok(Decision::Denied(to_client)) => {
+                    log_about("consent_denied", about);
+                    to_client.into()
+                }
+                Err(e) => refused(e),
+            };
+            (step, ())
+        };
+        let (reply, ()) = self.exec.take_then(&form_key, now, decided).await?;
+        Ok(Step {
+            ops: Vec::new(),
+            reply,
+        })
     }
 
     /// `GET` on the callback: the upstream sends the browser back; `send` carries the
@@ -330,33 +348,33 @@ impl Endpoints {
         let client = self
             .client(request.client_id(), &key, now, &mut ops)
             .await?;
-        let client = client.as_deref();
-        let issued = if request.is_code_grant() {
+        if request.is_code_grant() {
             // Taken: two concurrent redemptions cannot both see an unredeemed code (A8).
-            let code = self.exec.take(&request.record_key(), now).await?;
-            let entropy = &mut self.entropy.clone();
-            self.gate.redeem_code(&request, code, client, now, entropy)
-        } else {
-            // Got, not taken: the core decides about rotation and says what to write.
-            let refresh: Option<RefreshRecord> = self.exec.get(&request.record_key(), now).await?;
-            let grant: Option<GrantRecord> = match &refresh {
-                Some(refresh) => self.exec.get(&refresh.grant_key(), now).await?,
-                None => None,
+            // The grant is written with the take, in one commit where the store can: the
+            // step's ops are applied here, and the step returned only replies.
+            let (gate, mut entropy) = (self.gate.clone(), self.entropy);
+            let code_key = request.record_key();
+            let redeemed = move |code| {
+                let issued = gate.redeem_code(&request, code, client.as_deref(), now, &mut entropy);
+                (tokens_step(&request, issued, ops), ())
             };
-            self.gate
-                .redeem_refresh(&request, refresh, grant.as_ref(), client, now)
-        };
-        let event = match &issued {
-            Err(TokenError::CodeReused { .. }) => Some("code_replay_grant_revoked"),
-            Err(TokenError::RefreshReused { .. }) => Some("refresh_reuse_grant_revoked"),
-            _ => None,
-        };
-        if let Some(event) = event {
-            warn!(security = true, event, client_id = %short(request.client_id()));
+            let (reply, ()) = self.exec.take_then(&code_key, now, redeemed).await?;
+            return Ok(Step {
+                ops: Vec::new(),
+                reply,
+            });
         }
-        // The grant, the refresh records, the redeemed code; the successor of a rotated
-        // refresh token only where none is (R63, A22).
-        Ok(after(ops, issued.map_or_else(refused, Step::from)))
+        // Got, not taken: the core decides about rotation and says what to write.
+        let refresh: Option<RefreshRecord> = self.exec.get(&request.record_key(), now).await?;
+        let grant: Option<GrantRecord> = match &refresh {
+            Some(refresh) => self.exec.get(&refresh.grant_key(), now).await?,
+            None => None,
+        };
+        let client = client.as_deref();
+        let issued = self
+            .gate
+            .redeem_refresh(&request, refresh, grant.as_ref(), client, now);
+        Ok(tokens_step(&request, issued, ops))
     }
 
     /// `POST /revoke` (RFC 7009): a client revokes one of its tokens, and with it the
@@ -514,6 +532,26 @@ impl Endpoints {
             }
         }
     }
+}
+
+/// The token endpoint's step: the grant, the refresh records, the redeemed code; the
+/// successor of a rotated refresh token only where none is (R63, A22); for a replayed
+/// code or a reused refresh token, the grant's deletion, logged as a security event.
+/// `ops` (a fetched metadata document's client) go first.
+fn tokens_step(
+    request: &TokenRequest,
+    issued: Result<consent_gate::TokensIssued, TokenError>,
+    ops: Vec<Op>,
+) -> Step {
+    let event = match &issued {
+        Err(TokenError::CodeReused { .. }) => Some("code_replay_grant_revoked"),
+        Err(TokenError::RefreshReused { .. }) => Some("refresh_reuse_grant_revoked"),
+        _ => None,
+    };
+    if let Some(event) = event {
+        warn!(security = true, event, client_id = %short(request.client_id()));
+    }
+    after(ops, issued.map_or_else(refused, Step::from))
 }
 
 /// `step` with `ops` (a fetched metadata document's client) applied first.

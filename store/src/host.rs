@@ -64,46 +64,48 @@ impl Executor {
         &self.store
     }
 
-    /// A step's store operations in one atomic batch, then its reply. A record with no
-    /// expiry (a registration) is kept for [`CLIENT_LIFETIME`]; one already expired needs
-    /// no storing (the store would refuse it).
+    /// A step's store operations in one atomic batch, then its reply.
     pub async fn apply(
         &self,
         step: Step,
         now: consent_gate::UnixTime,
     ) -> Result<Reply, StoreError> {
-        let until = |at: Option<consent_gate::UnixTime>| -> UnixTime {
-            at.unwrap_or(now.plus(CLIENT_LIFETIME)).into()
-        };
-        let live = |at| until(at) > now.into();
-        let mut ops = Vec::with_capacity(step.ops.len());
-        for op in step.ops {
-            let (kind, key) = (op.kind().into(), *op.key().as_bytes());
-            ops.push(match op {
-                consent_gate::Op::Delete { .. } => Op::Delete { kind, key },
-                consent_gate::Op::Put {
-                    value, expires_at, ..
-                } if live(expires_at) => Op::Put {
-                    kind,
-                    key,
-                    value,
-                    expires_at: until(expires_at),
-                },
-                consent_gate::Op::PutIfAbsent {
-                    value, expires_at, ..
-                } if live(expires_at) => Op::PutIfAbsent {
-                    kind,
-                    key,
-                    value,
-                    expires_at: until(expires_at),
-                },
-                _ => continue,
-            });
-        }
+        let ops = store_ops(step.ops, now);
         if !ops.is_empty() {
             self.store.apply(ops, now.into()).await?;
         }
         Ok(step.reply)
+    }
+
+    /// Takes the record under `key` and applies the step `then` makes of it, in one
+    /// transaction where the store can ([`Store::take_then`]); gives the step's reply and
+    /// what else `then` returned. `then` may run on the store's own thread: it gets the
+    /// caller's tracing span, and must only compute (a core step does).
+    pub async fn take_then<R, T, F>(
+        &self,
+        key: &StoreKey,
+        now: consent_gate::UnixTime,
+        then: F,
+    ) -> Result<(Reply, T), StoreError>
+    where
+        R: Record,
+        T: Send + 'static,
+        F: FnOnce(Option<R>) -> (Step, T) + Send + 'static,
+    {
+        let out = Arc::new(Mutex::new(None));
+        let (sink, span) = (out.clone(), tracing::Span::current());
+        let then: crate::Then = Box::new(move |taken| {
+            let _in_request = span.enter();
+            let (step, extra) = then(taken.and_then(|bytes| R::decode(&bytes)));
+            *sink.lock().unwrap_or_else(PoisonError::into_inner) = Some((step.reply, extra));
+            store_ops(step.ops, now)
+        });
+        let kind = R::KIND.into();
+        self.store
+            .take_then(kind, *key.as_bytes(), now.into(), then)
+            .await?;
+        let made = out.lock().unwrap_or_else(PoisonError::into_inner).take();
+        made.ok_or_else(|| StoreError::Protocol("take_then did not run its step".into()))
     }
 
     /// The live record under `key`; one that does not decode counts as absent (the step
@@ -155,6 +157,41 @@ impl Executor {
         cache.insert(id, (client.clone(), now.0));
         Ok(Some(client))
     }
+}
+
+/// The core's operations as the store's. A record with no expiry (a registration) is
+/// kept for [`CLIENT_LIFETIME`]; one already expired needs no storing (the store would
+/// refuse it).
+fn store_ops(core: Vec<consent_gate::Op>, now: consent_gate::UnixTime) -> Vec<Op> {
+    let until = |at: Option<consent_gate::UnixTime>| -> UnixTime {
+        at.unwrap_or(now.plus(CLIENT_LIFETIME)).into()
+    };
+    let live = |at| until(at) > now.into();
+    let mut ops = Vec::with_capacity(core.len());
+    for op in core {
+        let (kind, key) = (op.kind().into(), *op.key().as_bytes());
+        ops.push(match op {
+            consent_gate::Op::Delete { .. } => Op::Delete { kind, key },
+            consent_gate::Op::Put {
+                value, expires_at, ..
+            } if live(expires_at) => Op::Put {
+                kind,
+                key,
+                value,
+                expires_at: until(expires_at),
+            },
+            consent_gate::Op::PutIfAbsent {
+                value, expires_at, ..
+            } if live(expires_at) => Op::PutIfAbsent {
+                kind,
+                key,
+                value,
+                expires_at: until(expires_at),
+            },
+            _ => continue,
+        });
+    }
+    ops
 }
 
 impl Quotas {

@@ -17,6 +17,7 @@
 //! | [`get`](Store::get) | read without removing |
 //! | [`delete`](Store::delete) | remove |
 //! | [`apply`](Store::apply) | a batch of the above, atomic: all or nothing, each op seeing the ones before |
+//! | [`take_then`](Store::take_then) | a take, and the batch computed from what it took; in one transaction where the backend can (SQLite) |
 //!
 //! An entry is live while `now < expires_at`; an expired entry is never returned and
 //! counts as absent for `put_if_absent`. A write whose `expires_at` is not after `now`
@@ -90,7 +91,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use contract::{
-    Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime,
+    Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Quotas, Store, StoreError, StoreFuture, Then,
+    UnixTime,
 };
 pub use endpoints::{
     Answer, DocumentSource, Endpoints, FetchedDocument, Fetching, Stepped, short, variant,

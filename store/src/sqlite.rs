@@ -20,7 +20,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use crate::contract::{Kind, Op, OpResult, Quotas, Store, StoreError, StoreFuture, UnixTime};
+use crate::contract::{
+    Key, Kind, Op, OpResult, Quotas, Store, StoreError, StoreFuture, Then, UnixTime,
+};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -91,6 +93,8 @@ impl Default for SqliteOptions {
 
 enum Work {
     Apply(Vec<Op>, UnixTime),
+    /// A take and the ops computed from what it took, in one savepoint; `None` once run.
+    TakeThen(Kind, Key, UnixTime, Option<Then>),
     Sweep(UnixTime),
     Close,
 }
@@ -227,16 +231,16 @@ fn run_worker(mut conn: Connection, queue: mpsc::Receiver<Job>, max_group: usize
 
 /// Runs a group of jobs in one transaction, each in a savepoint, and answers them after
 /// the commit (or all with the error if the transaction itself failed).
-fn commit_group(conn: &mut Connection, group: Vec<Job>, quotas: &Quotas) {
+fn commit_group(conn: &mut Connection, mut group: Vec<Job>, quotas: &Quotas) {
     if group.is_empty() {
         return;
     }
     let mut outcomes = Vec::with_capacity(group.len());
     let committed = (|| -> Result<(), StoreError> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for job in &group {
+        for job in &mut group {
             let savepoint = tx.savepoint()?;
-            let outcome = run_work(&savepoint, &job.work, quotas);
+            let outcome = run_work(&savepoint, &mut job.work, quotas);
             if outcome.is_ok() {
                 savepoint.commit()?;
             } else {
@@ -272,13 +276,31 @@ fn shared_error(error: &StoreError) -> StoreError {
     }
 }
 
-fn run_work(conn: &Connection, work: &Work, quotas: &Quotas) -> Result<Done, StoreError> {
+fn run_work(conn: &Connection, work: &mut Work, quotas: &Quotas) -> Result<Done, StoreError> {
     match work {
         Work::Apply(ops, now) => ops
             .iter()
             .map(|op| run_op(conn, op, *now, quotas))
             .collect::<Result<_, _>>()
             .map(Done::Applied),
+        Work::TakeThen(kind, key, now, then) => {
+            let then = then
+                .take()
+                .ok_or_else(|| StoreError::Protocol("take_then ran twice".into()))?;
+            let (kind, key, now) = (*kind, *key, *now);
+            let taken = match run_op(conn, &Op::Take { kind, key }, now, quotas)? {
+                OpResult::Take(taken) => taken,
+                other => return Err(StoreError::Protocol(format!("take gave {other:?}"))),
+            };
+            let ops = then(taken);
+            for op in &ops {
+                op.validate(now)?;
+            }
+            ops.iter()
+                .map(|op| run_op(conn, op, now, quotas))
+                .collect::<Result<_, _>>()
+                .map(Done::Applied)
+        }
         Work::Sweep(now) => {
             let removed = conn
                 .prepare_cached(
@@ -432,6 +454,29 @@ impl Store for SqliteStore {
             match self.submit(Work::Apply(ops, now)).await? {
                 Done::Applied(results) => Ok(results),
                 _ => Err(StoreError::Protocol("apply answered another job".into())),
+            }
+        })
+    }
+
+    /// The take and the ops in one savepoint of one group's transaction: one commit
+    /// where two calls would wait for two, and ops that fail leave the entry in place.
+    fn take_then(
+        &self,
+        kind: Kind,
+        key: Key,
+        now: UnixTime,
+        then: Then,
+    ) -> StoreFuture<'_, Vec<OpResult>> {
+        Box::pin(async move {
+            kind.validate()?;
+            match self
+                .submit(Work::TakeThen(kind, key, now, Some(then)))
+                .await?
+            {
+                Done::Applied(results) => Ok(results),
+                _ => Err(StoreError::Protocol(
+                    "take_then answered another job".into(),
+                )),
             }
         })
     }

@@ -9,6 +9,13 @@ use std::sync::Arc;
 use consent_gate_store::{Key, Kind, MAX_VALUE_BYTES, Op, OpResult, Store, StoreError, UnixTime};
 use tokio::sync::Barrier;
 
+mod take_then;
+#[allow(unused_imports)] // tests/contract.rs runs them; the other binaries do not
+pub use take_then::{
+    take_then_is_single_use, take_then_of_nothing_still_applies,
+    take_then_refused_ops_write_nothing,
+};
+
 /// A fixed caller clock: the store must judge expiry by it, not by its own.
 pub const NOW: UnixTime = UnixTime::from_secs(1_900_000_000);
 /// An hour after [`NOW`], the expiry of most test entries.
