@@ -95,29 +95,66 @@ pub struct UpstreamConfig {
     /// `access_type=offline` and `prompt=consent`, `hd`; R68). The parameters the gate
     /// sets itself are refused here ([`ConfigBuilder::build`]).
     pub authorize_params: Vec<(String, String)>,
-    /// The upstream's RFC 7009 revocation endpoint, if it has one: revoking our grant then
-    /// revokes the upstream's tokens too (Google's; GitHub has none of that form).
+    /// The upstream's revocation endpoint, if it has one: revoking our grant then revokes
+    /// the upstream's tokens too (R66), in the endpoint's [`shape`](Self::revocation_shape).
     pub revocation_endpoint: Option<String>,
+    /// How [`revocation_endpoint`](Self::revocation_endpoint) is spoken to.
+    pub revocation_shape: RevocationShape,
+}
+
+/// The two forms of upstream revocation the gate speaks (R66).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RevocationShape {
+    /// RFC 7009: `POST` of `token`, `token_type_hint` and our client credentials as a
+    /// form (Google, discovered OpenID providers). The upstream refresh token is sent
+    /// where the grant holds one (it ends the upstream grant), else the access token.
+    #[default]
+    Rfc7009,
+    /// GitHub's OAuth-app token deletion: `DELETE /applications/{client_id}/token` with
+    /// HTTP Basic `client_id:client_secret` and `{"access_token": …}` as JSON, answered
+    /// `204` (docs/upstreams.md#github-revocation). It revokes that one token, not the
+    /// user's whole authorization of our app (`…/grant` would end every other sign-in
+    /// of the same user through this server too).
+    GithubToken,
+}
+
+/// GitHub's token deletion endpoint for our OAuth app: the client id percent-encoded as
+/// one path segment (an id is `[A-Za-z0-9]`, so in practice unchanged).
+fn github_token_endpoint(client_id: &str) -> String {
+    let mut url = String::from("https://api.github.com/applications/");
+    for b in client_id.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                url.push(char::from(b))
+            }
+            _ => url.push_str(&format!("%{b:02X}")),
+        }
+    }
+    url.push_str("/token");
+    url
 }
 
 impl UpstreamConfig {
     /// github.com with the endpoints from GitHub's documentation
     /// (docs/upstreams.md#github-endpoints).
     pub fn github(client_id: impl Into<String>, client_secret: ClientSecret) -> Self {
+        let client_id = client_id.into();
         Self {
             display_name: "GitHub".into(),
             issuer: Some("https://github.com/login/oauth".into()),
             authorize_endpoint: "https://github.com/login/oauth/authorize".into(),
             token_endpoint: "https://github.com/login/oauth/access_token".into(),
             user_endpoint: "https://api.github.com/user".into(),
-            client_id: client_id.into(),
             client_secret,
             scopes: vec!["read:user".into()],
             subject_prefix: "github:".into(),
             id_token: None,
             require_callback_issuer: false,
             authorize_params: Vec::new(),
-            revocation_endpoint: None,
+            revocation_endpoint: Some(github_token_endpoint(&client_id)),
+            revocation_shape: RevocationShape::GithubToken,
+            client_id,
         }
     }
 
@@ -149,6 +186,7 @@ impl UpstreamConfig {
                 ("prompt".into(), "consent".into()),
             ],
             revocation_endpoint: Some("https://oauth2.googleapis.com/revoke".into()),
+            revocation_shape: RevocationShape::Rfc7009,
         }
     }
 
@@ -192,6 +230,7 @@ impl UpstreamConfig {
             require_callback_issuer: provider.iss_parameter_supported,
             authorize_params: Vec::new(),
             revocation_endpoint: provider.revocation_endpoint.clone(),
+            revocation_shape: RevocationShape::Rfc7009,
         }
     }
 
@@ -218,6 +257,7 @@ impl UpstreamConfig {
             require_callback_issuer: false,
             authorize_params: Vec::new(),
             revocation_endpoint: None,
+            revocation_shape: RevocationShape::Rfc7009,
         }
     }
 

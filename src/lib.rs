@@ -234,7 +234,9 @@ pub use code::{CodeIssued, CodeRecord};
 /// The fault switches, only in builds with `--cfg consent_gate_faults` (never a release).
 #[cfg(consent_gate_faults)]
 pub use config::Faults;
-pub use config::{Config, ConfigBuilder, ConsentPolicy, Lifetimes, UpstreamConfig};
+pub use config::{
+    Config, ConfigBuilder, ConsentPolicy, Lifetimes, RevocationShape, UpstreamConfig,
+};
 pub use consent::{
     Authorization, Choice, ConsentForm, ConsentGiven, ConsentPrompt, ConsentView, Decision,
     PendingConsent,

@@ -244,7 +244,7 @@ impl ClientRedirect {
 #[derive(Clone, PartialEq, Eq)]
 #[must_use]
 pub struct HttpRequest {
-    /// `GET` or `POST`.
+    /// `GET`, `POST`, or `DELETE` (GitHub's token revocation).
     pub method: &'static str,
     /// The absolute URL.
     pub url: String,

@@ -6,15 +6,21 @@
 //! answered with 200 and revokes nothing (§2.2), so the endpoint cannot be used to probe
 //! which tokens exist.
 //!
-//! Where the upstream has an RFC 7009 revocation endpoint (Google), revoking our grant
-//! revokes the upstream's tokens it holds too (R66): the presented token carries (or
-//! unwraps) the grant secret, so the grant's user data opens for this one request.
+//! Where the upstream has a revocation endpoint (Google's and discovered providers' RFC
+//! 7009 one, GitHub's token deletion), revoking our grant revokes the upstream's tokens it
+//! holds too (R66): the presented token carries (or unwraps) the grant secret, so the
+//! grant's user data opens for this one request.
 
 use core::fmt;
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 
 use crate::at_rest::GrantSecret;
 use crate::bearer::access_token_grant;
 use crate::callback::upstream_token_request;
+use crate::config::{RevocationShape, UpstreamConfig};
 use crate::crypto::{Sealed, StoreKey};
 use crate::error::TokenError;
 use crate::grant::{GrantRecord, RefreshRecord};
@@ -150,6 +156,10 @@ impl Gate {
         let (key, secret) = self.revoked_grant(request, refresh, now)?;
         let grant = grant.filter(|g| g.key() == key && g.mac_is_valid(&self.config.keys))?;
         let user = grant.open_user(&secret)?;
+        if up.revocation_shape == RevocationShape::GithubToken {
+            let access = user.upstream_token.as_ref()?;
+            return Some(github_token_deletion(endpoint, up, access.secret()));
+        }
         let (token, hint) = match (&user.upstream_refresh, &user.upstream_token) {
             (Some(refresh), _) => (refresh.secret(), "refresh_token"),
             (None, Some(access)) => (access.secret(), "access_token"),
@@ -161,6 +171,28 @@ impl Gate {
         append_pair(&mut body, "client_id", &up.client_id);
         append_pair(&mut body, "client_secret", up.client_secret.secret());
         Some(upstream_token_request(endpoint, body))
+    }
+}
+
+/// GitHub's deletion of one OAuth-app token (docs/upstreams.md#github-revocation): a REST
+/// call, so HTTP Basic with our app's credentials as they are (not form-encoded as in
+/// RFC 6749 §2.3.1), a JSON body, GitHub's REST media type and a `User-Agent`.
+fn github_token_deletion(endpoint: &str, up: &UpstreamConfig, token: &str) -> HttpRequest {
+    let credentials = format!("{}:{}", up.client_id, up.client_secret.secret());
+    let body = serde_json::json!({ "access_token": token }).to_string();
+    HttpRequest {
+        method: "DELETE",
+        url: endpoint.to_owned(),
+        headers: vec![
+            (
+                "authorization",
+                Cow::Owned(format!("Basic {}", STANDARD.encode(credentials))),
+            ),
+            ("accept", Cow::Borrowed("application/vnd.github+json")),
+            ("content-type", Cow::Borrowed("application/json")),
+            ("user-agent", Cow::Borrowed("consent-gate")),
+        ],
+        body: body.into_bytes(),
     }
 }
 

@@ -398,15 +398,58 @@ fn revoking_our_grant_revokes_the_upstream_grant_where_it_can_r66() {
     let _ = host.revoke(&app.client, "cga_not-a-token").unwrap();
     assert_eq!(host.github.revocation_hits, 0);
     assert!(host.bearer(tokens.access()).is_ok());
-    // GitHub has no such endpoint: nothing is sent.
+    // GitHub: its token deletion (`DELETE /applications/{id}/token`, HTTP Basic, JSON);
+    // the double answers 204 only to that exact shape, so a live token afterwards means
+    // the request was wrong.
     let (mut host, mut browser, app) = host_github();
     let tokens = host.login(&mut browser, &app);
+    let upstream = upstream_token(&host.bearer(tokens.access()).unwrap());
+    assert!(host.github.is_live(&upstream));
     let _ = host.revoke(&app.client, tokens.access()).unwrap();
-    assert_eq!(host.github.revocation_hits, 0);
+    assert_eq!(host.github.revocation_hits, 1);
+    assert!(!host.github.is_live(&upstream), "deleted at GitHub too");
     assert_eq!(
         host.bearer(tokens.access()).err(),
         Some(BearerError::Revoked)
     );
+}
+
+#[test]
+fn github_token_deletion_has_githubs_shape_r66() {
+    let (mut host, mut browser, app) = host_github();
+    let tokens = host.login(&mut browser, &app);
+    let upstream = upstream_token(&host.bearer(tokens.access()).unwrap());
+    let (body, auth) = app.client.token_request(&[("token", tokens.access())]);
+    let request = RevocationRequest::parse(body.as_bytes(), auth.as_deref()).unwrap();
+    let client = host.store.get::<ClientRecord>(&request.client_key());
+    let grant = host.store.all::<GrantRecord>().pop();
+    let sent = host
+        .gate
+        .upstream_revocation_request(&request, client.as_ref(), None, grant.as_ref(), host.now)
+        .expect("a token deletion");
+    assert_eq!(sent.method, "DELETE");
+    assert_eq!(sent.url, host.github.token_deletion_endpoint);
+    let header = |name: &str| {
+        let found = sent.headers.iter().find(|(n, _)| *n == name);
+        found.map(|(_, v)| v.to_string()).unwrap_or_default()
+    };
+    // `Ov23liEXAMPLE:upstream-secret`, not form-encoded: GitHub's REST Basic auth.
+    assert_eq!(
+        header("authorization"),
+        "Basic T3YyM2xpRVhBTVBMRTp1cHN0cmVhbS1zZWNyZXQ="
+    );
+    assert_eq!(header("content-type"), "application/json");
+    assert_eq!(header("accept"), "application/vnd.github+json");
+    assert_eq!(header("user-agent"), "consent-gate");
+    let json: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(json, serde_json::json!({ "access_token": upstream }));
+    // The real preset: api.github.com, the app's client id as the path segment.
+    let preset = UpstreamConfig::github("Ov23li/x y", ClientSecret::new("s"));
+    assert_eq!(
+        preset.revocation_endpoint.as_deref(),
+        Some("https://api.github.com/applications/Ov23li%2Fx%20y/token")
+    );
+    assert_eq!(preset.revocation_shape, RevocationShape::GithubToken);
 }
 
 fn host_github() -> (Host, Browser, App) {

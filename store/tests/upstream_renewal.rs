@@ -78,7 +78,8 @@ async fn send(github: Arc<Mutex<FakeGithub>>, r: HttpRequest, reachable: bool) -
         return None;
     }
     let mut github = github.lock().unwrap();
-    let answer = if r.url == github.revocation_endpoint {
+    let revocation = [&github.revocation_endpoint, &github.token_deletion_endpoint];
+    let answer = if revocation.contains(&&r.url) {
         github.revoke(&r)
     } else {
         github.token(&r)

@@ -2,8 +2,8 @@
 //! [`FakeGithub`] it talks to.
 
 use consent_gate::{
-    ClientSecret, Config, ConsentPolicy, Gate, IdTokenPolicy, Keys, Lifetimes, ServerKey, UnixTime,
-    UpstreamConfig,
+    ClientSecret, Config, ConsentPolicy, Gate, IdTokenPolicy, Keys, Lifetimes, RevocationShape,
+    ServerKey, UnixTime, UpstreamConfig,
 };
 
 use super::github::{FakeGithub, UPSTREAM_CLIENT_ID, UPSTREAM_SECRET};
@@ -146,6 +146,9 @@ impl GateSetup {
             custom.issuer = github.issuer.clone().into();
             custom.scopes = vec!["read:user".into()];
             custom.subject_prefix = "github:".into();
+            // As the preset: revoking our grant deletes the GitHub token (R66).
+            custom.revocation_endpoint = Some(github.token_deletion_endpoint.clone());
+            custom.revocation_shape = RevocationShape::GithubToken;
             custom
         };
         if self.openid {
@@ -159,6 +162,7 @@ impl GateSetup {
             policy.hosted_domain = self.hosted_domain.map(str::to_owned);
             upstream.scopes = google.scopes;
             upstream.revocation_endpoint = Some(github.revocation_endpoint.clone());
+            upstream.revocation_shape = RevocationShape::Rfc7009;
             upstream.subject_prefix = google.subject_prefix;
             upstream.authorize_params = google.authorize_params;
             upstream.id_token = Some(policy);

@@ -125,7 +125,10 @@ pub struct FakeGithub {
     pub refresh_hits: usize,
     /// The RFC 7009 revocation endpoint (configured in the gate for Google's shapes).
     pub revocation_endpoint: String,
-    /// How many revocation requests reached it.
+    /// GitHub's token deletion for our app (`DELETE {api}/applications/{id}/token`),
+    /// configured in the gate for GitHub's shapes as the real preset has it.
+    pub token_deletion_endpoint: String,
+    /// How many revocation requests (of either form) reached it.
     pub revocation_hits: usize,
     callback: String,
     codes: BTreeMap<String, GithubCode>,
@@ -154,6 +157,7 @@ impl FakeGithub {
             fail_next_refresh: None,
             refresh_hits: 0,
             revocation_endpoint: format!("{base}/login/oauth/revoke"),
+            token_deletion_endpoint: format!("{api}/applications/{UPSTREAM_CLIENT_ID}/token"),
             revocation_hits: 0,
             callback,
             codes: BTreeMap::new(),
@@ -442,6 +446,9 @@ impl FakeGithub {
     /// refresh token ends the user's whole grant (every access token of the user goes
     /// with it), an access token only itself. 200 either way, as Google answers.
     pub fn revoke(&mut self, req: &HttpRequest) -> HttpAnswer {
+        if req.url == self.token_deletion_endpoint {
+            return self.delete_token(req);
+        }
         assert_eq!(
             (req.method, req.url.as_str()),
             ("POST", &*self.revocation_endpoint)
@@ -458,6 +465,43 @@ impl FakeGithub {
         }
         self.tokens.remove(&token);
         HttpAnswer::json(200, serde_json::json!({}))
+    }
+
+    /// `DELETE /applications/{client_id}/token` (GitHub's, docs/upstreams.md#github-revocation):
+    /// HTTP Basic with our app's id and secret, `{"access_token": …}`; that one token
+    /// is revoked, `204` with no body. Anything else is `422`, as GitHub answers a
+    /// request that fails validation; wrong credentials are `404`.
+    fn delete_token(&mut self, req: &HttpRequest) -> HttpAnswer {
+        use base64::Engine as _;
+        self.revocation_hits += 1;
+        let header = |name: &str| {
+            req.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_ref())
+        };
+        let ours = base64::engine::general_purpose::STANDARD
+            .encode(format!("{UPSTREAM_CLIENT_ID}:{UPSTREAM_SECRET}"));
+        if req.method != "DELETE" || header("authorization") != Some(&format!("Basic {ours}")) {
+            return HttpAnswer::json(404, serde_json::json!({"message": "Not Found"}));
+        }
+        let body: Option<serde_json::Value> = serde_json::from_slice(&req.body).ok();
+        let token = body
+            .as_ref()
+            .and_then(|b| b.get("access_token"))
+            .and_then(serde_json::Value::as_str);
+        let json = header("content-type") == Some("application/json");
+        match token {
+            Some(token) if json && header("user-agent").is_some() => {
+                self.tokens.remove(token);
+                HttpAnswer {
+                    status: 204,
+                    content_type: "text/plain",
+                    body: Vec::new(),
+                }
+            }
+            _ => HttpAnswer::json(422, serde_json::json!({"message": "Validation Failed"})),
+        }
     }
 
     /// Whether `token` (an access or refresh token it issued) is still live.
