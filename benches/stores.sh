@@ -13,8 +13,8 @@
 #
 # Per round, each server in turn (ours-sqlite, peer-default, ours-redis, peer-redis,
 # ours-memory; the order reversed on every other round, so that a noisy minute hits both
-# sides of a ratio), each started fresh on an empty store (a new SQLite file, an emptied
-# Redis, a new FastMCP data directory):
+# sides of a ratio), started fresh on an empty store (a new SQLite file, an emptied Redis,
+# a new FastMCP data directory) for the pages and again for the flows:
 #   pages     benches/flows.rs: /authorize followed to the rendered consent form
 #             (N connections, SECS seconds), p50/p99 per page
 #   flows     benches/flows.rs: complete flows (fresh browser each: authorize → consent →
@@ -197,11 +197,17 @@ record() { # ROUND SERVER METRIC LINE: one RESULT line of the flows driver
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # PID: utime + stime, in clock ticks
 HZ=$(getconf CLK_TCK)
-drive() { # ROUND NAME BASE PID: the three measurements against one running server
+# The consent pages and the flows each run on a fresh server and store: the pages leave
+# tens of thousands of pending consents behind (each lives ten minutes), which would fill
+# the example's quota for sign-ins in flight (50 000, R64) and turn the flows into 429s.
+pages() { # ROUND NAME BASE: consent pages against a running server
+  local line
+  line=$("${GEN[@]}" "$FLOWS" pages --base "$3" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT' || true)
+  record "$1" "$2" pages "$line"
+}
+
+flows() { # ROUND NAME BASE PID: complete flows, their CPU, and flows at one connection
   local round=$1 name=$2 base=$3 pid=$4 line half=$((DURATION / 2)) c0 r0 ok cpu rcpu
-  line=$("${GEN[@]}" "$FLOWS" pages --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT' || true)
-  record "$round" "$name" pages "$line"
-  sleep 1
   c0=$(ticks "$pid") r0=$(ticks "$REDIS_PID")
   line=$("${GEN[@]}" "$FLOWS" flows --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT' || true)
   record "$round" "$name" flows "$line"
@@ -219,50 +225,70 @@ drive() { # ROUND NAME BASE PID: the three measurements against one running serv
   record "$round" "$name" flows_c1 "$line"
 }
 
-run_ours() { # ROUND BACKEND: a fresh example server on a fresh store
-  local round=$1 backend=$2 store port pid
+start_ours() { # ROUND BACKEND PHASE: a fresh example server on a fresh store; sets PID, BASE
+  local round=$1 backend=$2 phase=$3 store port
   case "$backend" in
-    sqlite) store="sqlite:$WORK/ours-$round.sqlite3"; rm -f "$WORK/ours-$round.sqlite3"* ;;
+    sqlite) store="sqlite:$WORK/ours-$round-$phase.sqlite3"; rm -f "$WORK/ours-$round-$phase.sqlite3"* ;;
     redis) store=$REDIS_URL; rcli flushall >/dev/null ;;
     memory) store=memory ;;
   esac
   port=$(free_port)
   "${SRV[@]}" "$SERVER" --listen "127.0.0.1:$port" --store "$store" >/dev/null 2>&1 &
-  pid=$!
-  PIDS+=("$pid")
-  wait_http "http://127.0.0.1:$port/.well-known/oauth-authorization-server"
-  drive "$round" "ours-$backend" "http://127.0.0.1:$port" "$pid"
-  case "$backend" in
-    sqlite) echo "    sqlite file after the run: $(du -skc "$WORK/ours-$round.sqlite3"* | tail -1 | cut -f1) KiB (with -wal/-shm)" ;;
-    redis) echo "    redis after the run: $(rcli dbsize) keys, $(rcli info memory | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p') used" ;;
-  esac
-  stop "$pid"
+  PID=$!
+  PIDS+=("$PID")
+  BASE="http://127.0.0.1:$port"
+  wait_http "$BASE/.well-known/oauth-authorization-server"
 }
 
-run_peer() { # ROUND BACKEND: a fresh FastMCP OAuthProxy and its fake upstream
-  local round=$1 backend=$2 store up_port up_pid port pid
+run_ours() { # ROUND BACKEND: pages, then flows, each on a fresh server and store
+  local round=$1 backend=$2
+  start_ours "$round" "$backend" pages
+  pages "$round" "ours-$backend" "$BASE"
+  stop "$PID"
+  start_ours "$round" "$backend" flows
+  flows "$round" "ours-$backend" "$BASE" "$PID"
   case "$backend" in
-    default) store=default; export FASTMCP_HOME="$WORK/fastmcp-$round"; rm -rf "$FASTMCP_HOME" ;;
+    sqlite) echo "    sqlite file after the flows: $(du -skc "$WORK/ours-$round-flows.sqlite3"* | tail -1 | cut -f1) KiB (with -wal/-shm)" ;;
+    redis) echo "    redis after the flows: $(rcli dbsize) keys, $(rcli info memory | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p') used" ;;
+  esac
+  stop "$PID"
+}
+
+start_peer() { # ROUND BACKEND PHASE: a fresh FastMCP OAuthProxy and its fake upstream on a
+  # fresh store; sets PID, UP_PID, BASE
+  local round=$1 backend=$2 phase=$3 store up_port port
+  case "$backend" in
+    default) store=default; export FASTMCP_HOME="$WORK/fastmcp-$round-$phase"; rm -rf "$FASTMCP_HOME" ;;
     redis) store=$REDIS_URL; rcli flushall >/dev/null ;;
   esac
   up_port=$(free_port)
   "${SRV[@]}" "$VENV/bin/python" benches/peer/fake_upstream.py "$up_port" >"$WORK/upstream.log" 2>&1 &
-  up_pid=$!
-  PIDS+=("$up_pid")
+  UP_PID=$!
+  PIDS+=("$UP_PID")
   port=$(free_port)
-  "${SRV[@]}" "$VENV/bin/python" benches/peer/fastmcp_server.py "$port" "http://127.0.0.1:$up_port" "$store" >"$WORK/peer-$backend-$round.log" 2>&1 &
-  pid=$!
-  PIDS+=("$pid")
-  wait_http "http://127.0.0.1:$port/.well-known/oauth-authorization-server"
-  if [ "$round" = 1 ]; then grep '^peer:' "$WORK/peer-$backend-$round.log" | sed 's/^/    /' || true; fi
-  drive "$round" "peer-$backend" "http://127.0.0.1:$port" "$pid"
+  "${SRV[@]}" "$VENV/bin/python" benches/peer/fastmcp_server.py "$port" "http://127.0.0.1:$up_port" "$store" >"$WORK/peer-$backend-$round-$phase.log" 2>&1 &
+  PID=$!
+  PIDS+=("$PID")
+  BASE="http://127.0.0.1:$port"
+  wait_http "$BASE/.well-known/oauth-authorization-server"
+  if [ "$round" = 1 ] && [ "$phase" = pages ]; then grep '^peer:' "$WORK/peer-$backend-$round-$phase.log" | sed 's/^/    /' || true; fi
+}
+
+run_peer() { # ROUND BACKEND: pages, then flows, each on a fresh server and store
+  local round=$1 backend=$2
+  start_peer "$round" "$backend" pages
+  pages "$round" "peer-$backend" "$BASE"
+  stop "$PID"
+  stop "$UP_PID"
+  start_peer "$round" "$backend" flows
+  flows "$round" "peer-$backend" "$BASE" "$PID"
   case "$backend" in
-    default) echo "    FastMCP data directory after the run: $(find "$FASTMCP_HOME" -type f | wc -l) files, $(du -sk "$FASTMCP_HOME" | cut -f1) KiB" ;;
-    redis) echo "    redis after the run: $(rcli dbsize) keys, $(rcli info memory | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p') used" ;;
+    default) echo "    FastMCP data directory after the flows: $(find "$FASTMCP_HOME" -type f | wc -l) files, $(du -sk "$FASTMCP_HOME" | cut -f1) KiB" ;;
+    redis) echo "    redis after the flows: $(rcli dbsize) keys, $(rcli info memory | sed -n 's/^used_memory_human:\(.*\)\r$/\1/p') used" ;;
   esac
   unset FASTMCP_HOME
-  stop "$pid"
-  stop "$up_pid"
+  stop "$PID"
+  stop "$UP_PID"
 }
 
 ORDER=(ours:sqlite peer:default ours:redis peer:redis ours:memory)
