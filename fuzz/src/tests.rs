@@ -118,7 +118,7 @@ fn link(client: u8, redirect: u8, victim: bool) -> Op {
     }
 }
 
-/// The flow seeds: honest flows and blocked attack attempts (A1–A3, A7–A9), none of which
+/// The flow seeds: honest flows and blocked attack attempts (A1–A3, A7–A9, A13), none of which
 /// violates anything on correct code.
 fn flow_seeds() -> Vec<(&'static str, FlowInput)> {
     use Op::*;
@@ -198,6 +198,12 @@ fn flow_seeds() -> Vec<(&'static str, FlowInput)> {
         Register { redirect: 0 },
         link(2, 0, true),
     ];
+    // A13: the attacker's authorization server answers the victim's upstream request.
+    let a13 = vec![
+        HonestStart { redirect: 0 },
+        answer(v, true, Follow::BeforeUpstream),
+        MixUp { link: 0 },
+    ];
     let input = |remember, ops| FlowInput { remember, ops };
     vec![
         ("seed-honest", input(false, honest)),
@@ -206,6 +212,7 @@ fn flow_seeds() -> Vec<(&'static str, FlowInput)> {
         ("seed-a3-forged-post", input(false, a3)),
         ("seed-a7-a8-replays", input(false, a7)),
         ("seed-remember", input(true, remember)),
+        ("seed-a13-mix-up", input(false, a13)),
     ]
 }
 
@@ -278,6 +285,15 @@ fn fault_traces() -> Vec<(&'static str, bool, Vec<Op>)> {
             ],
         ),
         ("redirect_prefix_match", false, vec![link(0, 136, false)]),
+        (
+            "issuer_unchecked",
+            false,
+            vec![
+                HonestStart { redirect: 0 },
+                answer(v, true, Follow::BeforeUpstream),
+                MixUp { link: 0 },
+            ],
+        ),
     ]
 }
 
@@ -447,6 +463,9 @@ fn spec_flow_traces() -> Vec<(&'static str, u8, Vec<SpecAction>)> {
             page: 1,
         },
     ];
+    // A13: the mix-up burns the victim's `state`, so its own upstream trip then fails.
+    let mut a13 = victim_trip().to_vec();
+    a13.insert(2, MixUp { redirect: 0 });
     vec![
         ("seed-honest", 0, honest),
         ("seed-refresh", 0, refresh),
@@ -454,6 +473,7 @@ fn spec_flow_traces() -> Vec<(&'static str, u8, Vec<SpecAction>)> {
         ("seed-a3-forged-post", 0, a3),
         ("seed-a7-a8-replays", 0, a7_a8),
         ("seed-remember", 1, remember),
+        ("seed-a13-mix-up", 0, a13),
     ]
 }
 
@@ -588,6 +608,12 @@ fn every_fault_breaks_the_spec_flow_and_correct_code_holds() {
                     page: 0,
                 },
             ],
+        ),
+        (
+            "issuer_unchecked",
+            0,
+            Property::P6,
+            [&honest[..2], &[MixUp { redirect: 0 }]].concat(),
         ),
     ];
     for (name, faults) in Faults::ALL {
