@@ -1,11 +1,13 @@
 //! The upstream callback: its browser binding checked against the transaction this browser
-//! consented to (R35, R36; A2, A6, A7), then the token exchange and the user lookup as
-//! data, each answer read strictly (R38, R41).
+//! consented to (R35, R36; A2, A6, A7) and its issuer against the transaction's upstream
+//! (R40, R67; A13), then the token exchange and the user lookup as data, each answer read
+//! strictly (R38, R41).
 
 use core::fmt;
 use std::borrow::Cow;
 
 use crate::authorize::{AuthorizationDetails, MAX_STATE};
+use crate::config::UpstreamConfig;
 use crate::cookie::{self, BrowserContext};
 use crate::crypto::Sealed;
 use crate::crypto::{StoreKey, UpstreamCode, UpstreamRefreshToken, UpstreamToken};
@@ -144,19 +146,13 @@ impl Gate {
             return Err(CallbackError::BindingMismatch);
         }
         let up = &self.config.upstream;
-        // Mix-up (R67): the trip was sent to the upstream configured now, and the callback
-        // names it when it names any issuer, as it must where the provider says it does.
-        if !ct_eq(&txn.upstream_hash, &self.upstream_hash()) {
-            return Err(CallbackError::IssuerMismatch);
-        }
-        match (&up.issuer, &callback.iss) {
-            (Some(expected), Some(got)) if expected != got => {
-                return Err(CallbackError::IssuerMismatch);
-            }
-            (_, None) if up.require_callback_issuer => {
-                return Err(CallbackError::IssuerMismatch);
-            }
-            _ => {}
+        if !self.config.faults().issuer_unchecked {
+            check_issuer(
+                up,
+                &txn.upstream_hash,
+                &self.upstream_hash(),
+                callback.iss.as_deref(),
+            )?;
         }
         #[cfg(consent_gate_faults)]
         let reinsert = self.config.faults().state_reusable.then(|| txn.clone());
@@ -209,6 +205,27 @@ impl Gate {
             #[cfg(consent_gate_faults)]
             reinsert,
         })
+    }
+}
+
+/// Mix-up (R40, R67; A13): the trip was sent to the upstream configured now (`recorded`,
+/// the transaction's hash of its upstream, equals `current`), and the callback names it
+/// when it names any issuer, as it must where the provider says it does.
+fn check_issuer(
+    up: &UpstreamConfig,
+    recorded: &[u8; 32],
+    current: &[u8; 32],
+    iss: Option<&str>,
+) -> Result<(), CallbackError> {
+    if !ct_eq(recorded, current) {
+        return Err(CallbackError::IssuerMismatch);
+    }
+    match (&up.issuer, iss) {
+        (Some(expected), Some(got)) if expected.as_str() != got => {
+            Err(CallbackError::IssuerMismatch)
+        }
+        (_, None) if up.require_callback_issuer => Err(CallbackError::IssuerMismatch),
+        _ => Ok(()),
     }
 }
 

@@ -296,13 +296,17 @@ pub struct Faults {
     pub code_reusable: bool,
     /// A10: `redirect_uri` is matched by prefix.
     pub redirect_prefix_match: bool,
+    /// A13: the callback's RFC 9207 `iss` is not compared with the upstream's issuer (nor
+    /// required where the provider advertises it), and the transaction's upstream hash is
+    /// not checked.
+    pub issuer_unchecked: bool,
 }
 
 #[cfg_attr(not(consent_gate_faults), allow(unreachable_pub))]
 impl Faults {
     /// Every switch, by name, for checkers that must catch each one.
     #[cfg(consent_gate_faults)]
-    pub const ALL: [(&'static str, Faults); 6] = [
+    pub const ALL: [(&'static str, Faults); 7] = [
         (
             "consent_per_browser",
             Faults {
@@ -345,6 +349,13 @@ impl Faults {
                 ..Faults::NONE
             },
         ),
+        (
+            "issuer_unchecked",
+            Faults {
+                issuer_unchecked: true,
+                ..Faults::NONE
+            },
+        ),
     ];
 
     /// No fault.
@@ -355,6 +366,7 @@ impl Faults {
         state_reusable: false,
         code_reusable: false,
         redirect_prefix_match: false,
+        issuer_unchecked: false,
     };
 }
 

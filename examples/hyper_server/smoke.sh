@@ -201,6 +201,16 @@ check "iss is our issuer (R47)" eq "$(qparam iss "$TO_CLIENT")" "$BASE"
 CODE=$(qparam code "$TO_CLIENT")
 s=$(req "$CALLBACK" -c "$JAR" -b "$JAR")
 check "a replayed upstream callback is refused (A7)" eq "$s" 400
+# A13, mix-up: the victim's own trip, answered in another authorization server's name. State
+# and binding cookie match, so only the issuer check (R40) stops it.
+read -r _ MIX_CHALLENGE <<<"$(pkce)"
+req "$(authorize_url "$CID" "$CB" "$MIX_CHALLENGE" st-mix)" -c "$JAR" -b "$JAR" >/dev/null
+req "$BASE/authorize" -c "$JAR" -b "$JAR" -d "tx=$(uri "$(field tx)")&csrf=$(uri "$(field csrf)")&decision=approve" >/dev/null
+req "$(header location)" >/dev/null
+MIXED=$(header location | sed 's|iss=[^&]*|iss=https%3A%2F%2Fas.evil.example|')
+check "the mix-up answer names the attacker's server" has "$MIXED" "iss=https%3A%2F%2Fas.evil.example"
+s=$(req "$MIXED" -c "$JAR" -b "$JAR")
+check "a callback naming another issuer is refused (A13)" eq "$s $(header location)" "403 "
 
 token_code() { # token_code CODE VERIFIER
   req "$BASE/token" -d "grant_type=authorization_code&code=$(uri "$1")&code_verifier=$2&client_id=$CID&redirect_uri=$(uri "$CB")&resource=$(uri "$MCP")"

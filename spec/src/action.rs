@@ -84,6 +84,16 @@ pub enum Action {
         /// Index into the attacker browser's callback URLs.
         url: u16,
     },
+    /// A13, mix-up: the victim's upstream authorization URL `redirect` reaches the
+    /// attacker's own authorization server ([`EVIL_AS_ISSUER`](crate::EVIL_AS_ISSUER))
+    /// instead, which signs in at the upstream as the attacker with it and sends the
+    /// victim's browser straight to our callback with that code and its own `iss`. The
+    /// same answer naming the upstream's issuer could not be told apart from the
+    /// upstream's (A6 with a leaked URL), so the World's attacker never has it.
+    MixUp {
+        /// Index into the victim browser's upstream URLs.
+        redirect: u16,
+    },
     /// `party` redeems code `code` it received, with its own PKCE verifier, the code's
     /// client id and redirect URI (replays allowed, A8).
     RedeemCode {
@@ -119,6 +129,8 @@ pub enum Refusal {
     Csrf,
     /// This browser lacks the transaction's binding cookie (R35).
     Binding,
+    /// The callback names another issuer than the transaction's upstream (R40, R67).
+    Issuer,
     /// The `redirect_uri` is not registered for the client (R17).
     RedirectMismatch,
     /// PKCE verification failed at the token endpoint (R44).
@@ -209,6 +221,9 @@ impl Action {
                 url: dec(url)?,
             },
             Action::ReplayCallback { url } => Action::ReplayCallback { url: dec(url)? },
+            Action::MixUp { redirect } => Action::MixUp {
+                redirect: dec(redirect)?,
+            },
             Action::RedeemCode { party, code } => Action::RedeemCode {
                 party,
                 code: dec(code)?,

@@ -28,6 +28,9 @@ pub const TRICK_REDIRECT: &str = "https://app.example.evil.example/cb";
 /// the gate accepts documents: the attacker owns the domain, so the document may say
 /// anything it likes but is verified to come from there.
 pub(crate) const EVIL_DOCUMENT: &str = "https://evil.example/clients/";
+/// The issuer of the attacker's own authorization server, the World's second upstream
+/// issuer (A13): its answers name it in RFC 9207 `iss`.
+pub const EVIL_AS_ISSUER: &str = "https://as.evil.example";
 /// The cross-site origin of the attacker's auto-submitting form.
 pub const EVIL_ORIGIN: &str = "https://evil.example";
 
@@ -35,12 +38,14 @@ pub const EVIL_ORIGIN: &str = "https://evil.example";
 pub const EPOCH: u64 = kit::T0.0;
 
 /// The gate and upstream this world runs: the kit's builder in its https configuration,
-/// with the setup's policy and faults, and no RFC 9207 `iss` from the upstream.
+/// with the setup's policy and faults. The upstream appends its RFC 9207 `iss` to every
+/// callback and the gate knows that issuer, as with GitHub (docs/upstreams.md#github-callback):
+/// only then can a callback from another issuer be told apart (A13).
 pub(crate) fn build_server(setup: &Setup) -> (Arc<Gate>, Arc<FakeGithub>) {
     let (gate, github) = GateSetup {
         https: true,
         policy: setup.policy,
-        upstream_issuer: false,
+        upstream_issuer: true,
         faults: setup.faults,
         metadata_documents: setup.documents,
         ..GateSetup::default()

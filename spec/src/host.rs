@@ -13,14 +13,15 @@ use url::form_urlencoded::Serializer;
 
 use crate::action::{Action, Outcome, Refusal};
 use crate::actors::{
-    EPOCH, EVIL_DOCUMENT, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, TRICK_REDIRECT,
-    build_server, push_new, query_param,
+    EPOCH, EVIL_AS_ISSUER, EVIL_DOCUMENT, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT,
+    TRICK_REDIRECT, build_server, push_new, query_param,
 };
 use crate::entropy::Draws;
 use crate::kit::{self, FakeGithub, Faults, Nav};
+use crate::ledger::{HeldCode, Inbox, Issued, IssuedCode, SingleUse};
 use crate::world::{
-    Browser, BrowserState, CallbackUrl, HeldCode, Identity, Inbox, Issued, IssuedCode, Link,
-    LinkClient, Minter, Page, Party, Server, Setup, SingleUse, Terms, World,
+    Browser, BrowserState, CallbackUrl, Identity, Link, LinkClient, Minter, Page, Party, Server,
+    Setup, Terms, World,
 };
 
 fn registration(redirect: &str, name: &str) -> String {
@@ -146,6 +147,10 @@ impl World {
                     None => Outcome::Disabled,
                 }
             }
+            Action::MixUp { redirect } if mint => match self.mix_up_callback(redirect) {
+                Some(back) => self.callback(Browser::Victim, back.url),
+                None => Outcome::Disabled,
+            },
             Action::RedeemCode { party, code } if mint => {
                 let list = &self.inboxes[party.ix()].codes;
                 match at(list.len(), code) {
@@ -509,6 +514,24 @@ impl World {
         }
     }
 
+    /// A13: where the attacker's authorization server sends the victim's browser when the
+    /// victim's upstream URL `redirect` reaches it. It signs in at the upstream as the
+    /// attacker with that request (the victim's `state` and PKCE challenge) and answers
+    /// with the upstream's code and its own issuer ([`EVIL_AS_ISSUER`]) in `iss`, as an
+    /// authorization server names itself (RFC 9207). Kept nowhere: the host takes the
+    /// transaction on the one load, so a second one could change nothing. `None` for an
+    /// index out of range or a URL the upstream would not wave through.
+    pub(crate) fn mix_up_callback(&self, redirect: u16) -> Option<CallbackUrl> {
+        let list = &self.browsers[Browser::Victim.ix()].upstream;
+        let url = &list[at(list.len(), redirect)?];
+        let user = Identity::Attacker.github();
+        let github = &self.server.github;
+        let back = github.wave_through_naming(user, url, Some(EVIL_AS_ISSUER))?;
+        let query = back.split_once('?').map_or("", |(_, q)| q);
+        let txn = Callback::parse(query.as_bytes()).ok()?.transaction_key();
+        Some(CallbackUrl { url: back, txn })
+    }
+
     /// `GET /callback` in `b`: take the transaction, verify, exchange the code upstream,
     /// look the user up, re-check the client, issue the code, redirect to the client.
     fn callback(&mut self, b: Browser, url: String) -> Outcome {
@@ -615,6 +638,7 @@ fn callback_refusal(e: &CallbackError) -> Refusal {
         CallbackError::UnknownTransaction => Refusal::Unknown,
         CallbackError::Expired => Refusal::Expired,
         CallbackError::BindingMismatch => Refusal::Binding,
+        CallbackError::IssuerMismatch => Refusal::Issuer,
         other => Refusal::Other(other.to_string()),
     }
 }

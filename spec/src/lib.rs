@@ -51,6 +51,7 @@
 //! | `Open` | `AuthorizeRequest::parse`; get the client; `Gate::authorize` → store the `PendingConsent`, set the browser cookie (or, remembered, `Gate::upstream_redirect`) |
 //! | `Approve`, `Deny`, `ForgedPost` | `ConsentForm::parse`; **take** the pending record; `Gate::decide` → `Gate::upstream_redirect` (store the transaction, set the binding cookie) or the `access_denied` redirect |
 //! | `Upstream`, `ForwardUpstreamUrl` | the model upstream only: the browser lands on our callback |
+//! | `MixUp` | the model upstream, for the attacker's authorization server (A13); then as `Callback`, in the victim's browser, with that server's `iss` |
 //! | `Callback`, `ReplayCallback` | `Callback::parse`; **take** the transaction; `Gate::verify_callback` (store back `reinsert()`, only with the A7 fault, in builds with `--cfg consent_gate_faults`); the upstream token exchange and user lookup; get the client; `Gate::issue_code` → store the code, clear the binding cookie, redirect |
 //! | `RedeemCode` | `TokenRequest::parse`; get the client; **take** the code; `Gate::redeem_code` → store grant, refresh and redeemed code; on `CodeReused` delete the grant; then `Gate::verify_bearer` + `BearerClaims::confirm` |
 //! | `Refresh` | `TokenRequest::parse`; get client, refresh record and grant; `Gate::redeem_refresh` → store the refresh records; on `RefreshReused` delete the grant; then the bearer check |
@@ -81,6 +82,7 @@ mod action;
 mod actors;
 pub mod entropy;
 mod host;
+mod ledger;
 pub mod kit;
 pub mod oracle;
 mod props;
@@ -89,13 +91,13 @@ mod world;
 
 pub use action::{Action, Outcome, Refusal, minimize};
 pub use actors::{
-    EPOCH, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, ISSUER, RESOURCE, TRICK_REDIRECT,
-    UPSTREAM_AUTHORIZE,
+    EPOCH, EVIL_AS_ISSUER, EVIL_ORIGIN, EVIL_REDIRECT, HONEST_REDIRECT, ISSUER, RESOURCE,
+    TRICK_REDIRECT, UPSTREAM_AUTHORIZE,
 };
 pub use kit::Faults;
+pub use ledger::{Ghost, HeldCode, HeldRefresh, HeldToken, Inbox, Issued, IssuedCode, SingleUse};
 pub use props::{Goal, Property, Violation};
 pub use world::{
-    Bounds, Browser, BrowserState, CallbackUrl, Ghost, HeldCode, HeldRefresh, HeldToken, Identity,
-    Inbox, Issued, IssuedCode, Link, LinkClient, Page, Party, Seen, Setup, SingleUse, TICKS, Terms,
-    World,
+    Bounds, Browser, BrowserState, CallbackUrl, Identity, Link, LinkClient, Page, Party, Seen,
+    Setup, TICKS, Terms, World,
 };

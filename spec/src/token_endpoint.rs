@@ -10,7 +10,8 @@ use url::form_urlencoded::Serializer;
 
 use crate::action::{Outcome, Refusal};
 use crate::actors::push_new;
-use crate::world::{HeldCode, HeldRefresh, HeldToken, Identity, Minter, Party, SingleUse, World};
+use crate::ledger::{HeldCode, HeldRefresh, HeldToken, SingleUse};
+use crate::world::{Identity, Minter, Party, World};
 
 impl World {
     /// `POST /token`, authorization_code grant.

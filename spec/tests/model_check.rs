@@ -178,6 +178,7 @@ fn expected_violation(name: &str) -> Property {
         "callback_unbound" => Property::P3,
         "state_reusable" | "code_reusable" => Property::P4,
         "redirect_prefix_match" => Property::P5,
+        "issuer_unchecked" => Property::P6,
         other => panic!("fault {other} has no expected property: add it to spec/README.md"),
     }
 }

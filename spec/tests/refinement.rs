@@ -206,6 +206,7 @@ fn random_runs_reach_every_outcome_that_matters() {
         Outcome::Refused(Refusal::CrossSite),
         Outcome::Refused(Refusal::Csrf),
         Outcome::Refused(Refusal::Binding),
+        Outcome::Refused(Refusal::Issuer),
         Outcome::Refused(Refusal::Expired),
         Outcome::Refused(Refusal::Unknown),
         Outcome::Refused(Refusal::RedirectMismatch),

@@ -8,6 +8,8 @@ use super::common::*;
 
 /// The attacker's redirect URI.
 pub const EVIL_CB: &str = "https://evil.example/cb";
+/// The issuer of the attacker's own authorization server (A13).
+pub const EVIL_AS: &str = "https://as.evil.example";
 
 /// Where an attack was stopped (read through `Debug` in failure messages).
 #[derive(Debug)]
@@ -218,4 +220,106 @@ pub fn redirect_trick(faults: Faults) -> (Scene, Outcome) {
         }
     };
     (w, outcome)
+}
+
+/// A13, mix-up on the upstream leg: V approves C, and V's authorization request reaches
+/// X's authorization server instead of GitHub (the mix-up's premise). X's server signs in
+/// at GitHub as X with that request (V's `state` and PKCE challenge) and sends V's browser
+/// to our callback with the code and its own RFC 9207 `iss`, as an authorization server
+/// names itself. On success C ends up signed in to X's account (login CSRF): binding,
+/// `state` and upstream PKCE all match, so only the issuer check tells the answer apart.
+pub fn issuer_mix_up(faults: Faults) -> (Scene, Outcome) {
+    let mut w = Scene::faulty(faults);
+    let c = App::new(&w.legit, "v");
+    let up = w.host.approved(&mut w.victim, &c);
+    w.host.github.send_iss = Some(EVIL_AS.into());
+    let x_back = w.host.github.authorize(ATTACKER, location(&up));
+    w.host.github.send_iss = Some(w.host.github.issuer.clone());
+    let outcome = match w.host.callback(&mut w.victim, &x_back) {
+        Err(e) => Err(Blocked::Callback(e)),
+        Ok(to_c) => w.redeem_loot(&c, &to_c),
+    };
+    (w, outcome)
+}
+
+/// Each fault switch re-creates a known bypass (docs/design.md#fault-switches): the attack it
+/// corresponds to must then succeed, or the attack test in `attacks.rs` proves nothing.
+#[cfg(consent_gate_faults)]
+mod with_faults {
+    use super::*;
+
+    fn fault(name: &str) -> Faults {
+        let found = Faults::ALL.iter().find(|(n, _)| *n == name);
+        found.map(|(_, f)| *f).expect("a fault switch of that name")
+    }
+
+    /// Which attack re-opens with which switch.
+    const REOPENS: [(&str, &str); 7] = [
+        ("consent_per_browser", "a4"),
+        ("csrf_unbound", "a3"),
+        ("callback_unbound", "a2"),
+        ("state_reusable", "a7"),
+        ("code_reusable", "a8"),
+        ("redirect_prefix_match", "a10"),
+        ("issuer_unchecked", "a13"),
+    ];
+
+    #[test]
+    fn every_fault_switch_has_an_attack_that_catches_it() {
+        for (name, _) in Faults::ALL {
+            let covered = REOPENS.iter().any(|(n, _)| *n == name);
+            assert!(covered, "{name} has no attack re-run with it");
+        }
+    }
+
+    fn succeeded(outcome: Outcome) -> Principal {
+        outcome.unwrap_or_else(|b| panic!("the fault should re-open the attack; {b:?}"))
+    }
+
+    #[test]
+    fn consent_per_browser_reopens_a4() {
+        let (w, outcome) = remembered_consent_elsewhere(fault("consent_per_browser"));
+        assert_principal(&succeeded(outcome), VICTIM, &w.evil);
+    }
+
+    #[test]
+    fn csrf_unbound_reopens_a3() {
+        let (w, outcome) = csrf_on_consent(fault("csrf_unbound"), true, "null");
+        assert_principal(&succeeded(outcome), VICTIM, &w.evil);
+    }
+
+    #[test]
+    fn callback_unbound_reopens_a2() {
+        let (w, outcome) = forwarded_upstream_url(fault("callback_unbound"));
+        assert_principal(&succeeded(outcome), VICTIM, &w.evil);
+    }
+
+    #[test]
+    fn state_reusable_reopens_a7() {
+        // V's client C ends up signed in to X's account (login CSRF by state replay).
+        let (w, outcome) = state_replay(fault("state_reusable"));
+        assert_principal(&succeeded(outcome), ATTACKER, &w.legit);
+    }
+
+    #[test]
+    fn code_reusable_reopens_a8() {
+        let (w, outcome, _) = code_replay(fault("code_reusable"));
+        assert_principal(&succeeded(outcome), VICTIM, &w.legit);
+    }
+
+    #[test]
+    fn redirect_prefix_match_reopens_a10() {
+        // The switch turns every redirect match into a prefix match, /authorize and the
+        // re-validation before a code is issued (R38) alike: the look-alike gets the code.
+        let (_, outcome) = redirect_trick(fault("redirect_prefix_match"));
+        let who = outcome.expect("the fault should let the look-alike redirect through");
+        assert_eq!(who.subject(), VICTIM.subject());
+    }
+
+    #[test]
+    fn issuer_unchecked_reopens_a13() {
+        // X's authorization server answered V's request: C ends up signed in to X's account.
+        let (w, outcome) = issuer_mix_up(fault("issuer_unchecked"));
+        assert_principal(&succeeded(outcome), ATTACKER, &w.legit);
+    }
 }

@@ -289,6 +289,22 @@ impl Hostile {
                 st.now = st.now.plus(TICKS[usize::from(step) % TICKS.len()]);
                 Ok(())
             }
+            Op::MixUp { link } => {
+                let Some(i) = pick(&st.up_links, link, |l| l.owner == Who::Victim) else {
+                    return Ok(());
+                };
+                let url = st.up_links[i].url.clone();
+                if query_param(&url, "state").is_none() {
+                    return Ok(());
+                }
+                // GitHub's code for the attacker, bound to the victim's `state` and PKCE
+                // challenge, in an answer that names the attacker's server. Loaded at once
+                // and kept nowhere: the host takes the transaction, so it is spent either way.
+                let honest_iss = st.github.send_iss.replace(EVIL_AS.to_owned());
+                let query = st.github.authorize(Who::Attacker.github(), &url);
+                st.github.send_iss = honest_iss;
+                self.load_callback(st, Who::Victim, &query, false)
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 //! before each element of a trailing `Vec`, so that a random byte ends the sequence half
 //! of the time. Measured here: with the derived format libFuzzer did not find the
 //! `callback_unbound` or `state_reusable` fault in 90 s (86k executions, empty corpus).
-//! This format reads a tag byte (`% 12`) and one byte per field, and takes actions until
+//! This format reads a tag byte (`% 13`) and one byte per field, and takes actions until
 //! the input ends, so every mutation changes one choice and sequences stay long.
 //!
 //! Layout: `[policy] ([tag] [field]…)…`; the policy's low bit is
@@ -49,7 +49,7 @@ impl<'a> Arbitrary<'a> for Follow {
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let w = |u: &mut Unstructured<'a>| Who::arbitrary(u);
-        Ok(match byte(u)? % 12 {
+        Ok(match byte(u)? % 13 {
             0 => Op::HonestStart { redirect: byte(u)? },
             1 => Op::Link {
                 client: byte(u)?,
@@ -97,7 +97,8 @@ impl<'a> Arbitrary<'a> for Op {
                 token: byte(u)?,
             },
             10 => Op::Register { redirect: byte(u)? },
-            _ => Op::Tick { step: byte(u)? },
+            11 => Op::Tick { step: byte(u)? },
+            _ => Op::MixUp { link: byte(u)? },
         })
     }
 }
@@ -165,6 +166,7 @@ pub fn encode(input: &FlowInput) -> Vec<u8> {
             Op::Refresh { who: w, token } => vec![9, who(w), token],
             Op::Register { redirect } => vec![10, redirect],
             Op::Tick { step } => vec![11, step],
+            Op::MixUp { link } => vec![12, link],
         };
         out.extend(fields);
     }

@@ -33,7 +33,8 @@
 //!   (`state_reusable`), MCP code (`code_reusable`).
 //! * **P5** every redirect goes to the upstream or to a registered redirect URI of the
 //!   client, exactly (`redirect_prefix_match`); errors before consent never redirect.
-//! * **P6** the honest client never accepts a code for the attacker's identity (A6).
+//! * **P6** the honest client never accepts a code for the attacker's identity (A6;
+//!   through a mix-up's `iss`: `issuer_unchecked`).
 //! * **Glue**: what a correct core cannot produce (a rendered form that does not parse, a
 //!   fresh token without a live grant).
 //!
@@ -156,7 +157,16 @@ pub enum Op {
     Register { redirect: u8 },
     /// Time passes: 1 s, 30 s, 61 s, 601 s, 1 h or 1 day.
     Tick { step: u8 },
+    /// A13, mix-up: a victim's upstream authorization URL reaches the attacker's own
+    /// authorization server ([`EVIL_AS`]) instead, which signs in at GitHub as the attacker
+    /// with it and sends the victim's browser to our callback with that code and its own
+    /// RFC 9207 `iss`. Only `iss` tells this answer apart (see [`Leak`] for the same answer
+    /// naming GitHub), so the callback must refuse it.
+    MixUp { link: u8 },
 }
+
+/// The issuer of the attacker's own authorization server (A13).
+pub const EVIL_AS: &str = "https://as.evil.example";
 
 /// Redirect URIs an attacker may write into a link or a registration: registered ones,
 /// loopback port variants, and A10's tricks against the honest registrations.

@@ -191,8 +191,12 @@ impl FakeGithub {
     }
 
     fn back(&self, pairs: &[(&str, &str)]) -> String {
+        self.back_naming(pairs, self.send_iss.as_deref())
+    }
+
+    fn back_naming(&self, pairs: &[(&str, &str)], iss: Option<&str>) -> String {
         let mut p = pairs.to_vec();
-        if let Some(iss) = &self.send_iss {
+        if let Some(iss) = iss {
             p.push(("iss", iss));
         }
         format!("{}?{}", self.callback, encode(p))
@@ -392,6 +396,18 @@ impl FakeGithub {
     /// callback is waved through at once with a code naming `user`'s account; `None` for
     /// any other request. Keeps no state.
     pub fn wave_through(&self, user: GithubUser, url: &str) -> Option<String> {
+        self.wave_through_naming(user, url, self.send_iss.as_deref())
+    }
+
+    /// [`wave_through`](Self::wave_through), in an answer that names `iss` as its
+    /// RFC 9207 issuer: what another authorization server that relayed the request here
+    /// sends the browser back with (A13, mix-up).
+    pub fn wave_through_naming(
+        &self,
+        user: GithubUser,
+        url: &str,
+        iss: Option<&str>,
+    ) -> Option<String> {
         let (base, _) = url.split_once('?')?;
         let q = url::form_urlencoded::parse(url.split_once('?')?.1.as_bytes())
             .into_owned()
@@ -402,7 +418,8 @@ impl FakeGithub {
         {
             return None;
         }
-        Some(self.back(&[("code", &lenient_code(user)), ("state", q.get("state")?)]))
+        let code = lenient_code(user);
+        Some(self.back_naming(&[("code", &code), ("state", q.get("state")?)], iss))
     }
 
     /// The account a lenient code names.

@@ -215,6 +215,9 @@ impl Spec {
                 mint && idx(self.browser(browser).callbacks.len(), url).is_some()
             }
             Action::ReplayCallback { url } => mint && idx(x.callbacks.len(), url).is_some(),
+            Action::MixUp { redirect } => {
+                mint && idx(self.browser(Browser::Victim).upstream.len(), redirect).is_some()
+            }
             Action::RedeemCode { party, code } => {
                 mint && idx(self.inboxes[pix(party)].codes.len(), code).is_some()
             }
@@ -302,11 +305,16 @@ impl Spec {
             }
             Action::Callback { browser, url } => {
                 let (txn, who) = self.browser(browser).callbacks[usize::from(url)];
-                self.callback(browser, txn, who)
+                self.callback(browser, txn, who, false)
             }
             Action::ReplayCallback { url } => {
                 let (txn, who) = self.browser(Browser::Attacker).callbacks[usize::from(url)];
-                self.callback(Browser::Victim, txn, who)
+                self.callback(Browser::Victim, txn, who, false)
+            }
+            Action::MixUp { redirect } => {
+                // A13: the attacker's server answers with the attacker's upstream code.
+                let txn = self.browser(Browser::Victim).upstream[usize::from(redirect)];
+                self.callback(Browser::Victim, txn, Identity::Attacker, true)
             }
             Action::RedeemCode { party, code } => {
                 let id = self.inboxes[pix(party)].codes[usize::from(code)];
@@ -390,7 +398,9 @@ impl Spec {
         Outcome::AtCallback
     }
 
-    fn callback(&mut self, browser: Browser, id: usize, who: Identity) -> Outcome {
+    /// A callback for transaction `id` in `browser` with an upstream code for `who`;
+    /// `foreign` when the answer names another issuer than the upstream's (A13).
+    fn callback(&mut self, browser: Browser, id: usize, who: Identity, foreign: bool) -> Outcome {
         let txn = self.txns[id];
         if !txn.live {
             return Outcome::Refused(Refusal::Unknown);
@@ -402,6 +412,10 @@ impl Spec {
         // R35: only the browser that consented holds the binding cookie.
         if txn.browser != browser {
             return Outcome::Refused(Refusal::Binding);
+        }
+        // R40, R67: only the upstream's own issuer may answer.
+        if foreign {
+            return Outcome::Refused(Refusal::Issuer);
         }
         self.nonces -= 1;
         self.codes.push(Code {
@@ -619,6 +633,11 @@ impl ReferenceStateMachine for Reference {
         if !x.callbacks.is_empty() {
             let replay = pick(x.callbacks.len()).prop_map(|url| Action::ReplayCallback { url });
             options.push((2, replay.boxed()));
+        }
+        let v = s.browser(Browser::Victim);
+        if !v.upstream.is_empty() {
+            let mix_up = pick(v.upstream.len()).prop_map(|redirect| Action::MixUp { redirect });
+            options.push((1, mix_up.boxed()));
         }
         for party in Party::ALL {
             let inbox = &s.inboxes[pix(party)];
