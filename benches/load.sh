@@ -91,7 +91,7 @@ echo "== build"
 cargo build --release --example hyper_server 2>&1 | tail -1
 FLOWS=$(cargo bench --bench flows --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
 [ -x "$FLOWS" ] || { echo "load.sh: flows driver not built" >&2; exit 1; }
-SERVER=target/release/examples/hyper_server
+SERVER=${CARGO_TARGET_DIR:-target}/release/examples/hyper_server
 
 if [ "$PEER" = 1 ]; then
   VENV=target/bench-peer/venv
@@ -112,63 +112,76 @@ record() { # SERVER METRIC "KEY=VALUE ..." from a RESULT/WRK line
   printf '  %-6s %-15s %10s/s  p50 %7s ms  p99 %7s ms  errors %s  (load %s)\n' "$1" "$2" "${rate:-0}" "${p50:-0}" "${p99:-0}" "${errors:-?}" "$(cut -d' ' -f1 /proc/loadavg)"
 }
 
-measure() { # NAME BASE: the five measurements against one running server
-  local name=$1 base=$2 line
+# One measurement against a running server: authorize_get, consent_page, consent_post,
+# mcp_tools_list or flows.
+measure_one() { # NAME BASE METRIC
+  local name=$1 base=$2 metric=$3 line
   local -A s=()
-  while IFS='=' read -r k v; do s[$k]=$v; done < <("$FLOWS" session --base "$base")
-  [ -n "${s[TOKEN]:-}" ] || { echo "load.sh: $name: no token from a complete flow" >&2; return 1; }
-  line=$("${GEN[@]}" wrk -t2 -c"$CONCURRENCY" -d"${DURATION}s" -s benches/wrk/get.lua "${s[AUTHORIZE]}" | grep '^WRK')
-  record "$name" authorize_get "$line"
-  sleep 1
-  # --max: the duration decides (the driver's default count of 100 000 would end ours early).
-  line=$("${GEN[@]}" "$FLOWS" pages --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT')
-  record "$name" consent_page "$line"
-  sleep 1
-  # At most 9000 pending pages: the example keeps 10 000 pending records and evicts the
-  # oldest beyond that (bounded store), which would turn the first POSTs into misses.
-  line=$("${GEN[@]}" "$FLOWS" consent-post --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 9000 | grep '^RESULT consent-post ')
-  record "$name" consent_post "$line"
-  sleep 1
-  line=$(TOKEN=${s[TOKEN]} SESSION=${s[SESSION]} "${GEN[@]}" wrk -t2 -c"$CONCURRENCY" -d"${DURATION}s" -s benches/wrk/mcp.lua "$base/mcp" | grep '^WRK')
-  record "$name" mcp_tools_list "$line"
-  sed -n 's/.*(\(connect=.*\))$/    wrk errors by kind: \1/p' <<<"$line"
-  sleep 1
-  # The duration decides here too: the example's bounded store makes room by age, so
-  # redeemed-code markers (A8) beyond its 10 000 codes go before any live code does.
-  line=$("${GEN[@]}" "$FLOWS" flows --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT')
-  record "$name" flows "$line"
+  case "$metric" in
+    authorize_get | mcp_tools_list)
+      while IFS='=' read -r k v; do s[$k]=$v; done < <("$FLOWS" session --base "$base")
+      [ -n "${s[TOKEN]:-}" ] || { echo "load.sh: $name: no token from a complete flow" >&2; return 1; } ;;
+  esac
+  case "$metric" in
+    authorize_get)
+      line=$("${GEN[@]}" wrk -t2 -c"$CONCURRENCY" -d"${DURATION}s" -s benches/wrk/get.lua "${s[AUTHORIZE]}" | grep '^WRK') ;;
+    consent_page)
+      # --max: the duration decides (the driver's default count of 100 000 would end ours early).
+      line=$("${GEN[@]}" "$FLOWS" pages --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT') ;;
+    consent_post)
+      # At most 9000 pending pages, each approved once.
+      line=$("${GEN[@]}" "$FLOWS" consent-post --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 9000 | grep '^RESULT consent-post ') ;;
+    mcp_tools_list)
+      line=$(TOKEN=${s[TOKEN]} SESSION=${s[SESSION]} "${GEN[@]}" wrk -t2 -c"$CONCURRENCY" -d"${DURATION}s" -s benches/wrk/mcp.lua "$base/mcp" | grep '^WRK') ;;
+    flows)
+      line=$("${GEN[@]}" "$FLOWS" flows --base "$base" --concurrency "$CONCURRENCY" --duration "$DURATION" --max 1000000 | grep '^RESULT') ;;
+  esac
+  record "$name" "$metric" "$line"
+  if [ "$metric" = mcp_tools_list ]; then
+    sed -n 's/.*(\(connect=.*\))$/    wrk errors by kind: \1/p' <<<"$line"
+  fi
 }
+
+# Each measurement on a freshly started server (the peer's too, alike): ours bounds the
+# sign-ins in flight (a quota of 50 000 pending consents, R64, each living ten minutes), so
+# seconds of consent pages at tens of thousands per second would leave the next
+# measurement nothing but 429s.
+METRICS=(authorize_get consent_page consent_post mcp_tools_list flows)
 
 echo "== machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== settings: ${DURATION}s per measurement, $CONCURRENCY connections, wrk -t2, pinning: servers '${SRV[*]:-none}', generators '${GEN[*]:-none}', nice $(nice)"
 
 echo "== ours: consent-gate examples/hyper_server (demo upstream in-process)"
-PORT=$(free_port)
 # Its JSON log lines (one or two per request) go to /dev/null: the peer runs with its access
 # log off and logs warnings only. Logging them to a file on this machine costs ours ~30 %.
 # `--store memory` even when CONSENT_GATE_KEY is set (then the default would be SQLite).
-"${SRV[@]}" "$SERVER" --listen "127.0.0.1:$PORT" --store memory >/dev/null 2>&1 &
-OURS=$!
-PIDS+=("$OURS")
-wait_http "http://127.0.0.1:$PORT/.well-known/oauth-authorization-server"
-measure ours "http://127.0.0.1:$PORT"
-stop "$OURS"
+for metric in "${METRICS[@]}"; do
+  PORT=$(free_port)
+  "${SRV[@]}" "$SERVER" --listen "127.0.0.1:$PORT" --store memory >/dev/null 2>&1 &
+  OURS=$!
+  PIDS+=("$OURS")
+  wait_http "http://127.0.0.1:$PORT/.well-known/oauth-authorization-server"
+  measure_one ours "http://127.0.0.1:$PORT" "$metric"
+  stop "$OURS"
+done
 
 if [ "$PEER" = 1 ]; then
   echo "== peer: FastMCP OAuthProxy (fake GitHub upstream in a second process)"
-  UP_PORT=$(free_port)
-  "${SRV[@]}" "$VENV/bin/python" benches/peer/fake_upstream.py "$UP_PORT" >"$OUT/upstream.log" 2>&1 &
-  UP_PID=$!
-  PIDS+=("$UP_PID")
-  PEER_PORT=$(free_port)
-  "${SRV[@]}" "$VENV/bin/python" benches/peer/fastmcp_server.py "$PEER_PORT" "http://127.0.0.1:$UP_PORT" >"$OUT/peer.log" 2>&1 &
-  PEER_PID=$!
-  PIDS+=("$PEER_PID")
-  wait_http "http://127.0.0.1:$PEER_PORT/.well-known/oauth-authorization-server"
-  grep '^peer:' "$OUT/peer.log" | sed 's/^/  /'
-  measure peer "http://127.0.0.1:$PEER_PORT"
-  stop "$PEER_PID"
-  stop "$UP_PID"
+  for metric in "${METRICS[@]}"; do
+    UP_PORT=$(free_port)
+    "${SRV[@]}" "$VENV/bin/python" benches/peer/fake_upstream.py "$UP_PORT" >"$OUT/upstream.log" 2>&1 &
+    UP_PID=$!
+    PIDS+=("$UP_PID")
+    PEER_PORT=$(free_port)
+    "${SRV[@]}" "$VENV/bin/python" benches/peer/fastmcp_server.py "$PEER_PORT" "http://127.0.0.1:$UP_PORT" >"$OUT/peer.log" 2>&1 &
+    PEER_PID=$!
+    PIDS+=("$PEER_PID")
+    wait_http "http://127.0.0.1:$PEER_PORT/.well-known/oauth-authorization-server"
+    if [ "$metric" = authorize_get ]; then grep '^peer:' "$OUT/peer.log" | sed 's/^/  /'; fi
+    measure_one peer "http://127.0.0.1:$PEER_PORT" "$metric"
+    stop "$PEER_PID"
+    stop "$UP_PID"
+  done
 fi
 
 rss() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
