@@ -86,8 +86,7 @@ async fn run() -> Result<(), String> {
     let listener = listener.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let (gate, demo) = configure(&flags, &format!("http://{bound}"))?;
-    // Durable by default; in memory without a fixed key, whose records no later process
-    // could read.
+    // Durable by default; in memory without a fixed key (no later process could read).
     let durable = std::env::var_os("CONSENT_GATE_KEY").is_some();
     let sqlite = format!(
         "sqlite:{}/consent-gate.sqlite3",
@@ -95,8 +94,7 @@ async fn run() -> Result<(), String> {
     );
     let default = if durable { sqlite.as_str() } else { "memory" };
     let store = flags.get("--store").map_or(default, |v| v.as_str());
-    // Anyone already stored keeps working when a kind is full; the newcomer is told 429
-    // (R64).
+    // A full kind refuses the newcomer with 429; everyone stored keeps working (R64).
     let store = store::open(store, &store::Quotas::for_one_server()).await?;
     // Reads ignore expired entries anyway; the sweep gives their space back.
     store::spawn_sweeper(store.clone(), Duration::from_secs(60), || now().into());
@@ -263,8 +261,7 @@ async fn request(app: &routes::App, req: Request<Incoming>) -> Resp {
     resp
 }
 
-/// A body within the limits, or the answer: 413, 408 or 400, never a 5xx for what the
-/// client did.
+/// A body within the limits, or the answer: 413, 408 or 400 (never a 5xx for the client's).
 async fn read_body(headers: &hyper::HeaderMap, body: Incoming) -> Result<Bytes, Reply> {
     let (max, time) = MAX_BODY;
     let length = headers.get("content-length");
