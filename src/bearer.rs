@@ -13,7 +13,7 @@ use core::fmt;
 use crate::at_rest::GrantSecret;
 use crate::crypto::{Keys, Sealed, StoreKey, UpstreamRefreshToken, UpstreamToken, unb64};
 use crate::error::BearerError;
-use crate::grant::GrantRecord;
+use crate::grant::{GrantLookup, GrantRecord};
 use crate::reply::{HttpRequest, Reply};
 use crate::scope::ScopeSet;
 use crate::{Gate, UnixTime};
@@ -122,12 +122,17 @@ impl BearerClaims<'_> {
     /// [`BearerError::UpstreamExpired`], so a host can renew it upstream where it can, or
     /// answer `401 invalid_token` and the client signs in again). A host that renews
     /// upstream tokens confirms with [`confirm_refreshable`](Self::confirm_refreshable).
-    pub fn confirm(
+    ///
+    /// `grant` is what the host read under [`grant_key`](Self::grant_key), with the
+    /// revocation mark of its installation for a metadata-document client's grant (R59,
+    /// [`GrantLookup::with_installation`]); a bare `Option<&GrantRecord>` refuses such a
+    /// grant.
+    pub fn confirm<'a>(
         self,
-        grant: Option<&GrantRecord>,
+        grant: impl Into<GrantLookup<'a>>,
         now: UnixTime,
     ) -> Result<Principal, BearerError> {
-        self.confirm_with(grant, now, false)
+        self.confirm_with(grant.into(), now, false)
     }
 
     /// [`confirm`](Self::confirm) for a host that renews upstream tokens (R66): an
@@ -137,21 +142,22 @@ impl BearerClaims<'_> {
     /// [`upstream_refresh_due`](Principal::upstream_refresh_due): renew it with
     /// [`Gate::upstream_refresh_request`] and [`Gate::accept_upstream_refresh`], or
     /// answer [`BearerError::UpstreamExpired`].
-    pub fn confirm_refreshable(
+    pub fn confirm_refreshable<'a>(
         self,
-        grant: Option<&GrantRecord>,
+        grant: impl Into<GrantLookup<'a>>,
         now: UnixTime,
     ) -> Result<Principal, BearerError> {
-        self.confirm_with(grant, now, true)
+        self.confirm_with(grant.into(), now, true)
     }
 
     fn confirm_with(
         self,
-        grant: Option<&GrantRecord>,
+        grant: GrantLookup<'_>,
         now: UnixTime,
         refreshable: bool,
     ) -> Result<Principal, BearerError> {
-        match grant {
+        // A revoked installation's grant counts as gone (R59).
+        match grant.standing(self.keys) {
             Some(g)
                 if g.grant_id() == &self.grant_id
                     && now < g.expires_at()

@@ -286,6 +286,11 @@ impl Keys {
         self.current.id
     }
 
+    /// The ids of every key, the current first.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        core::iter::once(self.current.id).chain(self.previous.iter().map(|k| k.id))
+    }
+
     pub(crate) fn by_id(&self, id: u32) -> Option<&ServerKey> {
         if self.current.id == id {
             return Some(&self.current);

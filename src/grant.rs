@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::UnixTime;
 use crate::at_rest::{Ciphertext, GrantSecret, UserData};
 use crate::crypto::{MacWriter, RecordMac, Sealed, StoreKey};
+use crate::installation::{Installation, InstallationRevocation, installation_stands};
 use crate::scope::ScopeSet;
 use crate::step::{Kind, Record};
 
@@ -28,6 +29,10 @@ pub struct GrantRecord {
     pub(crate) user_salt: Option<[u8; 16]>,
     pub(crate) upstream_expires_at: Option<UnixTime>,
     pub(crate) expires_at: UnixTime,
+    /// A metadata-document client's installation and the approval's second (R59); `None`
+    /// for a registered client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) installation: Option<Installation>,
     pub(crate) mac: RecordMac,
 }
 
@@ -44,6 +49,10 @@ impl Sealed for GrantRecord {
             .fixed(&self.user_salt.unwrap_or_default())
             .u64(self.upstream_expires_at.map_or(0, |t| t.0 + 1))
             .u64(self.expires_at.0);
+        // Only document clients' grants have one, so other grants keep their MACs.
+        if let Some(installation) = &self.installation {
+            installation.feed(w);
+        }
     }
     fn mac(&self) -> &RecordMac {
         &self.mac
@@ -72,6 +81,12 @@ impl GrantRecord {
     /// authorizes MCP calls until the upstream token is renewed.
     pub fn upstream_expired(&self, now: UnixTime) -> bool {
         self.upstream_expires_at.is_some_and(|at| now >= at)
+    }
+    /// Where the revocation mark of this grant's installation would be (R59): read it
+    /// beside the grant and pass both as [`GrantLookup::with_installation`]. `None` for a
+    /// registered client's grant, which has no installation to revoke.
+    pub fn installation_key(&self) -> Option<StoreKey> {
+        self.installation.map(|i| i.key)
     }
     pub(crate) fn grant_id(&self) -> &[u8; 16] {
         &self.grant_id
@@ -109,6 +124,50 @@ impl GrantRecord {
             upstream_expires_at,
             ..self.clone()
         }
+    }
+}
+
+/// What a host read for a bearer check or a refresh: the grant and, for a grant of a
+/// metadata-document client, the revocation mark of its installation (R59).
+///
+/// Made from the grant alone (`Option<&GrantRecord>` converts into it) by a host that did
+/// not read the mark: a grant that *has* an installation is then refused, so a host that
+/// forgets the second read fails closed. Read the mark under
+/// [`GrantRecord::installation_key`] and use [`GrantLookup::with_installation`].
+#[derive(Clone, Copy, Debug)]
+pub struct GrantLookup<'a> {
+    pub(crate) grant: Option<&'a GrantRecord>,
+    /// `None`: not read; `Some(None)`: read, no mark; `Some(Some(m))`: the mark.
+    pub(crate) mark: Option<Option<&'a InstallationRevocation>>,
+}
+
+impl<'a> GrantLookup<'a> {
+    /// The grant and what the host found under its
+    /// [`installation_key`](GrantRecord::installation_key) (`None`: no mark); for a grant
+    /// without an installation, `mark` is not consulted.
+    pub fn with_installation(
+        grant: Option<&'a GrantRecord>,
+        mark: Option<&'a InstallationRevocation>,
+    ) -> Self {
+        GrantLookup {
+            grant,
+            mark: Some(mark),
+        }
+    }
+
+    /// The grant, if it stands as far as its installation goes: none, or one whose
+    /// installation's mark was read and does not revoke it.
+    pub(crate) fn standing(&self, keys: &crate::crypto::Keys) -> Option<&'a GrantRecord> {
+        self.grant
+            .filter(|g| installation_stands(g.installation.as_ref(), self.mark, keys))
+    }
+}
+
+impl<'a> From<Option<&'a GrantRecord>> for GrantLookup<'a> {
+    /// The grant without its installation's mark: a grant that has an installation is
+    /// then refused (fails closed).
+    fn from(grant: Option<&'a GrantRecord>) -> Self {
+        GrantLookup { grant, mark: None }
     }
 }
 

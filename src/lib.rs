@@ -215,6 +215,7 @@ mod consent;
 mod upstream;
 mod callback;
 mod code;
+mod installation;
 mod grant;
 mod bearer;
 mod upstream_refresh;
@@ -250,7 +251,8 @@ pub use error::{
     AuthorizeError, BearerError, CallbackError, ConfigError, ConsentError, DiscoveryError,
     RegistrationError, TokenError, UpstreamError, UpstreamRefreshError,
 };
-pub use grant::{GrantRecord, RefreshRecord};
+pub use grant::{GrantLookup, GrantRecord, RefreshRecord};
+pub use installation::InstallationRevocation;
 pub use messages::Language;
 pub use metadata::paths;
 pub use openid::{IdTokenPolicy, MAX_DISCOVERY_DOCUMENT, MAX_ID_TOKEN, ProviderMetadata};

@@ -39,17 +39,22 @@ pub enum Kind {
     Grant,
     /// A refresh token's record ([`RefreshRecord`](crate::RefreshRecord)), read by key.
     Refresh,
+    /// A metadata-document client installation's revocation mark
+    /// ([`InstallationRevocation`](crate::InstallationRevocation)), read beside a grant
+    /// (R59).
+    Installation,
 }
 
 impl Kind {
     /// Every kind, in a fixed order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Client,
         Kind::Pending,
         Kind::Transaction,
         Kind::Code,
         Kind::Grant,
         Kind::Refresh,
+        Kind::Installation,
     ];
 
     /// A short stable name (a table name, a key prefix, a log field).
@@ -61,13 +66,14 @@ impl Kind {
             Kind::Code => "code",
             Kind::Grant => "grant",
             Kind::Refresh => "refresh",
+            Kind::Installation => "installation",
         }
     }
 }
 
 /// A record the core asks the host to keep: its kind, its key, its expiry and its bytes.
 ///
-/// Implemented by the six record types; the encoding is JSON (`serde`), the same a host
+/// Implemented by the seven record types; the encoding is JSON (`serde`), the same a host
 /// would write itself, so stores written by earlier hosts stay readable.
 pub trait Record: Serialize + DeserializeOwned {
     /// Where records of this type live.

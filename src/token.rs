@@ -8,13 +8,15 @@ use serde::Serialize;
 use crate::at_rest::{Ciphertext, GrantSecret, UserData};
 use crate::authorize::MAX_CLIENT_ID;
 use crate::bearer::mint_access_token;
+use crate::client_document::is_metadata_document_url;
 use crate::code::CODE_USER;
 use crate::code::CodeRecord;
 use crate::crypto::{Sealed, StoreKey, UNSEALED, b64, ct_eq, fresh32, pkce_s256};
 use crate::error::TokenError;
-use crate::grant::{GRANT_USER, GrantRecord, RefreshRecord};
+use crate::grant::{GRANT_USER, GrantLookup, GrantRecord, RefreshRecord};
+use crate::installation::{Installation, installation_keys};
 use crate::params::{ParamError, Params, decode, is_unreserved};
-use crate::redirect::MAX_REDIRECT_URI;
+use crate::redirect::{MAX_REDIRECT_URI, RedirectUri};
 use crate::register::{ClientRecord, TokenAuthMethod};
 use crate::reply::Reply;
 use crate::scope::ScopeSet;
@@ -341,8 +343,30 @@ impl Gate {
             user_salt: None,
             upstream_expires_at: record.upstream_expires_at,
             expires_at: now.plus(self.config.lifetimes.refresh_token),
+            installation: None,
             mac: UNSEALED,
         };
+        // A document's client id is shared by every installation: the grant names this
+        // user's (through the registered redirect URI that matched) and the second of the
+        // approval, the code's issue, so that revoking the installation ends it (R59).
+        if is_metadata_document_url(&d.client_id) {
+            let presented = d.redirect_uri.as_str();
+            let registered = client
+                .and_then(|c| c.redirect_uris().iter().find(|r| r.matches(presented)))
+                .map_or(presented, RedirectUri::as_str);
+            let keys = &self.config.keys;
+            grant.installation = installation_keys(keys, &user.subject, &d.client_id, registered)
+                .next()
+                .map(|key| Installation {
+                    key,
+                    approved_at: UnixTime(
+                        record
+                            .expires_at
+                            .0
+                            .saturating_sub(self.config.lifetimes.code),
+                    ),
+                });
+        }
         grant.mac = grant.compute_mac(&self.config.keys);
         let access = mint_access_token(self, &grant, &secret, &user.subject, &scope, now);
         let refresh_token = client
@@ -374,12 +398,14 @@ impl Gate {
     /// `record` is what the host *got* under [`TokenRequest::record_key`], `grant` the
     /// record under [`RefreshRecord::grant_key`]. The successor token is derived from the
     /// presented one, so a concurrent refresh inside the grace window receives the same
-    /// successor instead of `invalid_grant` (FastMCP #4901).
-    pub fn redeem_refresh(
+    /// successor instead of `invalid_grant` (FastMCP #4901). For a metadata-document
+    /// client's grant, pass the revocation mark of its installation with the grant
+    /// ([`GrantLookup::with_installation`], R59); without it such a grant is refused.
+    pub fn redeem_refresh<'a>(
         &self,
         req: &TokenRequest,
         record: Option<RefreshRecord>,
-        grant: Option<&GrantRecord>,
+        grant: impl Into<GrantLookup<'a>>,
         client: Option<&ClientRecord>,
         now: UnixTime,
     ) -> Result<TokensIssued, TokenError> {
@@ -403,6 +429,8 @@ impl Gate {
         let secret = GrantSecret::unwrap(token, &record.key.0, &record.wrapped)
             .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
         let grant = grant
+            .into()
+            .standing(&self.config.keys)
             .filter(|g| {
                 g.mac_is_valid(&self.config.keys)
                     && g.grant_id == record.grant_id

@@ -1,12 +1,15 @@
 //! Client ID Metadata Documents in the core (R57, R59): which documents stand in for a
 //! registration, for how long, what the consent page says of their clients, and that a
-//! remembered consent never lets another installation of the same client in silently.
+//! remembered consent never lets another installation of the same client in silently, and
+//! that revoking one installation ends its grants and no one else's.
 //! The fetching and its SSRF policy are the host's (`axum/tests/fetch.rs`,
 //! `axum/tests/metadata_document.rs`).
 
 use consent_gate::*;
 use consent_gate_spec::entropy::SplitMix64;
-use consent_gate_spec::kit::{GateSetup, T0};
+use consent_gate_spec::kit::{
+    ATTACKER, App, Client, GateSetup, GithubUser, Host, T0, Tokens, VICTIM,
+};
 
 const URL: &str = "https://client.example/oauth/metadata.json";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -251,5 +254,236 @@ fn the_consent_page_names_the_publishing_domain_and_remembering_never_applies_r5
     assert!(
         matches!(answer, Ok(Authorization::NeedsConsent(_))),
         "{answer:?}"
+    );
+}
+
+// --- revocation per installation (R59) ----------------------------------------------------
+
+const NATIVE: &str = "http://127.0.0.1/cb";
+const WEB: &str = "https://web.client.example/cb";
+
+/// A loopback host that accepts documents, with the document of [`URL`] (a native and a
+/// web redirect URI) fetched and stored, as the host crate does.
+fn document_host() -> (Host, Client) {
+    let setup = GateSetup {
+        metadata_documents: true,
+        ..GateSetup::default()
+    };
+    let mut host = Host::with(setup);
+    let doc = format!(
+        r#"{{"client_id":"{URL}","client_name":"Acme Agent","redirect_uris":["{NATIVE}","{WEB}"],"grant_types":["authorization_code","refresh_token"]}}"#
+    );
+    let record = host
+        .gate
+        .accept_metadata_document(URL, doc.as_bytes(), None, host.now)
+        .expect("a valid document");
+    host.store.put(&record);
+    let client = Client {
+        id: URL.to_owned(),
+        secret: None,
+        auth: "none",
+        redirect_uri: NATIVE.to_owned(),
+    };
+    (host, client)
+}
+
+/// One installation's sign-in: the app at `redirect_uri`, signed in as `user`.
+fn sign_in(
+    host: &mut Host,
+    client: &Client,
+    user: GithubUser,
+    redirect_uri: &str,
+    tag: &str,
+) -> Tokens {
+    let mut app = App::new(client, tag);
+    app.redirect_uri = redirect_uri.to_owned();
+    let mut browser = host.browser(user);
+    host.login(&mut browser, &app)
+}
+
+fn refresh_works(host: &mut Host, client: &Client, tokens: &Tokens) -> bool {
+    host.refresh(client, tokens.refresh().expect("a refresh token"), None)
+        .is_ok()
+}
+
+#[test]
+fn revoking_one_installation_ends_its_grants_and_no_others_r59() {
+    let (mut host, client) = document_host();
+    // The victim on two devices through the native redirect URI (two loopback ports),
+    // and in the web client; another user through the native one.
+    let device_a = sign_in(&mut host, &client, VICTIM, "http://127.0.0.1:50001/cb", "a");
+    let device_b = sign_in(&mut host, &client, VICTIM, "http://127.0.0.1:50002/cb", "b");
+    let web = sign_in(&mut host, &client, VICTIM, WEB, "web");
+    let other = sign_in(
+        &mut host,
+        &client,
+        ATTACKER,
+        "http://127.0.0.1:50003/cb",
+        "o",
+    );
+    let subject = host
+        .bearer(device_a.access())
+        .expect("signed in")
+        .subject()
+        .to_owned();
+    for t in [&device_a, &device_b, &web, &other] {
+        assert!(host.bearer(t.access()).is_ok());
+    }
+
+    host.advance(5);
+    let step = host
+        .gate
+        .revoke_installation(&subject, URL, NATIVE, host.now);
+    assert_eq!(step.ops.len(), 1, "one mark, under the one server key");
+    assert_eq!(step.reply.status, 200);
+    let _revoked = host.store.apply(step);
+
+    // The victim's native installation is signed out, on both ports, for access and
+    // refresh alike ...
+    for t in [&device_a, &device_b] {
+        assert_eq!(host.bearer(t.access()).err(), Some(BearerError::Revoked));
+        assert!(!refresh_works(&mut host, &client, t));
+    }
+    // ... while the victim's web installation and the other user's native one keep
+    // working (the whole client is not revoked: its id is every installation's).
+    for t in [&web, &other] {
+        assert!(host.bearer(t.access()).is_ok());
+        assert!(refresh_works(&mut host, &client, t));
+    }
+    // A new approval after the mark starts a grant the mark does not reach.
+    host.advance(1);
+    let again = sign_in(
+        &mut host,
+        &client,
+        VICTIM,
+        "http://127.0.0.1:50004/cb",
+        "again",
+    );
+    assert!(host.bearer(again.access()).is_ok());
+    assert!(refresh_works(&mut host, &client, &again));
+}
+
+#[test]
+fn a_code_approved_before_the_mark_is_revoked_even_when_redeemed_after_it_r59() {
+    let (mut host, client) = document_host();
+    let mut app = App::new(&client, "late");
+    app.redirect_uri = "http://127.0.0.1:50005/cb".to_owned();
+    let mut browser = host.browser(VICTIM);
+    let code = host.code_for(&mut browser, &app);
+    // The operator revokes while the code is on its way to the app.
+    let early = sign_in(
+        &mut host,
+        &client,
+        VICTIM,
+        "http://127.0.0.1:50006/cb",
+        "early",
+    );
+    let subject = host.bearer(early.access()).unwrap().subject().to_owned();
+    let step = host
+        .gate
+        .revoke_installation(&subject, URL, NATIVE, host.now);
+    let _revoked = host.store.apply(step);
+    host.advance(2);
+    let late = host
+        .redeem(&app.client, &code, &app.verifier, Some(&app.redirect_uri))
+        .expect("the code itself is still valid");
+    assert_eq!(host.bearer(late.access()).err(), Some(BearerError::Revoked));
+}
+
+#[test]
+fn a_host_that_does_not_read_the_mark_fails_closed_r59() {
+    let (mut host, client) = document_host();
+    let tokens = sign_in(&mut host, &client, VICTIM, "http://127.0.0.1:50001/cb", "a");
+    let header = format!("Bearer {}", tokens.access());
+    let claims = || host.gate.verify_bearer(Some(&header), host.now).unwrap();
+    let (grant, mark) = host.store.grant(&claims().grant_key());
+    let grant = grant.expect("the grant");
+    assert!(
+        grant.installation_key().is_some(),
+        "a document client's grant"
+    );
+    assert!(mark.is_none());
+    // Read with its (absent) mark: it stands. The grant alone: refused.
+    let read = GrantLookup::with_installation(Some(&grant), None);
+    assert!(claims().confirm(read, host.now).is_ok());
+    assert_eq!(
+        claims().confirm(Some(&grant), host.now).err(),
+        Some(BearerError::Revoked)
+    );
+    // A registered client's grant has no installation: the grant alone is all there is.
+    let (mut plain, _, app) = consent_gate_spec::kit::app_host();
+    let mut browser = plain.browser(VICTIM);
+    let tokens = plain.login(&mut browser, &app);
+    let header = format!("Bearer {}", tokens.access());
+    let claims = plain.gate.verify_bearer(Some(&header), plain.now).unwrap();
+    let grant = plain.store.get::<GrantRecord>(&claims.grant_key()).unwrap();
+    assert_eq!(grant.installation_key(), None);
+    assert!(claims.confirm(Some(&grant), plain.now).is_ok());
+}
+
+#[test]
+fn a_mark_made_after_a_key_rotation_reaches_grants_keyed_before_it_r59() {
+    let (mut host, client) = document_host();
+    let tokens = sign_in(&mut host, &client, VICTIM, "http://127.0.0.1:50001/cb", "a");
+    let subject = host.bearer(tokens.access()).unwrap().subject().to_owned();
+    // The server key is rotated: the old one only verifies.
+    let setup = GateSetup {
+        metadata_documents: true,
+        key: [9; 32],
+        previous_key: Some(GateSetup::default().key),
+        ..GateSetup::default()
+    };
+    host.gate = setup.build().0;
+    assert!(
+        host.bearer(tokens.access()).is_ok(),
+        "still valid after the rotation"
+    );
+    let step = host
+        .gate
+        .revoke_installation(&subject, URL, NATIVE, host.now);
+    assert_eq!(step.ops.len(), 2, "a mark under each key");
+    let _revoked = host.store.apply(step);
+    assert_eq!(
+        host.bearer(tokens.access()).err(),
+        Some(BearerError::Revoked)
+    );
+}
+
+#[test]
+fn an_edited_or_misplaced_mark_revokes_nothing_a16() {
+    let (mut host, client) = document_host();
+    let tokens = sign_in(&mut host, &client, VICTIM, "http://127.0.0.1:50001/cb", "a");
+    let subject = host.bearer(tokens.access()).unwrap().subject().to_owned();
+    // A mark for another user is stored under another key; a mark made under a key the
+    // gate does not know fails its MAC.
+    let step = host
+        .gate
+        .revoke_installation("github:2", URL, NATIVE, host.now);
+    let _revoked = host.store.apply(step);
+    assert!(host.bearer(tokens.access()).is_ok());
+    // The real mark with its second edited (as someone with write access to the store
+    // could): it fails its MAC and revokes nothing.
+    let mut step = host
+        .gate
+        .revoke_installation(&subject, URL, NATIVE, host.now);
+    let Op::Put { value, .. } = &mut step.ops[0] else {
+        panic!("a put")
+    };
+    let mut mark: serde_json::Value = serde_json::from_slice(value).unwrap();
+    mark["revoked_at"] = serde_json::json!(host.now.0 + 1);
+    *value = serde_json::to_vec(&mark).unwrap();
+    let _revoked = host.store.apply(step);
+    assert!(
+        host.bearer(tokens.access()).is_ok(),
+        "an edited mark is no mark"
+    );
+    // Unedited, the same mark revokes.
+    let step = host
+        .gate
+        .revoke_installation(&subject, URL, NATIVE, host.now);
+    let _revoked = host.store.apply(step);
+    assert_eq!(
+        host.bearer(tokens.access()).err(),
+        Some(BearerError::Revoked)
     );
 }

@@ -386,7 +386,8 @@ fn ops_never_print_their_records_and_garbage_is_not_a_record() {
             "transaction",
             "code",
             "grant",
-            "refresh"
+            "refresh",
+            "installation"
         ]
     );
 }

@@ -141,6 +141,23 @@ impl ConsentGate {
         String::from_utf8(answer.body.to_vec()).map_err(|_| "the upstream answered non-UTF-8")
     }
 
+    /// Revokes one user's installation of a metadata-document client (R59): every grant
+    /// of the upstream user `subject` ([`Principal::subject`]) for `client_id` through
+    /// the registered `redirect_uri` approved until now stops working, at the guard and
+    /// at `/token`; the user's other installations and other users keep theirs. An
+    /// operator's action (a command line, an admin page): no OAuth endpoint offers it.
+    pub async fn revoke_installation(
+        &self,
+        subject: &str,
+        client_id: &str,
+        redirect_uri: &str,
+    ) -> Result<(), consent_gate_store::StoreError> {
+        self.shared
+            .endpoints
+            .revoke_installation(subject, client_id, redirect_uri, io::now())
+            .await
+    }
+
     /// The gate.
     pub fn gate(&self) -> &Gate {
         self.shared.gate()

@@ -179,7 +179,8 @@ async fn metadata_cors_and_limits() {
 }
 
 /// A Client ID Metadata Document's client (R57): no registration, its document served on
-/// loopback (development mode admits that), the whole flow through to a bearer call.
+/// loopback (development mode admits that), the whole flow through to a bearer call; then
+/// the operator revokes the user's installation (R59).
 #[tokio::test]
 async fn a_metadata_document_client_completes_the_flow_r57() {
     let up = upstream().await;
@@ -228,7 +229,9 @@ async fn a_metadata_document_client_completes_the_flow_r57() {
     let fetcher = consent_gate_axum::DocumentFetcher::new(policy);
     let upstream_client = consent_gate_axum::UpstreamClient::new();
     let auth = ConsentGate::with_clients(Gate::new(config), store, upstream_client, Some(fetcher));
-    let whoami = post(|Extension(p): Extension<Principal>| async move { p.client_id().to_owned() });
+    let whoami = post(|Extension(p): Extension<Principal>| async move {
+        format!("{} {}", p.client_id(), p.subject())
+    });
     let app = Router::new()
         .route("/mcp", whoami.layer(auth.guard()))
         .merge(auth.router());
@@ -280,17 +283,39 @@ async fn a_metadata_document_client_completes_the_flow_r57() {
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     let tokens: serde_json::Value = serde_json::from_str(&tokens.body).unwrap();
     let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
-    let req = Request::post("/mcp")
-        .header("authorization", bearer)
-        .body(Body::empty())
-        .unwrap();
-    let answer = Browser::default().send(&app, req).await;
-    assert_eq!(
-        (answer.status, answer.body.as_str()),
-        (200, client_id.as_str())
-    );
+    let req = || {
+        Request::post("/mcp")
+            .header("authorization", &bearer)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let answer = Browser::default().send(&app, req()).await;
+    let (id, subject) = answer.body.split_once(' ').expect("client and subject");
+    assert_eq!((answer.status, id), (200, client_id.as_str()));
     // The document was fetched once and then served from the store for its max-age.
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // The operator revokes this user's installation (R59): the guard and `/token` read
+    // the mark beside the grant, so the access and the refresh token both stop working.
+    let subject = subject.to_owned();
+    auth.revoke_installation(&subject, &client_id, REDIRECT)
+        .await
+        .expect("stored");
+    let answer = Browser::default().send(&app, req()).await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    let refresh = encode(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ("client_id", &client_id),
+    ]);
+    let form = "application/x-www-form-urlencoded";
+    let refreshed = call(&app, "POST", "/token", refresh, form).await;
+    assert_eq!(refreshed.status, 400, "{}", refreshed.body);
+    assert!(
+        refreshed.body.contains("invalid_grant"),
+        "{}",
+        refreshed.body
+    );
 }
 
 /// Without development mode's loopback allowance the same document is refused by the

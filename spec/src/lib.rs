@@ -53,8 +53,8 @@
 //! | `Upstream`, `ForwardUpstreamUrl` | the model upstream only: the browser lands on our callback |
 //! | `MixUp` | the model upstream, for the attacker's authorization server (A13); then as `Callback`, in the victim's browser, with that server's `iss` |
 //! | `Callback`, `ReplayCallback` | `Callback::parse`; **take** the transaction; `Gate::verify_callback` (store back `reinsert()`, only with the A7 fault, in builds with `--cfg consent_gate_faults`); the upstream token exchange and user lookup; get the client; `Gate::issue_code` → store the code, clear the binding cookie, redirect |
-//! | `RedeemCode` | `TokenRequest::parse`; get the client; **take** the code; `Gate::redeem_code` → store grant, refresh and redeemed code; on `CodeReused` delete the grant; then `Gate::verify_bearer` + `BearerClaims::confirm` |
-//! | `Refresh` | `TokenRequest::parse`; get client, refresh record and grant; `Gate::redeem_refresh` → store the refresh records; on `RefreshReused` delete the grant; then the bearer check |
+//! | `RedeemCode` | `TokenRequest::parse`; get the client; **take** the code; `Gate::redeem_code` → store grant, refresh and redeemed code; on `CodeReused` delete the grant; then `Gate::verify_bearer` + `BearerClaims::confirm` (with the grant's installation mark, `Store::grant`) |
+//! | `Refresh` | `TokenRequest::parse`; get client, refresh record, grant and its installation mark; `Gate::redeem_refresh` → store the refresh records; on `RefreshReused` delete the grant; then the bearer check |
 //!
 //! Every "store …" and "delete …" above is the one executor, [`kit::Store::apply`], applying
 //! the operations of the step's `Step`; the World reads records back only to keep its ghost.

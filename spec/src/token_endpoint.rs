@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use consent_gate::{
-    ClientRecord, CodeRecord, GrantRecord, RefreshRecord, TokenError, TokenRequest, TokensIssued,
+    ClientRecord, CodeRecord, GrantLookup, RefreshRecord, TokenError, TokenRequest, TokensIssued,
 };
 use url::form_urlencoded::Serializer;
 
@@ -67,11 +67,12 @@ impl World {
         let key = request.record_key();
         // Got, not taken: a concurrent refresh inside the grace window must find it.
         let record = self.store.get::<RefreshRecord>(&key);
-        let grant = record
-            .as_ref()
-            .and_then(|r| self.store.get::<GrantRecord>(&r.grant_key()));
-        let result =
-            gate.redeem_refresh(&request, record, grant.as_ref(), client.as_ref(), self.now);
+        let (grant, mark) = match &record {
+            Some(r) => self.store.grant(&r.grant_key()),
+            None => (None, None),
+        };
+        let lookup = GrantLookup::with_installation(grant.as_ref(), mark.as_ref());
+        let result = gate.redeem_refresh(&request, record, lookup, client.as_ref(), self.now);
         match result {
             Ok(issued) => {
                 self.ghost.refreshed.insert((key, self.now));
@@ -137,8 +138,9 @@ impl World {
         let principal = gate
             .verify_bearer(Some(&format!("Bearer {access}")), self.now)
             .and_then(|claims| {
-                let grant = self.store.get::<GrantRecord>(&claims.grant_key());
-                claims.confirm(grant.as_ref(), self.now)
+                let (grant, mark) = self.store.grant(&claims.grant_key());
+                let lookup = GrantLookup::with_installation(grant.as_ref(), mark.as_ref());
+                claims.confirm(lookup, self.now)
             });
         let subject = principal
             .ok()

@@ -12,10 +12,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
+use consent_gate::InstallationRevocation;
 use consent_gate::RefreshRecord;
 use consent_gate::{Authorization, AuthorizationDetails, AuthorizeRequest, BearerError};
 use consent_gate::{BrowserContext, Callback, ClientRecord, ConsentForm, Decision, Gate};
-use consent_gate::{GrantRecord, HttpRequest, Language, PendingConsent, Principal};
+use consent_gate::{GrantLookup, GrantRecord, HttpRequest, Language, PendingConsent, Principal};
 use consent_gate::{Op, UnixTime, UpstreamResponse, is_metadata_document_url};
 use consent_gate::{RevocationRequest, Step, TokenError, TokenRequest, TransactionRecord};
 use consent_gate::{StoreKey, UpstreamError, UpstreamRefreshError};
@@ -366,14 +367,15 @@ impl Endpoints {
         }
         // Got, not taken: the core decides about rotation and says what to write.
         let refresh: Option<RefreshRecord> = self.exec.get(&request.record_key(), now).await?;
-        let grant: Option<GrantRecord> = match &refresh {
-            Some(refresh) => self.exec.get(&refresh.grant_key(), now).await?,
-            None => None,
+        let (grant, mark) = match &refresh {
+            Some(refresh) => self.grant(&refresh.grant_key(), now).await?,
+            None => (None, None),
         };
         let client = client.as_deref();
+        let lookup = GrantLookup::with_installation(grant.as_ref(), mark.as_ref());
         let issued = self
             .gate
-            .redeem_refresh(&request, refresh, grant.as_ref(), client, now);
+            .redeem_refresh(&request, refresh, lookup, client, now);
         Ok(tokens_step(&request, issued, ops))
     }
 
@@ -436,6 +438,41 @@ impl Endpoints {
         }
     }
 
+    /// The grant under `key` and, for a metadata-document client's grant, the revocation
+    /// mark of its installation (R59), read after it: one read for other grants.
+    async fn grant(
+        &self,
+        key: &StoreKey,
+        now: UnixTime,
+    ) -> Result<(Option<GrantRecord>, Option<InstallationRevocation>), StoreError> {
+        let grant: Option<GrantRecord> = self.exec.get(key, now).await?;
+        let mark = match grant.as_ref().and_then(GrantRecord::installation_key) {
+            Some(installation) => self.exec.get(&installation, now).await?,
+            None => None,
+        };
+        Ok((grant, mark))
+    }
+
+    /// Revokes one user's installation of a metadata-document client (R59,
+    /// [`Gate::revoke_installation`]): every grant of the upstream user `subject` for
+    /// `client_id` through the registered `redirect_uri` approved until now stops
+    /// working; the user's other installations, and other users, keep theirs. An
+    /// operator's action: no client asks for it over HTTP.
+    pub async fn revoke_installation(
+        &self,
+        subject: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let step = self
+            .gate
+            .revoke_installation(subject, client_id, redirect_uri, now);
+        let _done = self.exec.apply(step, now).await?;
+        info!(event = "installation_revoked", client_id = %short(client_id));
+        Ok(())
+    }
+
     /// The bearer check of a protected request: the token, its grant, and the two
     /// together (a replayed code or a reused refresh token deleted the grant, and with it
     /// every token it issued, R43, R53). When the grant's upstream token expires within a
@@ -455,11 +492,12 @@ impl Endpoints {
         Sent: Future<Output = Option<Answer>>,
     {
         let claims = self.gate.verify_bearer(authorization, now);
-        let grant: Option<GrantRecord> = match &claims {
-            Ok(claims) => self.exec.get(&claims.grant_key(), now).await?,
-            Err(_) => None,
+        let (grant, mark) = match &claims {
+            Ok(claims) => self.grant(&claims.grant_key(), now).await?,
+            Err(_) => (None, None),
         };
-        let principal = claims.and_then(|c| c.confirm_refreshable(grant.as_ref(), now));
+        let lookup = GrantLookup::with_installation(grant.as_ref(), mark.as_ref());
+        let principal = claims.and_then(|c| c.confirm_refreshable(lookup, now));
         let principal = match principal {
             Ok(p) if p.upstream_refresh_due(now) => self.renew(authorization, p, now, send).await?,
             other => other,
@@ -488,9 +526,10 @@ impl Endpoints {
     {
         let lock = self.renewals.of(principal.grant_key());
         let _renewing = lock.lock().await;
-        let grant: Option<GrantRecord> = self.exec.get(principal.grant_key(), now).await?;
+        let (grant, mark) = self.grant(principal.grant_key(), now).await?;
         let again = self.gate.verify_bearer(authorization, now);
-        let principal = match again.and_then(|c| c.confirm_refreshable(grant.as_ref(), now)) {
+        let lookup = GrantLookup::with_installation(grant.as_ref(), mark.as_ref());
+        let principal = match again.and_then(|c| c.confirm_refreshable(lookup, now)) {
             Ok(p) if p.upstream_refresh_due(now) => p,
             done => return Ok(done),
         };

@@ -8,9 +8,10 @@
 
 use consent_gate::{
     Authorization, AuthorizeError, AuthorizeRequest, BearerError, Callback, CallbackError,
-    ClientRecord, CodeRecord, ConsentError, ConsentForm, ConsentGiven, Decision, Gate, GrantRecord,
-    PendingConsent, Principal, RefreshRecord, RegistrationError, Reply, RevocationRequest,
-    TokenAuthMethod, TokenError, TokenRequest, TransactionRecord, UnixTime, UpstreamRefreshError,
+    ClientRecord, CodeRecord, ConsentError, ConsentForm, ConsentGiven, Decision, Gate, GrantLookup,
+    GrantRecord, PendingConsent, Principal, RefreshRecord, RegistrationError, Reply,
+    RevocationRequest, TokenAuthMethod, TokenError, TokenRequest, TransactionRecord, UnixTime,
+    UpstreamRefreshError,
 };
 
 use super::browser::{Browser, Nav};
@@ -281,11 +282,13 @@ impl Host {
                 .redeem_code(&req, code, client.as_ref(), self.now, &mut self.entropy)
         } else {
             let record = self.store.get::<RefreshRecord>(&req.record_key());
-            let grant = record
-                .as_ref()
-                .and_then(|r| self.store.get::<GrantRecord>(&r.grant_key()));
+            let (grant, mark) = match &record {
+                Some(r) => self.store.grant(&r.grant_key()),
+                None => (None, None),
+            };
+            let lookup = GrantLookup::with_installation(grant.as_ref(), mark.as_ref());
             self.gate
-                .redeem_refresh(&req, record, grant.as_ref(), client.as_ref(), self.now)
+                .redeem_refresh(&req, record, lookup, client.as_ref(), self.now)
         };
         match result {
             Ok(issued) => {
@@ -380,8 +383,11 @@ impl Host {
         let claims = self
             .gate
             .verify_bearer(Some(&format!("Bearer {access}")), self.now)?;
-        let grant = self.store.get::<GrantRecord>(&claims.grant_key());
-        claims.confirm(grant.as_ref(), self.now)
+        let (grant, mark) = self.store.grant(&claims.grant_key());
+        claims.confirm(
+            GrantLookup::with_installation(grant.as_ref(), mark.as_ref()),
+            self.now,
+        )
     }
 
     /// The bearer check of a host that renews upstream tokens (R66), as
@@ -391,8 +397,9 @@ impl Host {
     pub fn bearer_renewing(&mut self, access: &str) -> Result<Principal, BearerError> {
         let header = format!("Bearer {access}");
         let claims = self.gate.verify_bearer(Some(&header), self.now)?;
-        let grant = self.store.get::<GrantRecord>(&claims.grant_key());
-        let principal = claims.confirm_refreshable(grant.as_ref(), self.now)?;
+        let (grant, mark) = self.store.grant(&claims.grant_key());
+        let lookup = GrantLookup::with_installation(grant.as_ref(), mark.as_ref());
+        let principal = claims.confirm_refreshable(lookup, self.now)?;
         if !principal.upstream_refresh_due(self.now) {
             return Ok(principal);
         }

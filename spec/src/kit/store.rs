@@ -18,7 +18,9 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 
-use consent_gate::{Kind, Op, Record, Reply, Step, StoreKey, UnixTime};
+use consent_gate::{
+    GrantRecord, InstallationRevocation, Kind, Op, Record, Reply, Step, StoreKey, UnixTime,
+};
 
 /// What a stored record decodes to, kept beside its bytes once decoded.
 type Decoded = Arc<OnceLock<Arc<dyn Any + Send + Sync>>>;
@@ -138,6 +140,18 @@ impl Store {
     /// Reads a record without removing it (clients, grants, refresh records).
     pub fn get<R: Record + Clone + Send + Sync + 'static>(&self, key: &StoreKey) -> Option<R> {
         self.entries.get(&(R::KIND, *key))?.decode()
+    }
+
+    /// The grant under `key` and the revocation mark of its installation (R59), both as a
+    /// host reads them for a bearer check or a refresh: the mark only for a grant that
+    /// has an installation (a metadata-document client's).
+    pub fn grant(&self, key: &StoreKey) -> (Option<GrantRecord>, Option<InstallationRevocation>) {
+        let grant = self.get::<GrantRecord>(key);
+        let mark = grant
+            .as_ref()
+            .and_then(GrantRecord::installation_key)
+            .and_then(|installation| self.get(&installation));
+        (grant, mark)
     }
 
     /// Reads and removes a record in one step (pending consents, transactions, codes):
