@@ -487,3 +487,30 @@ fn an_edited_or_misplaced_mark_revokes_nothing_a16() {
         Some(BearerError::Revoked)
     );
 }
+
+#[test]
+fn a_grant_whose_installation_was_edited_away_is_refused_a16() {
+    let (mut host, client) = document_host();
+    let tokens = sign_in(&mut host, &client, VICTIM, "http://127.0.0.1:50001/cb", "a");
+    let header = format!("Bearer {}", tokens.access());
+    let claims = host.gate.verify_bearer(Some(&header), host.now).unwrap();
+    let key = claims.grant_key();
+    // Someone with write access to the store drops the installation from the grant, so
+    // that no mark would reach it: the grant's MAC covers the installation, so the grant
+    // is refused instead.
+    let grant = host.store.get::<GrantRecord>(&key).unwrap();
+    let mut json: serde_json::Value = serde_json::from_slice(&grant.encode()).unwrap();
+    assert!(
+        json.as_object_mut()
+            .unwrap()
+            .remove("installation")
+            .is_some()
+    );
+    let edited = GrantRecord::decode(&serde_json::to_vec(&json).unwrap()).unwrap();
+    assert_eq!(edited.installation_key(), None);
+    host.store.put(&edited);
+    assert_eq!(
+        host.bearer(tokens.access()).err(),
+        Some(BearerError::Revoked)
+    );
+}
