@@ -10,8 +10,8 @@
 //! only by port) and when; [`Gate::revoke_installation`] stores a mark under that
 //! installation's key, and every grant of the installation approved up to the mark's
 //! second stops working: at the bearer check and at the refresh, which both read the mark
-//! beside the grant ([`GrantLookup`](crate::GrantLookup)). Other installations of the same client keep their
-//! grants; a new approval after the mark starts a new grant.
+//! beside the grant ([`GrantLookup`](crate::GrantLookup)). Other installations of the
+//! same client keep their grants; a new approval after the mark starts a new grant.
 
 use core::fmt;
 

@@ -306,6 +306,17 @@ fn refresh_works(host: &mut Host, client: &Client, tokens: &Tokens) -> bool {
         .is_ok()
 }
 
+/// The operator revokes `subject`'s native installation of the document client now: the
+/// number of marks stored (one per server key).
+fn revoke_native(host: &mut Host, subject: &str) -> usize {
+    let step = host
+        .gate
+        .revoke_installation(subject, URL, NATIVE, host.now);
+    let marks = step.ops.len();
+    let _revoked = host.store.apply(step);
+    marks
+}
+
 #[test]
 fn revoking_one_installation_ends_its_grants_and_no_others_r59() {
     let (mut host, client) = document_host();
@@ -379,10 +390,7 @@ fn a_code_approved_before_the_mark_is_revoked_even_when_redeemed_after_it_r59() 
         "early",
     );
     let subject = host.bearer(early.access()).unwrap().subject().to_owned();
-    let step = host
-        .gate
-        .revoke_installation(&subject, URL, NATIVE, host.now);
-    let _revoked = host.store.apply(step);
+    revoke_native(&mut host, &subject);
     host.advance(2);
     let late = host
         .redeem(&app.client, &code, &app.verifier, Some(&app.redirect_uri))
@@ -438,11 +446,11 @@ fn a_mark_made_after_a_key_rotation_reaches_grants_keyed_before_it_r59() {
         host.bearer(tokens.access()).is_ok(),
         "still valid after the rotation"
     );
-    let step = host
-        .gate
-        .revoke_installation(&subject, URL, NATIVE, host.now);
-    assert_eq!(step.ops.len(), 2, "a mark under each key");
-    let _revoked = host.store.apply(step);
+    assert_eq!(
+        revoke_native(&mut host, &subject),
+        2,
+        "a mark under each key"
+    );
     assert_eq!(
         host.bearer(tokens.access()).err(),
         Some(BearerError::Revoked)
@@ -456,10 +464,7 @@ fn an_edited_or_misplaced_mark_revokes_nothing_a16() {
     let subject = host.bearer(tokens.access()).unwrap().subject().to_owned();
     // A mark for another user is stored under another key; a mark made under a key the
     // gate does not know fails its MAC.
-    let step = host
-        .gate
-        .revoke_installation("github:2", URL, NATIVE, host.now);
-    let _revoked = host.store.apply(step);
+    revoke_native(&mut host, "github:2");
     assert!(host.bearer(tokens.access()).is_ok());
     // The real mark with its second edited (as someone with write access to the store
     // could): it fails its MAC and revokes nothing.
@@ -478,10 +483,7 @@ fn an_edited_or_misplaced_mark_revokes_nothing_a16() {
         "an edited mark is no mark"
     );
     // Unedited, the same mark revokes.
-    let step = host
-        .gate
-        .revoke_installation(&subject, URL, NATIVE, host.now);
-    let _revoked = host.store.apply(step);
+    revoke_native(&mut host, &subject);
     assert_eq!(
         host.bearer(tokens.access()).err(),
         Some(BearerError::Revoked)
