@@ -54,6 +54,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX entries_by_kind_expiry ON entries (kind, expires_at);",
 ];
 
+/// The page size of a new file (SQLite's default is 4 096).
+const PAGE_SIZE: u32 = 2048;
+
 /// How many rows one sweep job deletes, so that a sweep of a large backlog never holds
 /// the write lock for long.
 const SWEEP_CHUNK: u64 = 5_000;
@@ -169,6 +172,11 @@ impl SqliteStore {
 fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(options.busy_timeout)?;
+    // Takes effect on a new file only (before WAL mode is set): every commit appends each
+    // page it changed to the WAL and syncs it, and a flow's records are a few hundred
+    // bytes at random places, so 2 KiB pages write half the bytes of 4 KiB pages for the
+    // same rows (benches/RESULTS.md, 2026-12-04 evening).
+    conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Protocol(format!(
@@ -180,6 +188,10 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
         Synchronous::Normal => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
+    // Each job runs in a savepoint, and SQLite copies every page a savepoint changes into
+    // a sub-journal; on disk (the default past 64 KiB) that copy cost a temporary file and
+    // a write per page, more CPU than the job's own SQL. In memory it is a memcpy.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -237,15 +249,16 @@ fn commit_group(conn: &mut Connection, mut group: Vec<Job>, quotas: &Quotas) {
     }
     let mut outcomes = Vec::with_capacity(group.len());
     let committed = (|| -> Result<(), StoreError> {
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for job in &mut group {
-            let savepoint = tx.savepoint()?;
-            let outcome = run_work(&savepoint, &mut job.work, quotas);
-            if outcome.is_ok() {
-                savepoint.commit()?;
-            } else {
-                savepoint.finish()?; // rolls this job back alone
+            // Cached statements rather than `Transaction::savepoint`, which parses its
+            // SQL anew for every job.
+            tx.prepare_cached("SAVEPOINT job")?.execute([])?;
+            let outcome = run_work(&tx, &mut job.work, quotas);
+            if outcome.is_err() {
+                tx.prepare_cached("ROLLBACK TO job")?.execute([])?; // this job alone
             }
+            tx.prepare_cached("RELEASE job")?.execute([])?;
             outcomes.push(outcome);
         }
         tx.commit()?;

@@ -197,6 +197,118 @@ async fn concurrent_writers_share_commits_and_all_land() {
     }
 }
 
+/// Jobs that fail and jobs that succeed, submitted together so that they share
+/// commits: each failing job is undone alone (its take is back, its first write gone),
+/// and every other job of its group lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_job_is_undone_alone_in_a_shared_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(dir.path().join("store.db"), SqliteOptions::default())
+            .await
+            .unwrap(),
+    );
+    for n in 0..64 {
+        store
+            .put(Kind::Consent, key(7, n), vec![7], LATER, NOW)
+            .await
+            .unwrap();
+    }
+    let jobs: Vec<_> = (0..64u64)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if n % 2 == 0 {
+                    // A take, one write, then a write that is refused: all undone.
+                    let then: consent_gate_store::Then = Box::new(move |taken| {
+                        assert_eq!(taken, Some(vec![7]));
+                        vec![
+                            consent_gate_store::Op::Put {
+                                kind: Kind::Transaction,
+                                key: key(8, n),
+                                value: vec![8],
+                                expires_at: LATER,
+                            },
+                            consent_gate_store::Op::Put {
+                                kind: Kind::Transaction,
+                                key: key(9, n),
+                                value: vec![9],
+                                expires_at: NOW,
+                            },
+                        ]
+                    });
+                    let refused = store.take_then(Kind::Consent, key(7, n), NOW, then).await;
+                    assert!(refused.is_err(), "{refused:?}");
+                } else {
+                    let then: consent_gate_store::Then = Box::new(move |taken| {
+                        assert_eq!(taken, Some(vec![7]));
+                        vec![consent_gate_store::Op::Put {
+                            kind: Kind::Transaction,
+                            key: key(8, n),
+                            value: vec![8],
+                            expires_at: LATER,
+                        }]
+                    });
+                    store
+                        .take_then(Kind::Consent, key(7, n), NOW, then)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for job in jobs {
+        job.await.unwrap();
+    }
+    for n in 0..64 {
+        let (pending, written) = (
+            store.get(Kind::Consent, key(7, n), NOW).await.unwrap(),
+            store.get(Kind::Transaction, key(8, n), NOW).await.unwrap(),
+        );
+        if n % 2 == 0 {
+            assert_eq!((pending, written), (Some(vec![7]), None), "job {n} undone");
+        } else {
+            assert_eq!((pending, written), (None, Some(vec![8])), "job {n} landed");
+        }
+    }
+}
+
+/// A new file gets the backend's page size; a file made with SQLite's default keeps its
+/// own (the setting cannot change an existing file, and need not).
+#[tokio::test]
+async fn new_files_get_small_pages_and_old_files_keep_theirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |path: &std::path::Path| -> u32 {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row("PRAGMA page_size", [], |row| row.get(0))
+            .unwrap()
+    };
+    let new = dir.path().join("new.db");
+    SqliteStore::open(&new, SqliteOptions::default())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    assert_eq!(page_size(&new), 2048);
+
+    let old = dir.path().join("old.db");
+    rusqlite::Connection::open(&old)
+        .unwrap()
+        .execute_batch("CREATE TABLE before (x); PRAGMA user_version = 0;")
+        .unwrap();
+    let store = SqliteStore::open(&old, SqliteOptions::default())
+        .await
+        .unwrap();
+    store
+        .put(Kind::Grant, key(1, 1), vec![1], LATER, NOW)
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    assert_eq!(page_size(&old), 4096);
+}
+
 /// The child side of the kill test: does nothing unless the parent set [`CHILD_DB`].
 /// Then it writes until killed (or for 60 s at most), printing each key after its
 /// `put` returned, i.e. after its commit.
