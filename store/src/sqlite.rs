@@ -12,6 +12,11 @@
 //! commits, and a rolled-back `take` would make a used code or `state` usable again (A8)
 //! and a revocation undone. Group commit makes FULL affordable; [`Synchronous::Normal`]
 //! is there for hosts that accept that trade.
+//!
+//! Cost: a commit appends every page its group changed to the WAL and syncs it, and on a
+//! small box the worker's CPU is the request handlers' CPU. So each job's savepoint
+//! journal stays in memory, its savepoint statements are prepared once like the queries,
+//! a new file gets 2 KiB pages, and the WAL is checkpointed every 4 000 pages.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
