@@ -7,7 +7,7 @@ mod suite;
 
 use std::time::{Duration, Instant};
 
-use consent_gate_store::{Kind, Op, RedisOptions, RedisStore, Store, StoreError};
+use consent_gate_store::{Kind, Op, Quotas, RedisOptions, RedisStore, Store, StoreError};
 use suite::{LATER, NOW, key, redis_url, say};
 
 async fn store(prefix: &str) -> Option<(RedisStore, redis::aio::MultiplexedConnection)> {
@@ -116,6 +116,27 @@ async fn a_foreign_entry_fails_the_batch_before_any_write() {
     assert!(
         matches!(refused, Err(StoreError::Corrupt(Kind::Grant))),
         "{refused:?}"
+    );
+
+    // A lone take of a kind with a quota (its own script) refuses it too, and leaves it.
+    let url = suite::redis_url().unwrap();
+    let options = RedisOptions {
+        prefix: format!("cg-foreign-{}", std::process::id()),
+        quotas: Quotas::none().limit(Kind::Grant, 10),
+        ..Default::default()
+    };
+    let quoted = RedisStore::connect(&url, options).await.unwrap();
+    let refused = quoted.take(Kind::Grant, foreign, NOW).await;
+    assert!(matches!(refused, Err(StoreError::Redis(_))), "{refused:?}");
+    let left: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(store.redis_key(Kind::Grant, &foreign))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.as_deref(),
+        Some(&b"short"[..]),
+        "the take did not happen"
     );
 }
 

@@ -586,6 +586,11 @@ pub async fn quota_refuses_newcomers_only(store: Arc<dyn Store>) {
         store.take(QUOTA_KIND, q(2), NOW).await.unwrap(),
         Some(vec![2])
     );
+    assert_eq!(
+        store.take(QUOTA_KIND, q(2), NOW).await.unwrap(),
+        None,
+        "a take of a kind with a quota is single use too"
+    );
     store.apply(vec![pia.clone()], NOW).await.unwrap();
     assert!(refused(
         store
