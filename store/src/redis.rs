@@ -141,17 +141,46 @@ end
 return results
 "#;
 
-/// A lone take of a kind with a quota (every code, consent and sign-in in flight is taken
-/// so): `KEYS[1]` the entry, `KEYS[2]` its kind's index. The batch script would do the
-/// same with one op, at about twice redis-server's time for it (its set-up is for
-/// batches); this is what most takes cost.
+/// A lone take of a kind with a quota (every consent, sign-in in flight and code is
+/// taken so), with the batch script's keys, arguments and reply. The batch script does the
+/// same at about twice redis-server's time (its set-up is for batches), and what
+/// redis-server spends per flow bounds a replica's flows per second on a shared core.
 const TAKE_SCRIPT: &str = r#"#!lua
 local v = redis.call('GET', KEYS[1])
-if not v then return false end
+if not v then return {false} end
 if #v < 8 then return redis.error_reply('cg: corrupt entry at op 1') end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], KEYS[1])
-return v
+return {v}
+"#;
+
+/// A lone put or put-if-absent of a kind with a quota (every registration, consent,
+/// sign-in in flight and code is written so), with the batch script's keys, arguments
+/// and reply, and its checks: an entry not ours refuses, an entry already there adds
+/// nothing to the count, a live one stops a put-if-absent, and a full index drops its
+/// expired members before it refuses.
+const PUT_SCRIPT: &str = r#"#!lua
+local key, index, limit = KEYS[1], KEYS[2], tonumber(ARGV[3])
+local len, cur = 0, false
+if ARGV[2] == 'pia' then
+  cur = redis.call('GET', key)
+  if cur then len = #cur end
+else
+  len = redis.call('STRLEN', key)
+end
+if len > 0 and len < 8 then return redis.error_reply('cg: corrupt entry at op 1') end
+if cur then
+  local e = 0
+  for i = 1, 8 do e = e * 256 + string.byte(cur, i) end
+  if e > tonumber(ARGV[1]) then return {0} end
+end
+if len == 0 and redis.call('ZCARD', index) >= limit then
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', ARGV[1])
+  if redis.call('ZCARD', index) >= limit then return redis.error_reply('CGQUOTA 1') end
+end
+redis.call('SET', key, ARGV[4], 'PX', ARGV[5])
+redis.call('ZADD', index, ARGV[6], key)
+return {1}
 "#;
 
 /// The Redis backend. Cheap to clone: clones share one multiplexed connection.
@@ -162,6 +191,7 @@ pub struct RedisStore {
     quotas: Quotas,
     batch: Script,
     take: Script,
+    put: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -194,6 +224,7 @@ impl RedisStore {
             quotas: options.quotas,
             batch: Script::new(BATCH_SCRIPT),
             take: Script::new(TAKE_SCRIPT),
+            put: Script::new(PUT_SCRIPT),
         })
     }
 
@@ -217,6 +248,20 @@ impl RedisStore {
         format!("{}:index:{}", self.prefix, kind.label())
     }
 
+    /// The script that runs `ops`: a lone put or take of a kind with a quota has its own,
+    /// cheaper one, with the same keys, arguments and reply.
+    fn script_for(&self, ops: &[Op]) -> &Script {
+        match ops {
+            [op @ (Op::Put { .. } | Op::PutIfAbsent { .. })] if self.has_quota(op) => &self.put,
+            [op @ Op::Take { .. }] if self.has_quota(op) => &self.take,
+            _ => &self.batch,
+        }
+    }
+
+    fn has_quota(&self, op: &Op) -> bool {
+        self.quotas.of(op.kind()).is_some()
+    }
+
     async fn run_batch(&self, ops: Vec<Op>, now: UnixTime) -> Result<Vec<OpResult>, StoreError> {
         for op in &ops {
             op.validate(now)?;
@@ -224,7 +269,7 @@ impl RedisStore {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.batch.prepare_invoke();
+        let mut invocation = self.script_for(&ops).prepare_invoke();
         invocation.arg(now.secs());
         for op in &ops {
             invocation.key(self.redis_key(op.kind(), op.key()));
@@ -373,20 +418,18 @@ impl Store for RedisStore {
 
     fn take(&self, kind: Kind, key: Key, now: UnixTime) -> StoreFuture<'_, Option<Vec<u8>>> {
         Box::pin(async move {
+            if self.quotas.of(kind).is_some() {
+                let mut taken = self.run_batch(vec![Op::Take { kind, key }], now).await?;
+                return match taken.pop() {
+                    Some(OpResult::Take(value)) => Ok(value),
+                    _ => Err(StoreError::Protocol("take answered another op".into())),
+                };
+            }
             kind.validate()?;
-            let name = self.redis_key(kind, &key);
-            let stored: Option<Vec<u8>> = match self.quotas.of(kind) {
-                Some(_) => {
-                    let mut take = self.take.key(name);
-                    let take = take.key(self.index_key(kind));
-                    take.invoke_async(&mut self.conn.clone()).await?
-                }
-                None => {
-                    let mut getdel = redis::cmd("GETDEL");
-                    getdel.arg(name);
-                    getdel.query_async(&mut self.conn.clone()).await?
-                }
-            };
+            let stored: Option<Vec<u8>> = redis::cmd("GETDEL")
+                .arg(self.redis_key(kind, &key))
+                .query_async(&mut self.conn.clone())
+                .await?;
             decode(kind, stored, now)
         })
     }

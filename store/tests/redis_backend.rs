@@ -138,6 +138,17 @@ async fn a_foreign_entry_fails_the_batch_before_any_write() {
         Some(&b"short"[..]),
         "the take did not happen"
     );
+    // So does a lone put or put-if-absent of that kind (their own script too).
+    let refused = quoted.put(Kind::Grant, foreign, b"g".to_vec(), LATER, NOW);
+    assert!(matches!(refused.await, Err(StoreError::Redis(_))));
+    let refused = quoted.put_if_absent(Kind::Grant, foreign, b"g".to_vec(), LATER, NOW);
+    assert!(matches!(refused.await, Err(StoreError::Redis(_))));
+    let left: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(store.redis_key(Kind::Grant, &foreign))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(left.as_deref(), Some(&b"short"[..]), "nothing was written");
 }
 
 #[tokio::test]

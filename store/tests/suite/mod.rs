@@ -592,6 +592,21 @@ pub async fn quota_refuses_newcomers_only(store: Arc<dyn Store>) {
         "a take of a kind with a quota is single use too"
     );
     store.apply(vec![pia.clone()], NOW).await.unwrap();
+    // A put-if-absent on a live entry of a full kind is no newcomer: not refused, no write.
+    let again = Op::PutIfAbsent {
+        kind: QUOTA_KIND,
+        key: q(9),
+        value: b"again".to_vec(),
+        expires_at: LATER,
+    };
+    assert_eq!(
+        store.apply(vec![again], NOW).await.unwrap(),
+        vec![OpResult::PutIfAbsent(false)]
+    );
+    assert_eq!(
+        store.get(QUOTA_KIND, q(9), NOW).await.unwrap().as_deref(),
+        Some(&b"new"[..])
+    );
     assert!(refused(
         store
             .put(QUOTA_KIND, q(8), b"new".to_vec(), LATER, NOW)
