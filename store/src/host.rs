@@ -41,7 +41,8 @@ impl From<consent_gate::UnixTime> for UnixTime {
     }
 }
 
-/// Decoded registrations by key, each with the second it was read from the store.
+/// Decoded registrations by key, each with the second it was read from the store or
+/// written to it.
 type ClientCache = HashMap<[u8; 32], (Arc<ClientRecord>, u64)>;
 
 /// Executes the core's [`Step`]s against a store and reads the records the next step
@@ -65,14 +66,28 @@ impl Executor {
     }
 
     /// A step's store operations in one atomic batch, then its reply.
+    ///
+    /// A registration it writes goes into the client cache once the batch is stored (the
+    /// next request of a new client is its `/authorize`, which would otherwise read it
+    /// back from the store at once), and one it deletes leaves the cache.
     pub async fn apply(
         &self,
         step: Step,
         now: consent_gate::UnixTime,
     ) -> Result<Reply, StoreError> {
+        let clients = written_clients(&step.ops);
         let ops = store_ops(step.ops, now);
         if !ops.is_empty() {
             self.store.apply(ops, now.into()).await?;
+        }
+        if !clients.is_empty() {
+            let mut cache = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+            for (key, client) in clients {
+                match client {
+                    Some(client) => cache_client(&mut cache, key, Arc::new(client), now.0),
+                    None => drop(cache.remove(&key)),
+                }
+            }
         }
         Ok(step.reply)
     }
@@ -133,15 +148,16 @@ impl Executor {
     /// read one on every request, and decoding it (its redirect URIs parsed again) cost a
     /// tenth of a server's time under load (benches/RESULTS.md). Registrations never
     /// change once written (each has a fresh id), so a cached one is the stored one, and
-    /// the core checks its MAC on every use (A16); a deleted one may be served for up to a
-    /// minute. Steps that must see the live registration (the callback, R38) use
+    /// the core checks its MAC on every use (A16); one deleted by another replica may be
+    /// served for up to a minute (one deleted through [`apply`](Self::apply) leaves the
+    /// cache at once). Steps that must see the live registration (the callback, R38) use
     /// [`get`](Self::get). Full, the cache starts over.
     pub async fn client(
         &self,
         key: &StoreKey,
         now: consent_gate::UnixTime,
     ) -> Result<Option<Arc<ClientRecord>>, StoreError> {
-        let ((max, lifetime), id) = (CLIENT_CACHE, *key.as_bytes());
+        let ((_, lifetime), id) = (CLIENT_CACHE, *key.as_bytes());
         let cache = || self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         let cached = cache().get(&id).cloned();
         if let Some((client, _)) = cached.filter(|(_, read)| now.0 < read + lifetime) {
@@ -150,13 +166,38 @@ impl Executor {
         let Some(client) = self.get::<ClientRecord>(key, now).await? else {
             return Ok(None);
         };
-        let (client, mut cache) = (Arc::new(client), cache());
-        if cache.len() >= max {
-            cache.clear();
-        }
-        cache.insert(id, (client.clone(), now.0));
+        let client = Arc::new(client);
+        cache_client(&mut cache(), id, client.clone(), now.0);
         Ok(Some(client))
     }
+}
+
+/// Puts `client`, read or written at `now`, into the cache; full, the cache starts over.
+fn cache_client(cache: &mut ClientCache, key: [u8; 32], client: Arc<ClientRecord>, now: u64) {
+    if cache.len() >= CLIENT_CACHE.0 {
+        cache.clear();
+    }
+    cache.insert(key, (client, now));
+}
+
+/// The registrations a step writes (decoded) or deletes (`None`). A put-if-absent may
+/// keep what is there, so it is not one.
+fn written_clients(ops: &[consent_gate::Op]) -> Vec<([u8; 32], Option<ClientRecord>)> {
+    use consent_gate::{Kind::Client, Op as Core};
+    let mut clients = Vec::new();
+    for op in ops {
+        match op {
+            Core::Put {
+                kind: Client,
+                key,
+                value,
+                ..
+            } => clients.push((*key.as_bytes(), ClientRecord::decode(value))),
+            Core::Delete { kind: Client, key } => clients.push((*key.as_bytes(), None)),
+            _ => {}
+        }
+    }
+    clients
 }
 
 /// The core's operations as the store's. A record with no expiry (a registration) is
@@ -328,6 +369,71 @@ mod tests {
         assert_eq!(at(3, later).await.unwrap(), None);
         let _deleted = run(vec![CoreOp::delete(consent_gate::Kind::Grant, key(1))]).await;
         assert_eq!(at(1, now).await.unwrap(), None);
+    }
+
+    /// A memory store that counts its reads.
+    struct CountingStore(crate::MemoryStore, std::sync::atomic::AtomicUsize);
+
+    impl Store for CountingStore {
+        fn backend(&self) -> &'static str {
+            "counting"
+        }
+        fn apply(
+            &self,
+            ops: Vec<Op>,
+            now: UnixTime,
+        ) -> crate::StoreFuture<'_, Vec<crate::OpResult>> {
+            self.0.apply(ops, now)
+        }
+        fn sweep(&self, now: UnixTime) -> crate::StoreFuture<'_, u64> {
+            self.0.sweep(now)
+        }
+        fn get(
+            &self,
+            kind: Kind,
+            key: crate::Key,
+            now: UnixTime,
+        ) -> crate::StoreFuture<'_, Option<Vec<u8>>> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.0.get(kind, key, now)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registration_written_is_cached_and_one_deleted_is_not() {
+        use consent_gate_spec::kit::{GateSetup, Host};
+        let mut host = Host::with(GateSetup::default());
+        let _acme = host.register_public("Acme Agent", "http://127.0.0.1:9/cb");
+        let record = host.store.all::<ClientRecord>().pop().expect("registered");
+        let store = Arc::new(CountingStore(crate::MemoryStore::new(), Default::default()));
+        let exec = Executor::new(store.clone());
+        let (id, now) = (record.key(), CoreTime(1_000));
+        let reads = || store.1.load(std::sync::atomic::Ordering::Relaxed);
+        let step = |op| Step {
+            ops: vec![op],
+            reply: nothing(),
+        };
+
+        let _put = exec.apply(step(CoreOp::put(&record)), now).await.unwrap();
+        let cached = exec
+            .client(&id, now)
+            .await
+            .unwrap()
+            .expect("the registration");
+        assert_eq!(cached.client_id(), record.client_id());
+        assert_eq!(reads(), 0, "served from the cache, not read back");
+
+        let delete = CoreOp::delete(consent_gate::Kind::Client, id.clone());
+        let _deleted = exec.apply(step(delete), now).await.unwrap();
+        assert!(exec.client(&id, now).await.unwrap().is_none(), "deleted");
+        assert_eq!(reads(), 1, "read from the store once deleted");
+
+        // A registration the store refuses is not cached either.
+        let full = Quotas::none().limit(Kind::Client, 0);
+        let exec = Executor::new(open("memory", &full).await.unwrap());
+        let refused = exec.apply(step(CoreOp::put(&record)), now).await;
+        assert!(matches!(refused, Err(StoreError::QuotaExceeded(_))));
+        assert!(exec.client(&id, now).await.unwrap().is_none());
     }
 
     #[tokio::test]
