@@ -423,7 +423,7 @@ mod tests {
         assert_eq!(cached.client_id(), record.client_id());
         assert_eq!(reads(), 0, "served from the cache, not read back");
 
-        let delete = CoreOp::delete(consent_gate::Kind::Client, id.clone());
+        let delete = CoreOp::delete(consent_gate::Kind::Client, id);
         let _deleted = exec.apply(step(delete), now).await.unwrap();
         assert!(exec.client(&id, now).await.unwrap().is_none(), "deleted");
         assert_eq!(reads(), 1, "read from the store once deleted");
