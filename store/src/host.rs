@@ -404,7 +404,9 @@ mod tests {
         use consent_gate_spec::kit::{GateSetup, Host};
         let mut host = Host::with(GateSetup::default());
         let _acme = host.register_public("Acme Agent", "http://127.0.0.1:9/cb");
-        let record = host.store.all::<ClientRecord>().pop().expect("registered");
+        let _other = host.register_public("Other Agent", "http://127.0.0.1:9/cb");
+        let mut clients = host.store.all::<ClientRecord>();
+        let (record, other) = (clients.pop().expect("two"), clients.pop().expect("two"));
         let store = Arc::new(CountingStore(crate::MemoryStore::new(), Default::default()));
         let exec = Executor::new(store.clone());
         let (id, now) = (record.key(), CoreTime(1_000));
@@ -415,13 +417,12 @@ mod tests {
         };
 
         let _put = exec.apply(step(CoreOp::put(&record)), now).await.unwrap();
-        let cached = exec
-            .client(&id, now)
-            .await
-            .unwrap()
-            .expect("the registration");
-        assert_eq!(cached.client_id(), record.client_id());
-        assert_eq!(reads(), 0, "served from the cache, not read back");
+        let _put = exec.apply(step(CoreOp::put(&other)), now).await.unwrap();
+        for client in [&record, &other] {
+            let cached = exec.client(&client.key(), now).await.unwrap();
+            assert_eq!(cached.expect("cached").client_id(), client.client_id());
+        }
+        assert_eq!(reads(), 0, "both served from the cache, not read back");
 
         let delete = CoreOp::delete(consent_gate::Kind::Client, id);
         let _deleted = exec.apply(step(delete), now).await.unwrap();
@@ -470,5 +471,29 @@ mod tests {
             store.get(Kind::Client, [0; 32], now).await.unwrap(),
             Some(vec![0])
         );
+    }
+
+    /// `open` hands the quotas to every backend it opens (R64).
+    #[tokio::test]
+    async fn every_store_from_open_has_the_quotas() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut specs = vec![format!("sqlite:{}", dir.path().join("q.sqlite3").display())];
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            specs.push(url);
+        }
+        let (now, until) = (UnixTime::from_secs(10), UnixTime::from_secs(100));
+        // A kind of this process's own: reruns against one Redis start from nothing.
+        let label = format!("quota-{}", std::process::id());
+        let kind = Kind::Other(Box::leak(label.into_boxed_str()));
+        for spec in specs {
+            let store = open(&spec, &Quotas::none().limit(kind, 1)).await.unwrap();
+            store.put(kind, [1; 32], vec![1], until, now).await.unwrap();
+            let second = store.put(kind, [2; 32], vec![2], until, now).await;
+            assert!(
+                matches!(second, Err(StoreError::QuotaExceeded(_))),
+                "{spec}: {second:?}"
+            );
+            store.delete(kind, [1; 32], now).await.unwrap();
+        }
     }
 }

@@ -167,3 +167,53 @@ async fn an_unreachable_server_is_an_error_not_a_hang() {
     ));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// A lone take and a lone put of a kind with a quota run their own small scripts (what
+/// redis-server spends per flow), not the batch script: after `SCRIPT FLUSH`, those two
+/// calls and a batch leave three scripts cached, the backend's three (other tests of this
+/// binary may load them meanwhile, but no other).
+#[tokio::test]
+async fn lone_takes_and_puts_of_a_kind_with_a_quota_have_their_own_scripts() {
+    let Some(url) = suite::redis_url() else {
+        return;
+    };
+    let options = RedisOptions {
+        prefix: format!("cg-scripts-{}", std::process::id()),
+        quotas: Quotas::none().limit(Kind::Code, 10),
+        ..Default::default()
+    };
+    let store = RedisStore::connect(&url, options).await.unwrap();
+    let mut raw = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let code = key("scripts");
+    store
+        .put(Kind::Code, code, b"code".to_vec(), LATER, NOW)
+        .await
+        .unwrap();
+    let taken = store.take(Kind::Code, code, NOW).await.unwrap();
+    assert_eq!(taken.as_deref(), Some(&b"code"[..]));
+    let gets = [code, key("other")].map(|key| Op::Get {
+        kind: Kind::Code,
+        key,
+    });
+    assert_eq!(store.apply(gets.to_vec(), NOW).await.unwrap().len(), 2);
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let cached = info
+        .lines()
+        .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .expect("INFO memory has number_of_cached_scripts (Redis 7)");
+    assert_eq!(cached, 3, "scripts cached");
+}
