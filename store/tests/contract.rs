@@ -8,7 +8,7 @@ mod suite;
 
 use std::sync::Arc;
 
-use consent_gate_store::Store;
+use consent_gate_store::{Key, Kind, Op, OpResult, Store, StoreFuture, Then, UnixTime};
 
 /// A store under test, with whatever must outlive it (a temporary directory).
 pub struct Fixture {
@@ -49,10 +49,15 @@ async fn sqlite() -> Option<Fixture> {
 
 #[cfg(feature = "redis")]
 async fn redis() -> Option<Fixture> {
+    redis_with_prefix("cg-test").await
+}
+
+#[cfg(feature = "redis")]
+async fn redis_with_prefix(prefix: &str) -> Option<Fixture> {
     let url = suite::redis_url()?;
     // A prefix per process: reruns against one server never see each other's keys.
     let options = consent_gate_store::RedisOptions {
-        prefix: format!("cg-test-{}", std::process::id()),
+        prefix: format!("{prefix}-{}", std::process::id()),
         quotas: consent_gate_store::Quotas::none().limit(suite::QUOTA_KIND, suite::QUOTA),
         ..Default::default()
     };
@@ -63,6 +68,74 @@ async fn redis() -> Option<Fixture> {
         store: Arc::new(store),
         _keep: None,
     })
+}
+
+/// A backend whose every call is a batch of at least two ops: the call's own, then a read
+/// of a key nobody writes. The suite runs again through it, so that every check also
+/// holds on each backend's batch path (Redis runs a lone put or take of a kind with a
+/// quota through a small script of its own, and every batch through its batch script).
+struct AlwaysBatched(Arc<dyn Store>);
+
+impl Store for AlwaysBatched {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+
+    fn apply(&self, mut ops: Vec<Op>, now: UnixTime) -> StoreFuture<'_, Vec<OpResult>> {
+        Box::pin(async move {
+            let lone = ops.len() == 1;
+            if lone {
+                let key = [0xee; 32];
+                ops.push(Op::Get {
+                    kind: Kind::Grant,
+                    key,
+                });
+            }
+            let mut results = self.0.apply(ops, now).await?;
+            if lone {
+                results.truncate(1);
+            }
+            Ok(results)
+        })
+    }
+
+    fn sweep(&self, now: UnixTime) -> StoreFuture<'_, u64> {
+        self.0.sweep(now)
+    }
+
+    /// As the backend does it: SQLite's is one transaction, which a take through this
+    /// wrapper would not be.
+    fn take_then(
+        &self,
+        kind: Kind,
+        key: Key,
+        now: UnixTime,
+        then: Then,
+    ) -> StoreFuture<'_, Vec<OpResult>> {
+        self.0.take_then(kind, key, now, then)
+    }
+}
+
+fn batched(fixture: Option<Fixture>) -> Option<Fixture> {
+    fixture.map(|f| Fixture {
+        store: Arc::new(AlwaysBatched(f.store)),
+        _keep: f._keep,
+    })
+}
+
+#[cfg(feature = "memory")]
+async fn memory_batched() -> Option<Fixture> {
+    batched(memory().await)
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite_batched() -> Option<Fixture> {
+    batched(sqlite().await)
+}
+
+#[cfg(feature = "redis")]
+async fn redis_batched() -> Option<Fixture> {
+    batched(redis_with_prefix("cg-test-batched").await)
 }
 
 /// One `#[tokio::test]` per contract check, in a module per backend.
@@ -107,3 +180,9 @@ every_check!(memory);
 every_check!(sqlite);
 #[cfg(feature = "redis")]
 every_check!(redis);
+#[cfg(feature = "memory")]
+every_check!(memory_batched);
+#[cfg(feature = "sqlite")]
+every_check!(sqlite_batched);
+#[cfg(feature = "redis")]
+every_check!(redis_batched);

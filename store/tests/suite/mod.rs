@@ -640,4 +640,21 @@ pub async fn quota_refuses_newcomers_only(store: Arc<dyn Store>) {
             "{i}"
         );
     }
+    // Nor in a batch: once the three have expired, a batch with a newcomer fits.
+    let (later, until) = (LATER, LATER.plus(60));
+    let batch = vec![
+        Op::Put {
+            kind: QUOTA_KIND,
+            key: q(5),
+            value: b"new".to_vec(),
+            expires_at: until,
+        },
+        Op::Put {
+            kind: Kind::Grant,
+            key: key("quota-batch"),
+            value: b"g".to_vec(),
+            expires_at: until,
+        },
+    ];
+    assert_eq!(store.apply(batch, later).await.unwrap().len(), 2);
 }
