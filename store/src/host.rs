@@ -75,7 +75,7 @@ impl Executor {
         step: Step,
         now: consent_gate::UnixTime,
     ) -> Result<Reply, StoreError> {
-        let clients = written_clients(&step.ops);
+        let clients = written_clients(&step.ops, now);
         let ops = store_ops(step.ops, now);
         if !ops.is_empty() {
             self.store.apply(ops, now.into()).await?;
@@ -181,12 +181,21 @@ fn cache_client(cache: &mut ClientCache, key: [u8; 32], client: Arc<ClientRecord
 }
 
 /// The registrations a step writes (decoded) or deletes (`None`). A put-if-absent may
-/// keep what is there, so it is not one.
-fn written_clients(ops: &[consent_gate::Op]) -> Vec<([u8; 32], Option<ClientRecord>)> {
+/// keep what is there, so it is not one; nor is a put already expired, which
+/// [`store_ops`] does not store.
+fn written_clients(
+    ops: &[consent_gate::Op],
+    now: consent_gate::UnixTime,
+) -> Vec<([u8; 32], Option<ClientRecord>)> {
     use consent_gate::{Kind::Client, Op as Core};
     let mut clients = Vec::new();
     for op in ops {
         match op {
+            Core::Put {
+                kind: Client,
+                expires_at: Some(at),
+                ..
+            } if *at <= now => {}
             Core::Put {
                 kind: Client,
                 key,
@@ -428,6 +437,16 @@ mod tests {
         let _deleted = exec.apply(step(delete), now).await.unwrap();
         assert!(exec.client(&id, now).await.unwrap().is_none(), "deleted");
         assert_eq!(reads(), 1, "read from the store once deleted");
+
+        // Nor one already expired (not stored at all).
+        let expired = CoreOp::Put {
+            kind: consent_gate::Kind::Client,
+            key: id,
+            value: consent_gate::Record::encode(&record),
+            expires_at: Some(now),
+        };
+        let _skipped = exec.apply(step(expired), now).await.unwrap();
+        assert!(exec.client(&id, now).await.unwrap().is_none(), "expired");
 
         // A registration the store refuses is not cached either.
         let full = Quotas::none().limit(Kind::Client, 0);
