@@ -11,9 +11,18 @@ use consent_gate_store::{Kind, Op, Quotas, RedisOptions, RedisStore, Store, Stor
 use suite::{LATER, NOW, key, redis_url, say};
 
 async fn store(prefix: &str) -> Option<(RedisStore, redis::aio::MultiplexedConnection)> {
+    store_with(prefix, Quotas::none()).await
+}
+
+/// A store with `quotas`, and a raw connection to its server.
+async fn store_with(
+    prefix: &str,
+    quotas: Quotas,
+) -> Option<(RedisStore, redis::aio::MultiplexedConnection)> {
     let url = redis_url()?;
     let options = RedisOptions {
         prefix: format!("{prefix}-{}", std::process::id()),
+        quotas,
         ..Default::default()
     };
     let store = RedisStore::connect(&url, options).await.unwrap();
@@ -119,22 +128,20 @@ async fn a_foreign_entry_fails_the_batch_before_any_write() {
     );
 
     // A lone take of a kind with a quota (its own script) refuses it too, and leaves it.
-    let url = suite::redis_url().unwrap();
-    let options = RedisOptions {
-        prefix: format!("cg-foreign-{}", std::process::id()),
-        quotas: Quotas::none().limit(Kind::Grant, 10),
-        ..Default::default()
+    let quotas = Quotas::none().limit(Kind::Grant, 10);
+    let (quoted, _) = store_with("cg-foreign", quotas).await.unwrap();
+    let name = store.redis_key(Kind::Grant, &foreign);
+    let mut left = async || -> Option<Vec<u8>> {
+        redis::cmd("GET")
+            .arg(&name)
+            .query_async(&mut raw)
+            .await
+            .unwrap()
     };
-    let quoted = RedisStore::connect(&url, options).await.unwrap();
     let refused = quoted.take(Kind::Grant, foreign, NOW).await;
     assert!(matches!(refused, Err(StoreError::Redis(_))), "{refused:?}");
-    let left: Option<Vec<u8>> = redis::cmd("GET")
-        .arg(store.redis_key(Kind::Grant, &foreign))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
     assert_eq!(
-        left.as_deref(),
+        left().await.as_deref(),
         Some(&b"short"[..]),
         "the take did not happen"
     );
@@ -143,12 +150,11 @@ async fn a_foreign_entry_fails_the_batch_before_any_write() {
     assert!(matches!(refused.await, Err(StoreError::Redis(_))));
     let refused = quoted.put_if_absent(Kind::Grant, foreign, b"g".to_vec(), LATER, NOW);
     assert!(matches!(refused.await, Err(StoreError::Redis(_))));
-    let left: Option<Vec<u8>> = redis::cmd("GET")
-        .arg(store.redis_key(Kind::Grant, &foreign))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    assert_eq!(left.as_deref(), Some(&b"short"[..]), "nothing was written");
+    assert_eq!(
+        left().await.as_deref(),
+        Some(&b"short"[..]),
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
@@ -174,20 +180,10 @@ async fn an_unreachable_server_is_an_error_not_a_hang() {
 /// binary may load them meanwhile, but no other).
 #[tokio::test]
 async fn lone_takes_and_puts_of_a_kind_with_a_quota_have_their_own_scripts() {
-    let Some(url) = suite::redis_url() else {
+    let quotas = Quotas::none().limit(Kind::Code, 10);
+    let Some((store, mut raw)) = store_with("cg-scripts", quotas).await else {
         return;
     };
-    let options = RedisOptions {
-        prefix: format!("cg-scripts-{}", std::process::id()),
-        quotas: Quotas::none().limit(Kind::Code, 10),
-        ..Default::default()
-    };
-    let store = RedisStore::connect(&url, options).await.unwrap();
-    let mut raw = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut raw)
